@@ -1,0 +1,1 @@
+"""Pipelines: the only place that wires data, inpainting and classification together, and the CLI."""

@@ -1,0 +1,48 @@
+"""`unveil` command line. Each command group lives in its own module with a `register(subparsers)`.
+
+Bad input ends as one line `unveil: error: ...` and exit status 2, never a traceback; stdout carries
+only results (JSON with --json), progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from unveil import __version__
+from unveil.errors import UnveilError
+
+from . import data_commands
+
+COMMAND_MODULES = [data_commands]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unveil",
+        description="Facial-expression recognition on faces whose lower half is hidden: "
+                    "reconstruct the lower face, then classify — and compare occluded, "
+                    "reconstructed and full faces under identical conditions.",
+    )
+    parser.add_argument("--version", action="version", version=f"unveil {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except UnveilError as exc:
+        print(f"unveil: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("unveil: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

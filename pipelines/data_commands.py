@@ -1,0 +1,88 @@
+"""`unveil data info` and `unveil data preview`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from unveil.classes import CLASSES, parse_aliases
+from unveil.data import SPLIT_CHOICES, load_faces
+from unveil.occlusion import Occlusion
+
+from .figures import grid_image, save_png, to_uint8
+
+
+def add_source_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every command that reads a data source shares."""
+    parser.add_argument("--alias", action="append", metavar="NAME=CLASS",
+                        help="map a folder name to a canonical class (repeatable), e.g. joy=happy")
+    parser.add_argument("--no-normalize", action="store_true",
+                        help="skip the per-image min-max stretch (on by default, as for training)")
+    parser.add_argument("--no-cache", action="store_true", help="decode again instead of using the cache")
+
+
+def load_source(args: argparse.Namespace, source: str, split: str = "all"):
+    return load_faces(source, split, normalize=not args.no_normalize,
+                      aliases=parse_aliases(args.alias), use_cache=not args.no_cache)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="inspect a data source",
+                          description="Inspect a data source: FER2013 CSV, image folders or archives, "
+                                      "any class-folder set, or 'synthetic'.")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    info = data_sub.add_parser("info", help="count faces per split and class")
+    info.add_argument("source", help="a FER2013 CSV, a folder or archive of class folders, or 'synthetic'")
+    info.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_source_arguments(info)
+    info.set_defaults(run=run_info)
+
+    preview = data_sub.add_parser("preview", help="write a PNG grid of faces with their occlusion")
+    preview.add_argument("source")
+    preview.add_argument("--occlusion", default="lower-half",
+                         help="none, lower-half[:start_row=24,fill=0] or mask[:styles=surgical+n95,seed=0]")
+    preview.add_argument("--split", default="all", choices=SPLIT_CHOICES)
+    preview.add_argument("--per-class", type=int, default=4, help="faces per class (default 4)")
+    preview.add_argument("--seed", type=int, default=0, help="which faces are drawn")
+    preview.add_argument("--out", required=True, help="the PNG file to write")
+    add_source_arguments(preview)
+    preview.set_defaults(run=run_preview)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    faces = load_source(args, args.source)
+    counts = faces.counts()
+    if args.json:
+        totals = {split: sum(c.values()) for split, c in counts.items()}
+        print(json.dumps({"source": faces.source, "total": len(faces), "splits": totals,
+                          "counts": counts, "classes": list(CLASSES)}))
+        return 0
+    header = f"{'split':<6}" + "".join(f"{c:>9}" for c in CLASSES) + f"{'total':>9}"
+    print(f"{faces.source}: {len(faces)} faces\n{header}")
+    for split, per_class in counts.items():
+        print(f"{split:<6}" + "".join(f"{per_class[c]:>9}" for c in CLASSES) + f"{sum(per_class.values()):>9}")
+    return 0
+
+
+def run_preview(args: argparse.Namespace) -> int:
+    occlusion = Occlusion.parse(args.occlusion)
+    faces = load_source(args, args.source, args.split)
+    gen = torch.Generator().manual_seed(args.seed)
+    rows, labels = [], []
+    for k, name in enumerate(CLASSES):
+        members = (faces.labels == k).nonzero().squeeze(1)
+        if len(members) == 0:
+            continue
+        pick = members[torch.randperm(len(members), generator=gen)[: args.per_class]]
+        images = faces.select(pick).float_images()
+        occluded, _ = occlusion(images, seed=args.seed)
+        # Each face as a pair: original, then occluded.
+        pairs = torch.stack([images, occluded], 1).flatten(0, 1)
+        rows.append(to_uint8(pairs))
+        labels.append(name)
+    path = save_png(grid_image(rows, labels), args.out)
+    print(f"wrote {path} ({sum(len(r) // 2 for r in rows)} faces, occlusion {occlusion})")
+    return 0

@@ -1,0 +1,69 @@
+"""`Faces`: a whole decoded data set as three tensors, moved to the device in one piece."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from ..classes import CLASSES
+from ..errors import UnveilError
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+SPLIT_CHOICES: tuple[str, ...] = (*SPLITS, "all")
+
+
+@dataclass
+class Faces:
+    """Decoded faces with labels and splits.
+
+    Shape:
+        images: uint8 [N, 48, 48]; labels: int64 [N] (canonical class order); splits: int8 [N] (index
+        into SPLITS); ids: N strings naming each face in its source (a path, or a CSV line).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    splits: torch.Tensor
+    ids: list[str] = field(repr=False)
+    source: str = ""
+    fingerprint: str = ""
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def split(self, name: str) -> "Faces":
+        """The faces of one split (train, val, test), or all of them."""
+        if name == "all":
+            return self
+        if name not in SPLITS:
+            raise UnveilError(f"unknown split {name!r}; choose one of {', '.join(SPLIT_CHOICES)}")
+        keep = self.splits == SPLITS.index(name)
+        index = keep.nonzero().squeeze(1)
+        return self.select(index)
+
+    def select(self, index: torch.Tensor) -> "Faces":
+        """The faces at `index` (a 1-D long tensor), ids kept in step."""
+        index = index.to(self.labels.device)
+        idx = index.tolist()
+        return replace(self, images=self.images[index], labels=self.labels[index],
+                       splits=self.splits[index], ids=[self.ids[i] for i in idx])
+
+    def to(self, device: torch.device | str) -> "Faces":
+        return replace(self, images=self.images.to(device), labels=self.labels.to(device),
+                       splits=self.splits.to(device))
+
+    def float_images(self) -> torch.Tensor:
+        """Images as float [N, 1, 48, 48] in [0, 1], the input convention of every model."""
+        return self.images.unsqueeze(1).float().div_(255.0)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Number of faces per split and class (splits with no faces are left out)."""
+        table = torch.zeros(len(SPLITS), len(CLASSES), dtype=torch.long)
+        table.index_put_((self.splits.long().cpu(), self.labels.cpu()),
+                         torch.ones(len(self), dtype=torch.long), accumulate=True)
+        out = {}
+        for s, name in enumerate(SPLITS):
+            if table[s].sum() > 0:
+                out[name] = {c: int(table[s, k]) for k, c in enumerate(CLASSES)}
+        return out

@@ -1,0 +1,45 @@
+"""The one preprocessing path every source goes through: grayscale 48x48 uint8, then per-image min-max.
+
+FER2013's folder export is contrast-stretched per image, its CSV is not; stretching every source the
+same way lets a model trained on one layout read the other.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import DataError
+
+SIZE = 48
+
+
+def decode_image(data: bytes, where: str, size: int = SIZE) -> np.ndarray:
+    """Decode image bytes of any format, size or colour to a size x size grayscale uint8 array."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            gray = img.convert("L")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{where}: cannot decode image ({exc})") from None
+    if gray.size != (size, size):
+        # Box filtering when shrinking averages every source pixel (no aliasing); bilinear when growing.
+        shrinking = gray.width > size or gray.height > size
+        gray = gray.resize((size, size), Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR)
+    return np.asarray(gray, dtype=np.uint8)
+
+
+def minmax_normalize(images: torch.Tensor) -> torch.Tensor:
+    """Stretch each uint8 image [N, H, W] to span 0..255; constant images are left unchanged.
+
+    Exact on already-stretched images, so a CSV face and its contrast-stretched twin meet.
+    """
+    x = images.to(torch.float32)
+    lo = x.amin(dim=(-2, -1), keepdim=True)
+    hi = x.amax(dim=(-2, -1), keepdim=True)
+    span = hi - lo
+    stretched = torch.where(span > 0, (x - lo) * 255.0 / span.clamp_min(1.0), x)
+    return stretched.round_().clamp_(0, 255).to(torch.uint8)

@@ -1,0 +1,316 @@
+"""Built-in procedural face set for the 7 FER2013 expression classes.
+
+Each face is a parameter vector (identity, expression, pose, lighting) drawn
+from a seeded ``torch.Generator``.  Pose is applied as a batched affine map of
+the pixel grid (``affine_grid``) into canonical face coordinates, and the face
+is drawn analytically on those warped coordinates with soft (anti-aliased)
+shapes -- ellipses, segments, bands around parametric curves -- composited in
+painter's order.  This is equivalent to rendering upright and warping with
+``grid_sample``, minus the resampling blur.  All work is batched over faces;
+Python loops only run over chunks of faces and the two sides of the face.
+
+Canonical coordinates: u (left -> right), v (top -> bottom), both in [-1, 1];
+image row r sits at v = (r + 0.5) / 24 - 1, so the hidden lower half (rows
+24..47) is v > 0.  Brows sit near row 14, eyes 18, nose tip 29, mouth 35.
+
+An expression is a per-class offset from neutral (brow raise/tilt, eye
+openness, wrinkles, mouth curve/opening/width, ...) scaled by one per-face
+strength in [0.3, 1].  The same strength drives the upper- and lower-face
+cues, so the visible half partly predicts the hidden mouth; weak strengths and
+identity jitter make the classes overlap so neither half is trivially enough.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+SIZE = 48
+_CHUNK = 1024  # faces per rendering pass; keeps each [chunk, 48, 48] map cache-friendly
+_AA = 2.0 / SIZE  # anti-aliasing ramp width: one pixel in canonical units
+
+# Offsets from neutral at full strength, one entry per class in CLASSES order:
+#            angry  disgust fear   happy  neutral sad    surprise
+_EXPRESSIONS = {
+    "brow_raise": (-0.05, -0.04, 0.08, 0.01, 0.0, 0.02, 0.12),  # whole brow up (+)
+    "brow_tilt": (-0.08, -0.03, 0.05, 0.0, 0.0, 0.08, 0.0),  # inner end up (+) / down (-)
+    "brow_arch": (-0.01, 0.0, 0.0, 0.01, 0.0, -0.02, 0.04),
+    "brow_drop_one": (0.0, 0.05, 0.0, 0.0, 0.0, 0.0, 0.0),  # one brow lower (sneer side)
+    "eye_open": (-0.15, -0.45, 0.45, -0.35, 0.0, -0.15, 0.55),  # relative eye height
+    "forehead": (0.0, 0.0, 0.5, 0.0, 0.0, 0.2, 0.8),  # horizontal forehead wrinkles
+    "frown": (0.8, 0.4, 0.2, 0.0, 0.0, 0.3, 0.0),  # vertical lines between the brows
+    "nose_wrinkle": (0.1, 0.9, 0.0, 0.0, 0.0, 0.0, 0.0),
+    "nose_raise": (0.0, 0.03, 0.0, 0.01, 0.0, 0.0, 0.0),
+    "nasolabial": (0.2, 0.6, 0.2, 0.7, 0.0, 0.0, 0.0),
+    "cheek": (0.0, 0.2, 0.0, 0.6, 0.0, 0.0, 0.0),  # raised-cheek highlight
+    "mouth_curve": (-0.02, -0.03, -0.02, 0.11, 0.0, -0.08, 0.0),  # corners up (+)
+    "mouth_open": (0.0, 0.02, 0.12, 0.07, 0.0, 0.0, 0.26),  # opening height
+    "mouth_width": (-0.2, -0.05, 0.3, 0.25, 0.0, -0.05, -0.4),  # relative half-width
+    "mouth_box": (0.0, 0.0, 0.3, 0.0, 0.0, 0.0, 0.0),  # squarer (stretched) opening
+    "mouth_upper": (0.0, 0.0, 0.0, -0.3, 0.0, 0.0, 0.0),  # opening below the lip line (smile)
+    "jaw_drop": (0.0, 0.0, 0.02, 0.0, 0.0, 0.0, 0.05),
+    "lip_thick": (-0.6, -0.2, -0.2, -0.3, 0.0, 0.3, 0.0),  # pressed lips (-) / pout (+)
+    "teeth": (0.0, 0.7, 0.6, 1.0, 0.0, 0.0, 0.0),
+    "sneer": (0.0, 0.06, 0.0, 0.0, 0.0, 0.0, 0.0),  # upper lip raised on one side
+}
+_ANGRY, _DISGUST = CLASSES.index("angry"), CLASSES.index("disgust")
+
+
+def synthesize(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (images uint8 [n, 48, 48], labels int64 [n]), balanced-ish classes (labels = a seeded permutation of i % 7)."""
+    g = torch.Generator().manual_seed(seed)
+    labels = (torch.arange(n) % len(CLASSES))[torch.randperm(n, generator=g)]
+    params = _sample_params(labels, g)
+    images = torch.empty(n, SIZE, SIZE, dtype=torch.uint8)
+    for start in range(0, n, _CHUNK):
+        chunk = {k: t[start : start + _CHUNK] for k, t in params.items()}
+        images[start : start + _CHUNK] = _render(chunk, g)
+    return images, labels
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def _sample_params(labels: torch.Tensor, g: torch.Generator) -> dict[str, torch.Tensor]:
+    """Draw every per-face parameter as an [n, 1, 1] tensor (broadcasts over pixels)."""
+    n = len(labels)
+
+    def uniform(lo: float, hi: float) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(n, 1, 1, generator=g)
+
+    def sign() -> torch.Tensor:
+        return torch.where(torch.rand(n, 1, 1, generator=g) < 0.5, -1.0, 1.0)
+
+    p = {
+        # pose and lighting
+        "angle": uniform(-6, 6) * (math.pi / 180),
+        "scale": uniform(0.93, 1.07),
+        "shift_u": uniform(-2, 2) * _AA,
+        "shift_v": uniform(-2, 2) * _AA,
+        "light_u": uniform(-0.3, 0.3),
+        "light_v": uniform(-0.15, 0.15),
+        "contrast": uniform(0.75, 1.2),
+        "brightness": uniform(-0.08, 0.08),
+        "noise": uniform(0.01, 0.045),
+        # identity
+        "background": uniform(0.05, 0.9),
+        "skin": uniform(0.45, 0.8),
+        "hair": uniform(0.04, 0.45),
+        "hairline": uniform(-0.88, -0.66),
+        "face_a": uniform(0.74, 0.86),
+        "face_b": uniform(0.88, 0.98),
+        "face_v": uniform(0.02, 0.08),
+        "eye_u": uniform(0.3, 0.38),
+        "eye_v": uniform(-0.27, -0.21),
+        "eye_w": uniform(0.11, 0.14),
+        "eye_h": uniform(0.05, 0.065),
+        "iris": uniform(0.08, 0.3),
+        "gaze": uniform(-0.03, 0.03),
+        "brow_v": uniform(-0.45, -0.39),
+        "brow_in": uniform(0.08, 0.14),
+        "brow_out": uniform(0.5, 0.56),
+        "brow_th": uniform(0.022, 0.04),
+        "nose_v": uniform(0.17, 0.24),
+        "mouth_v": uniform(0.41, 0.47),
+        "mouth_w": uniform(0.23, 0.3),
+        "lip_th": uniform(0.025, 0.04),
+        "side": sign(),  # which side a one-sided cue (sneer, lowered brow) lands on
+    }
+    # Expression: class offsets times one shared strength, plus small per-face
+    # jitter so that neutral faces and weak expressions overlap.
+    strength = uniform(0.3, 1.0)
+    for name, offsets in _EXPRESSIONS.items():
+        table = torch.tensor(offsets, dtype=torch.float32)
+        p[name] = table[labels].view(n, 1, 1) * strength
+    jitter = {"brow_raise": 0.02, "brow_tilt": 0.02, "mouth_curve": 0.015, "eye_open": 0.1, "mouth_open": 0.01}
+    for name, sd in jitter.items():
+        p[name] = p[name] + sd * torch.randn(n, 1, 1, generator=g)
+    # Some angry faces bare their teeth instead of pressing the lips.
+    bared = (labels.view(n, 1, 1) == _ANGRY) & (torch.rand(n, 1, 1, generator=g) < 0.3)
+    p["mouth_open"] = p["mouth_open"] + bared * 0.08 * strength
+    p["teeth"] = torch.where(bared, torch.ones_like(strength), p["teeth"])
+    p["lip_thick"] = torch.where(bared, torch.zeros_like(strength), p["lip_thick"])
+    return p
+
+
+# --------------------------------------------------------------------------- soft shapes
+
+
+def _ramp(d: torch.Tensor, w: float = _AA) -> torch.Tensor:
+    """Soft inside-mask from a signed distance (positive inside), linear over width w."""
+    return (d / w + 0.5).clamp(0, 1)
+
+
+def _ellipse(u, v, cu, cv, a, b) -> torch.Tensor:
+    """Approximate signed distance (positive inside) to an axis-aligned ellipse."""
+    r = torch.sqrt(((u - cu) / a) ** 2 + ((v - cv) / b) ** 2)
+    return (1 - r) * torch.minimum(torch.as_tensor(a), torch.as_tensor(b))
+
+
+def _segment(u, v, u0, v0, u1, v1) -> torch.Tensor:
+    """Unsigned distance from each pixel to the segment (u0, v0)-(u1, v1)."""
+    du, dv = u1 - u0, v1 - v0
+    t = (((u - u0) * du + (v - v0) * dv) / (du * du + dv * dv + 1e-8)).clamp(0, 1)
+    return torch.hypot(u - u0 - t * du, v - v0 - t * dv)
+
+
+def _band(v, centre, slope, half) -> torch.Tensor:
+    """Signed distance (positive inside) to a band of half-width `half` around v = centre(u).
+
+    Dividing the vertical gap by sqrt(1 + slope^2) turns it into a normal
+    distance, so steep parts of a curve keep their stroke width.
+    """
+    return half - (v - centre).abs() / torch.sqrt(1 + slope * slope)
+
+
+def _paint(img: torch.Tensor, alpha: torch.Tensor, value) -> None:
+    """Alpha-composite `value` over `img` in place."""
+    img.add_(alpha * (value - img))
+
+
+def _shade(img: torch.Tensor, alpha: torch.Tensor, amount) -> None:
+    """Darken (amount > 0) or lighten (amount < 0) multiplicatively, like a shadow."""
+    img.mul_(1 - amount * alpha)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _render(p: dict[str, torch.Tensor], g: torch.Generator) -> torch.Tensor:
+    """Render one chunk of faces to uint8 [n, 48, 48]."""
+    u, v = _pose_grid(p)
+    img = p["background"].expand_as(u).clone()
+    _draw_head(img, p, u, v)
+    for side in (-1.0, 1.0):
+        _draw_brow(img, p, u * side, v, side)
+        _draw_eye(img, p, u * side, v)
+        _draw_cheek_and_folds(img, p, u * side, v)
+    _draw_wrinkles(img, p, u, v)
+    _draw_nose(img, p, u, v)
+    _draw_mouth(img, p, u, v)
+    return _finish(img, p, g)
+
+
+def _pose_grid(p):
+    """Map every output pixel to canonical face coordinates (inverse pose)."""
+    cos, sin = torch.cos(p["angle"]) / p["scale"], torch.sin(p["angle"]) / p["scale"]
+    theta = torch.cat(
+        [torch.cat([cos, -sin, p["shift_u"]], -1), torch.cat([sin, cos, p["shift_v"]], -1)], 1
+    )
+    grid = F.affine_grid(theta, [len(theta), 1, SIZE, SIZE], align_corners=False)
+    return grid[..., 0], grid[..., 1]
+
+
+def _draw_head(img, p, u, v):
+    """Neck, hair, skin oval (clipped by the hairline) and edge shading for volume."""
+    skin, fv, a, b = p["skin"], p["face_v"], p["face_a"], p["face_b"]
+    neck = _ramp(0.4 - u.abs()) * _ramp(v - 0.55)
+    _paint(img, neck, 0.7 * skin)
+    _paint(img, _ramp(_ellipse(u, v, 0, fv - 0.05, a + 0.1, b + 0.1)) * _ramp(0.3 - v), p["hair"])
+    hairline = p["hairline"] + 0.25 * u * u  # recedes at the temples
+    face = _ellipse(u, v, 0, fv, a, b)
+    _paint(img, _ramp(face) * _ramp(v - hairline, 3 * _AA), skin)
+    r2 = ((u / a) ** 2 + ((v - fv) / b) ** 2).clamp(max=1)
+    _shade(img, _ramp(face), 0.35 * r2 * r2)
+
+
+def _draw_brow(img, p, x, v, side):
+    """One eyebrow as a tapered band around an arched line; x is mirrored so x > 0 is outward."""
+    x0, x1 = p["brow_in"], p["brow_out"]
+    base = p["brow_v"] - p["brow_raise"] + p["brow_drop_one"] * (1 + side * p["side"]) / 2
+    v0, v1 = base - p["brow_tilt"], base + 0.3 * p["brow_tilt"]  # inner end moves most
+    arch = 0.03 + p["brow_arch"]
+    t = ((x - x0) / (x1 - x0)).clamp(0, 1)
+    centre = v0 + (v1 - v0) * t - 4 * arch * t * (1 - t)
+    slope = ((v1 - v0) - 4 * arch * (1 - 2 * t)) / (x1 - x0)
+    half = p["brow_th"] * (1.15 - 0.45 * t)
+    mask = _ramp(_band(v, centre, slope, half)) * _ramp(torch.minimum(x - x0, x1 - x))
+    _paint(img, 0.85 * mask, 0.3 * p["skin"] + 0.7 * p["hair"])
+
+
+def _draw_eye(img, p, x, v):
+    """Socket shadow, sclera, iris clipped to the sclera, and a dark upper lid line."""
+    cx, cv, w = p["eye_u"], p["eye_v"], p["eye_w"]
+    h = p["eye_h"] * (1 + p["eye_open"]).clamp(min=0.25)
+    _shade(img, _ramp(_ellipse(x, v, cx, cv - 0.02, 1.5 * w, 0.11), 0.12), 0.18)
+    sclera = _ellipse(x, v, cx, cv, w, h)
+    inside = _ramp(sclera)
+    _paint(img, inside, 0.55 + 0.35 * p["skin"])
+    iris = _ramp(0.055 - torch.hypot(x - cx - p["gaze"], v - cv)) * inside
+    _paint(img, iris, p["iris"])
+    lid = _ramp(0.018 - sclera.abs()) * (0.35 + 0.5 * _ramp(cv - v, 4 * _AA))
+    _paint(img, lid, 0.12)
+
+
+def _draw_cheek_and_folds(img, p, x, v):
+    """Raised-cheek highlight and the nasolabial fold from nose wing past the mouth corner."""
+    _shade(img, _ramp(_ellipse(x, v, 0.36, 0.1, 0.17, 0.1), 0.1), -0.12 * p["cheek"])
+    mouth_w = p["mouth_w"] * (1 + p["mouth_width"])
+    fold = _segment(x, v, 0.13, p["nose_v"] - p["nose_raise"], mouth_w + 0.07, p["mouth_v"] + 0.08)
+    _shade(img, _ramp(0.014 - fold), 0.06 + 0.3 * p["nasolabial"])
+
+
+def _draw_wrinkles(img, p, u, v):
+    """Forehead lines above the brows, frown lines between them, creases on the nose bridge."""
+    brow = p["brow_v"] - p["brow_raise"]
+    line = _ramp(0.35 - u.abs(), 0.2)  # fade towards the temples
+    for dv in (0.12, 0.2):
+        curve = brow - dv - 0.08 * (1 - (u / 0.35) ** 2)
+        _shade(img, _ramp(_band(v, curve, 0 * u, 0.012)) * line, 0.3 * p["forehead"])
+    between = _ramp(0.012 - ((u.abs() - 0.04).abs())) * _ramp(0.06 - (v - brow - 0.04).abs())
+    _shade(img, between, 0.35 * p["frown"])
+    for cv in (-0.07, -0.01):
+        crease = _ramp(_band(v, cv + 0 * u, 0 * u, 0.011)) * _ramp(0.09 - u.abs(), 0.04)
+        _shade(img, crease, 0.35 * p["nose_wrinkle"])
+
+
+def _draw_nose(img, p, u, v):
+    """Bridge side lines, lit tip, nostrils and the shadow under the nose."""
+    tip = p["nose_v"] - p["nose_raise"]
+    for side in (-1.0, 1.0):
+        bridge = _segment(u * side, v, 0.075, -0.12, 0.1, tip - 0.05)
+        _shade(img, _ramp(0.013 - bridge), 0.1)
+        _shade(img, _ramp(_ellipse(u * side, v, 0.065, tip + 0.005, 0.04, 0.022)), 0.45)
+    _shade(img, _ramp(_ellipse(u, v, 0, tip - 0.04, 0.07, 0.06), 0.06), -0.08)
+    _shade(img, _ramp(_ellipse(u, v, 0, tip + 0.035, 0.12, 0.03), 0.04), 0.15)
+
+
+def _draw_mouth(img, p, u, v):
+    """Lips around a parabolic lip line, the dark opening between them, and teeth.
+
+    The lip line is v = centre - curve * t^2 (t = u / half_width), so positive
+    curve lifts the corners.  The opening's height profile is (1 - t^2)^power:
+    power 0.5 gives an oval ('O'), smaller powers a stretched box.
+    """
+    w = p["mouth_w"] * (1 + p["mouth_width"])
+    t = (u / w).clamp(-1, 1)
+    centre = p["mouth_v"] + p["jaw_drop"] - p["mouth_curve"] * t * t
+    slope = -2 * p["mouth_curve"] * t / w
+    height = p["mouth_open"].clamp(min=0) * (1 - t * t).clamp(min=0) ** (0.5 - p["mouth_box"])
+    upper_share = 0.5 + p["mouth_upper"]
+    sneer = p["sneer"] * (t * p["side"]).clamp(min=0)  # lifts the upper lip on one side
+    top = centre - upper_share * height - sneer
+    bottom = centre + (1 - upper_share) * height
+    across = _ramp(w - u.abs())
+
+    lips = p["lip_th"] * (1 + p["lip_thick"]).clamp(min=0.1)
+    lip_band = _ramp(torch.minimum(v - (top - 0.8 * lips), bottom + lips - v)) * across
+    _paint(img, 0.5 * lip_band, 0.62 * p["skin"])
+    opening = _ramp(torch.minimum(v - top, bottom - v), 1.5 * _AA) * across
+    _paint(img, opening, 0.08)
+    line = _ramp(_band(v, centre, slope, 0.012)) * _ramp(w + 0.01 - u.abs())
+    _paint(img, 0.75 * line, 0.15)
+    teeth = opening * _ramp(top + 0.05 - v) * _ramp(height + sneer - 0.03, 0.03)
+    _paint(img, p["teeth"].clamp(0, 1) * teeth, 0.85)
+
+
+def _finish(img, p, g):
+    """Lighting gradient, contrast/brightness, sensor noise; quantise to uint8."""
+    grid = (torch.arange(SIZE, dtype=torch.float32) + 0.5) / (SIZE / 2) - 1
+    img.mul_(1 + p["light_u"] * grid.view(1, 1, -1) + p["light_v"] * grid.view(1, -1, 1))
+    img = (img - 0.5) * p["contrast"] + 0.5 + p["brightness"]
+    img.add_(p["noise"] * torch.randn(img.shape, generator=g))
+    return (img.clamp(0, 1) * 255).round().to(torch.uint8)

@@ -1,0 +1,117 @@
+"""What every training loop shares: device choice, bf16 autocast, seeding, weight EMA, progress, resume."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
+from .errors import UnveilError
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UnveilError(f"device {name!r} asked for, but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; nothing on the CPU, where bf16 is slower than fp32."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Move to the device; channels-last on CUDA, where cuDNN's convolutions are fastest with it."""
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if device.type == "cuda" else model
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+class EMA:
+    """Exponential moving average of a model's weights (buffers copied), for evaluation and shipping."""
+
+    def __init__(self, model: torch.nn.Module, decay: float = 0.999):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        ema_state = self.model.state_dict()
+        for key, value in model.state_dict().items():
+            if value.is_floating_point():
+                ema_state[key].lerp_(value.detach(), 1 - self.decay)
+            else:
+                ema_state[key].copy_(value)
+
+
+class Progress:
+    """One line per epoch on stderr: the numbers so far, time per epoch and the ETA."""
+
+    def __init__(self, total_epochs: int, what: str, start_epoch: int = 0, stream=sys.stderr):
+        self.total, self.what, self.stream = total_epochs, what, stream
+        self.start_epoch, self.started = start_epoch, time.perf_counter()
+        self.epoch_started = self.started
+
+    def begin_epoch(self) -> None:
+        self.epoch_started = time.perf_counter()
+
+    def end_epoch(self, epoch: int, **numbers: float) -> float:
+        """Log epoch `epoch` (0-based); return its duration in seconds."""
+        now = time.perf_counter()
+        seconds = now - self.epoch_started
+        done = epoch + 1 - self.start_epoch
+        eta = (now - self.started) / max(done, 1) * (self.total - epoch - 1)
+        shown = "  ".join(f"{k} {_fmt(v)}" for k, v in numbers.items())
+        print(f"[{self.what}] epoch {epoch + 1}/{self.total}  {shown}  {seconds:.2f}s/epoch  "
+              f"ETA {_duration(eta)}", file=self.stream, flush=True)
+        return seconds
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4f}" if isinstance(v, float) and not math.isnan(v) and abs(v) < 100 else str(v)
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def save_training_state(path: str | Path, modules: dict[str, torch.nn.Module | None],
+                        optimizers: dict[str, object], meta: dict) -> None:
+    """Everything needed to resume (models, EMA, optimizers, schedulers, epoch) as safetensors + JSON."""
+    tensors: dict[str, torch.Tensor] = {}
+    for name, module in modules.items():
+        if module is not None:
+            tensors.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
+    states = {name: flatten_state(f"state.{name}", opt.state_dict(), tensors) for name, opt in optimizers.items()}
+    save_checkpoint(path, tensors, {**meta, "kind": "training_state", "states": states})
+
+
+def load_training_state(path: str | Path, modules: dict[str, torch.nn.Module | None],
+                        optimizers: dict[str, object], device: torch.device) -> dict:
+    """Restore what `save_training_state` wrote into the given objects; return its sidecar."""
+    tensors, meta = load_checkpoint(path, device)
+    for name, module in modules.items():
+        if module is not None:
+            prefix = f"{name}."
+            state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            module.load_state_dict(state)
+    for name, opt in optimizers.items():
+        opt.load_state_dict(unflatten_state(meta["states"][name], tensors))
+    return meta
