@@ -1,7 +1,7 @@
 """One error type for bad input, so the CLI can print it as one clear line instead of a traceback."""
 
 
-class UnveilError(Exception):
+class UnveilError(ValueError):
     """Bad input or configuration. The message names the file (and line) and the problem."""
 
 

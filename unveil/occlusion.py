@@ -19,6 +19,8 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import Tensor
 
+from .errors import UnveilError
+
 __all__ = ["OCCLUSIONS", "MASK_STYLES", "Occlusion", "lower_half", "face_mask"]
 
 OCCLUSIONS = ("none", "lower-half", "mask")
@@ -53,32 +55,32 @@ _N_PATTERNS = 5  # cloth: plain, stripes, dots, gingham weave, heather noise
 
 def _check_images(images: Tensor) -> None:
     if not isinstance(images, Tensor):
-        raise ValueError(f"images must be a torch.Tensor, got {type(images).__name__}")
+        raise UnveilError(f"images must be a torch.Tensor, got {type(images).__name__}")
     if images.dim() != 4 or images.shape[1] != 1:
-        raise ValueError(f"images must have shape [N, 1, H, W], got {tuple(images.shape)}")
+        raise UnveilError(f"images must have shape [N, 1, H, W], got {tuple(images.shape)}")
     if not images.is_floating_point():
-        raise ValueError(f"images must be a float tensor with values in [0, 1], got {images.dtype}")
+        raise UnveilError(f"images must be a float tensor with values in [0, 1], got {images.dtype}")
 
 
 def _check_styles(styles: Sequence[str] | str) -> tuple[str, ...]:
     styles = (styles,) if isinstance(styles, str) else tuple(styles)
     if not styles:
-        raise ValueError(f"styles must name at least one of {MASK_STYLES}")
+        raise UnveilError(f"styles must name at least one of {MASK_STYLES}")
     unknown = [s for s in styles if s not in MASK_STYLES]
     if unknown:
-        raise ValueError(f"unknown mask style(s) {unknown}; valid styles: {MASK_STYLES}")
+        raise UnveilError(f"unknown mask style(s) {unknown}; valid styles: {MASK_STYLES}")
     return styles
 
 
 def _check_fill(fill: float) -> float:
     if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0.0 <= fill <= 1.0:
-        raise ValueError(f"fill must be a number in [0, 1], got {fill!r}")
+        raise UnveilError(f"fill must be a number in [0, 1], got {fill!r}")
     return float(fill)
 
 
 def _check_int(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name} must be an int, got {value!r}")
+        raise UnveilError(f"{name} must be an int, got {value!r}")
     return value
 
 
@@ -107,7 +109,7 @@ def lower_half(images: Tensor, start_row: int = 24, fill: float = 0.0) -> tuple[
     fill = _check_fill(fill)
     height = images.shape[-2]
     if not 0 <= _check_int("start_row", start_row) < height:
-        raise ValueError(f"start_row must be in [0, {height - 1}] for height {height}, got {start_row}")
+        raise UnveilError(f"start_row must be in [0, {height - 1}] for height {height}, got {start_row}")
     rows = torch.arange(height, device=images.device).view(1, 1, height, 1)
     hole = (rows >= start_row).to(images.dtype).expand_as(images).contiguous()
     occluded = torch.where(hole.bool(), torch.full_like(images, fill), images)
@@ -164,30 +166,29 @@ def face_mask(
     styles = _check_styles(styles)
     _check_int("seed", seed)
     if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not jitter >= 0:
-        raise ValueError(f"jitter must be a number >= 0, got {jitter!r}")
+        raise UnveilError(f"jitter must be a number >= 0, got {jitter!r}")
     n, _, height, width = images.shape
     if height < 16 or width < 16:
-        raise ValueError(f"face_mask needs images of at least 16x16, got {height}x{width}")
+        raise UnveilError(f"face_mask needs images of at least 16x16, got {height}x{width}")
 
     draws, noise = _draw(n, height, width, seed)
+    names = tuple(dict.fromkeys(styles))  # repeats in `styles` only weight the draw
+    choice = (draws["style"] * len(styles)).long().clamp(max=len(styles) - 1)
+    pick = torch.tensor([names.index(s) for s in styles])[choice].to(images.device).view(n, 1, 1, 1)
     p = {k: v.to(images.device).view(n, 1, 1, 1) for k, v in draws.items()}
     frame, in_box = _mask_frame(p, noise.to(images.device), height, width, float(jitter))
 
-    # Render every requested style for the whole batch (cheap at face sizes), then
-    # keep each image's own style; a Python loop over <= 4 styles, not over pixels.
-    choice = (p["style"] * len(styles)).long().clamp(max=len(styles) - 1)
+    # Render each requested style for the whole batch (cheap at face sizes) and keep it
+    # where it was picked: a loop over <= 4 styles, never over images or pixels.
     alpha = torch.zeros(frame.u.shape, dtype=torch.bool, device=images.device)
     paint = torch.zeros(frame.u.shape, device=images.device)
-    for name in dict.fromkeys(styles):
-        mine = torch.zeros_like(choice, dtype=torch.bool)
-        for i, s in enumerate(styles):
-            if s == name:
-                mine |= choice == i
+    for k, name in enumerate(names):
         a, v = _RENDER[name](frame, p)
-        alpha = torch.where(mine, a, alpha)
-        paint = torch.where(mine, v, paint)
+        alpha = torch.where(pick == k, a, alpha)
+        paint = torch.where(pick == k, v, paint)
 
-    hole = alpha & in_box  # the box clip is a safety net; the geometry already respects it
+    # Loops and straps run off towards the ears; the face box trims their ends.
+    hole = alpha & in_box
     occluded = torch.where(hole, paint.clamp(0, 1).to(images.dtype), images)
     return occluded, hole.to(images.dtype)
 
@@ -201,7 +202,10 @@ def _draw(n: int, height: int, width: int, seed: int) -> tuple[dict[str, Tensor]
 
 
 def _mask_frame(p: dict[str, Tensor], noise: Tensor, height: int, width: int, jitter: float):
-    """Jittered geometry -> per-pixel mask-frame coordinates and the face-box clip."""
+    """Jittered geometry -> per-pixel mask-frame coordinates and the face-box clip.
+
+    Adds the geometry (cx, top, bottom, hw, cy, hh; face units, [N, 1, 1, 1]) to ``p``.
+    """
 
     def spread(key: str, centre: float, half: float, lo: float, hi: float) -> Tensor:
         return (centre + jitter * half * (2 * p[key] - 1)).clamp(lo, hi)
@@ -363,7 +367,8 @@ def _n95(f: _Frame, p: dict) -> tuple[Tensor, Tensor]:
     strap_tone = 0.4 + 0.5 * p["strap_tone"]
 
     alpha = torch.where(kn95, fold | fold_loops, dome | straps)
-    paint = torch.where(kn95, torch.where(fold, fold_tone, tone * 0.95), torch.where(dome, dome_tone, strap_tone))
+    kn95_paint = torch.where(fold, fold_tone, tone * 0.95)
+    paint = torch.where(kn95, kn95_paint, torch.where(dome, dome_tone, strap_tone))
     return alpha, paint + 0.02 * f.noise
 
 
@@ -403,9 +408,9 @@ class Occlusion:
 
     def __post_init__(self) -> None:
         if self.kind not in OCCLUSIONS:
-            raise ValueError(f"unknown occlusion kind {self.kind!r}; valid kinds: {OCCLUSIONS}")
+            raise UnveilError(f"unknown occlusion kind {self.kind!r}; valid kinds: {OCCLUSIONS}")
         if _check_int("start_row", self.start_row) < 0:
-            raise ValueError(f"start_row must be >= 0, got {self.start_row}")
+            raise UnveilError(f"start_row must be >= 0, got {self.start_row}")
         _check_int("seed", self.seed)
         # Normalise so that equal configurations compare (and hash) equal.
         object.__setattr__(self, "fill", _check_fill(self.fill))
@@ -424,18 +429,18 @@ class Occlusion:
     def parse(cls, text: str) -> Occlusion:
         """Build from ``kind[:key=value,...]``; ``styles`` are joined with ``+``."""
         if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"occlusion text must be a non-empty string like 'mask:seed=3', got {text!r}")
+            raise UnveilError(f"occlusion text must be a non-empty string like 'mask:seed=3', got {text!r}")
         kind, colon, rest = text.strip().partition(":")
         kwargs: dict = {"kind": kind.strip()}
         options = tuple(f.name for f in fields(cls) if f.name != "kind")
         for item in rest.split(",") if colon else ():
             key, eq, value = (s.strip() for s in item.partition("="))
             if not eq or not key or not value:
-                raise ValueError(f"bad occlusion option {item.strip()!r} in {text!r}; expected key=value")
+                raise UnveilError(f"bad occlusion option {item.strip()!r} in {text!r}; expected key=value")
             if key not in options:
-                raise ValueError(f"unknown occlusion option {key!r} in {text!r}; valid options: {options}")
+                raise UnveilError(f"unknown occlusion option {key!r} in {text!r}; valid options: {options}")
             if key in kwargs:
-                raise ValueError(f"occlusion option {key!r} given twice in {text!r}")
+                raise UnveilError(f"occlusion option {key!r} given twice in {text!r}")
             kwargs[key] = _parse_value(key, value, text)
         return cls(**kwargs)
 
@@ -451,7 +456,7 @@ class Occlusion:
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ValueError(f"unknown occlusion key(s) {sorted(unknown)}; valid keys: {sorted(names)}")
+            raise UnveilError(f"unknown occlusion key(s) {sorted(unknown)}; valid keys: {sorted(names)}")
         return cls(**d)
 
     def __str__(self) -> str:
@@ -462,7 +467,7 @@ class Occlusion:
             value = getattr(self, f.name)
             if f.name == "kind" or value == getattr(default, f.name):
                 continue
-            parts.append(f"{f.name}={'+'.join(value) if f.name == 'styles' else value!r}")
+            parts.append(f"{f.name}={'+'.join(value) if f.name == 'styles' else repr(value)}")
         return self.kind + (":" + ",".join(parts) if parts else "")
 
 
@@ -475,4 +480,4 @@ def _parse_value(key: str, value: str, text: str):
         return int(value)
     except ValueError:
         kind = "a number" if key == "fill" else "an int"
-        raise ValueError(f"occlusion option {key}={value!r} in {text!r} must be {kind}") from None
+        raise UnveilError(f"occlusion option {key}={value!r} in {text!r} must be {kind}") from None

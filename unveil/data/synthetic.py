@@ -7,7 +7,8 @@ is drawn analytically on those warped coordinates with soft (anti-aliased)
 shapes -- ellipses, segments, bands around parametric curves -- composited in
 painter's order.  This is equivalent to rendering upright and warping with
 ``grid_sample``, minus the resampling blur.  All work is batched over faces;
-Python loops only run over chunks of faces and the two sides of the face.
+Python loops only run over chunks of faces and over face parts, each part
+drawn inside a fixed pixel window that bounds it (for speed).
 
 Canonical coordinates: u (left -> right), v (top -> bottom), both in [-1, 1];
 image row r sits at v = (r + 0.5) / 24 - 1, so the hidden lower half (rows
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 SIZE = 48
-_CHUNK = 1024  # faces per rendering pass; keeps each [chunk, 48, 48] map cache-friendly
+_CHUNK = 512  # faces per rendering pass; small enough to keep the maps in cache
 _AA = 2.0 / SIZE  # anti-aliasing ramp width: one pixel in canonical units
 
 # Offsets from neutral at full strength, one entry per class in CLASSES order:
@@ -46,17 +47,33 @@ _EXPRESSIONS = {
     "nose_raise": (0.0, 0.03, 0.0, 0.01, 0.0, 0.0, 0.0),
     "nasolabial": (0.2, 0.6, 0.2, 0.7, 0.0, 0.0, 0.0),
     "cheek": (0.0, 0.2, 0.0, 0.6, 0.0, 0.0, 0.0),  # raised-cheek highlight
-    "mouth_curve": (-0.02, -0.03, -0.02, 0.11, 0.0, -0.08, 0.0),  # corners up (+)
-    "mouth_open": (0.0, 0.02, 0.12, 0.07, 0.0, 0.0, 0.26),  # opening height
-    "mouth_width": (-0.2, -0.05, 0.3, 0.25, 0.0, -0.05, -0.4),  # relative half-width
-    "mouth_box": (0.0, 0.0, 0.3, 0.0, 0.0, 0.0, 0.0),  # squarer (stretched) opening
+    "mouth_curve": (-0.02, -0.03, -0.02, 0.14, 0.0, -0.1, 0.0),  # corners up (+)
+    "mouth_open": (0.0, 0.02, 0.14, 0.08, 0.0, 0.0, 0.26),  # opening height
+    "mouth_width": (-0.2, -0.05, 0.35, 0.25, 0.0, -0.05, -0.4),  # relative half-width
+    "mouth_box": (0.0, 0.0, 0.35, 0.0, 0.0, 0.0, 0.0),  # squarer (stretched) opening
     "mouth_upper": (0.0, 0.0, 0.0, -0.3, 0.0, 0.0, 0.0),  # opening below the lip line (smile)
     "jaw_drop": (0.0, 0.0, 0.02, 0.0, 0.0, 0.0, 0.05),
     "lip_thick": (-0.6, -0.2, -0.2, -0.3, 0.0, 0.3, 0.0),  # pressed lips (-) / pout (+)
     "teeth": (0.0, 0.7, 0.6, 1.0, 0.0, 0.0, 0.0),
     "sneer": (0.0, 0.06, 0.0, 0.0, 0.0, 0.0, 0.0),  # upper lip raised on one side
 }
-_ANGRY, _DISGUST = CLASSES.index("angry"), CLASSES.index("disgust")
+_ANGRY = CLASSES.index("angry")
+
+# Pixel windows (rows, cols) that each part is drawn in; paired parts give the
+# window of the right-hand (u > 0) instance and the left one is mirrored.
+# Each bounds its part over the whole parameter range plus the worst pose
+# displacement (~6 px), so the per-pixel work skips regions it cannot touch.
+_WINDOWS = {
+    "hair": ((0, 34), (0, 48)),
+    "neck": ((28, 48), (0, 48)),
+    "face": ((0, 48), (0, 48)),
+    "brow": ((1, 28), (19, 47)),
+    "eye": ((6, 31), (19, 48)),
+    "cheek": ((14, 46), (20, 48)),
+    "forehead": ((0, 22), (5, 43)),
+    "centre": ((2, 40), (12, 36)),
+    "mouth": ((19, 48), (6, 42)),
+}
 
 
 def synthesize(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -81,9 +98,6 @@ def _sample_params(labels: torch.Tensor, g: torch.Generator) -> dict[str, torch.
     def uniform(lo: float, hi: float) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(n, 1, 1, generator=g)
 
-    def sign() -> torch.Tensor:
-        return torch.where(torch.rand(n, 1, 1, generator=g) < 0.5, -1.0, 1.0)
-
     p = {
         # pose and lighting
         "angle": uniform(-6, 6) * (math.pi / 180),
@@ -99,10 +113,10 @@ def _sample_params(labels: torch.Tensor, g: torch.Generator) -> dict[str, torch.
         "background": uniform(0.05, 0.9),
         "skin": uniform(0.45, 0.8),
         "hair": uniform(0.04, 0.45),
-        "hairline": uniform(-0.88, -0.66),
-        "face_a": uniform(0.74, 0.86),
-        "face_b": uniform(0.88, 0.98),
-        "face_v": uniform(0.02, 0.08),
+        "hairline": uniform(-0.86, -0.64),
+        "face_a": uniform(0.8, 0.92),
+        "face_b": uniform(0.95, 1.05),
+        "face_v": uniform(0.04, 0.1),
         "eye_u": uniform(0.3, 0.38),
         "eye_v": uniform(-0.27, -0.21),
         "eye_w": uniform(0.11, 0.14),
@@ -115,46 +129,48 @@ def _sample_params(labels: torch.Tensor, g: torch.Generator) -> dict[str, torch.
         "brow_th": uniform(0.022, 0.04),
         "nose_v": uniform(0.17, 0.24),
         "mouth_v": uniform(0.41, 0.47),
-        "mouth_w": uniform(0.23, 0.3),
-        "lip_th": uniform(0.025, 0.04),
-        "side": sign(),  # which side a one-sided cue (sneer, lowered brow) lands on
+        "mouth_w": uniform(0.26, 0.32),
+        "lip_th": uniform(0.03, 0.045),
+        # which side one-sided cues (sneer, lowered brow) land on
+        "side": torch.where(torch.rand(n, 1, 1, generator=g) < 0.5, -1.0, 1.0),
     }
     # Expression: class offsets times one shared strength, plus small per-face
     # jitter so that neutral faces and weak expressions overlap.
     strength = uniform(0.3, 1.0)
     for name, offsets in _EXPRESSIONS.items():
-        table = torch.tensor(offsets, dtype=torch.float32)
-        p[name] = table[labels].view(n, 1, 1) * strength
+        p[name] = torch.tensor(offsets)[labels].view(n, 1, 1) * strength
     jitter = {"brow_raise": 0.02, "brow_tilt": 0.02, "mouth_curve": 0.015, "eye_open": 0.1, "mouth_open": 0.01}
     for name, sd in jitter.items():
         p[name] = p[name] + sd * torch.randn(n, 1, 1, generator=g)
     # Some angry faces bare their teeth instead of pressing the lips.
     bared = (labels.view(n, 1, 1) == _ANGRY) & (torch.rand(n, 1, 1, generator=g) < 0.3)
     p["mouth_open"] = p["mouth_open"] + bared * 0.08 * strength
-    p["teeth"] = torch.where(bared, torch.ones_like(strength), p["teeth"])
-    p["lip_thick"] = torch.where(bared, torch.zeros_like(strength), p["lip_thick"])
+    p["teeth"] = torch.where(bared, 1.0, p["teeth"])
+    p["lip_thick"] = torch.where(bared, 0.0, p["lip_thick"])
     return p
 
 
 # --------------------------------------------------------------------------- soft shapes
+# In-place ops where possible: on CPU, allocating each temporary costs more than the math.
 
 
 def _ramp(d: torch.Tensor, w: float = _AA) -> torch.Tensor:
     """Soft inside-mask from a signed distance (positive inside), linear over width w."""
-    return (d / w + 0.5).clamp(0, 1)
+    return d.mul(1 / w).add_(0.5).clamp_(0, 1)
 
 
 def _ellipse(u, v, cu, cv, a, b) -> torch.Tensor:
     """Approximate signed distance (positive inside) to an axis-aligned ellipse."""
-    r = torch.sqrt(((u - cu) / a) ** 2 + ((v - cv) / b) ** 2)
-    return (1 - r) * torch.minimum(torch.as_tensor(a), torch.as_tensor(b))
+    r = torch.hypot((u - cu).div_(a), (v - cv).div_(b))
+    return r.sub_(1).mul_(-torch.minimum(torch.as_tensor(a), torch.as_tensor(b)))
 
 
 def _segment(u, v, u0, v0, u1, v1) -> torch.Tensor:
     """Unsigned distance from each pixel to the segment (u0, v0)-(u1, v1)."""
     du, dv = u1 - u0, v1 - v0
-    t = (((u - u0) * du + (v - v0) * dv) / (du * du + dv * dv + 1e-8)).clamp(0, 1)
-    return torch.hypot(u - u0 - t * du, v - v0 - t * dv)
+    pu, pv = u - u0, v - v0
+    t = (pu * du).add_(pv * dv).div_(du * du + dv * dv + 1e-8).clamp_(0, 1)
+    return torch.hypot(pu.sub_(t * du), pv.sub_(t * dv))
 
 
 def _band(v, centre, slope, half) -> torch.Tensor:
@@ -163,17 +179,149 @@ def _band(v, centre, slope, half) -> torch.Tensor:
     Dividing the vertical gap by sqrt(1 + slope^2) turns it into a normal
     distance, so steep parts of a curve keep their stroke width.
     """
-    return half - (v - centre).abs() / torch.sqrt(1 + slope * slope)
+    return (v - centre).abs_().mul_(torch.rsqrt(1 + slope * slope)).neg_().add_(half)
 
 
 def _paint(img: torch.Tensor, alpha: torch.Tensor, value) -> None:
     """Alpha-composite `value` over `img` in place."""
-    img.add_(alpha * (value - img))
+    img.lerp_(torch.as_tensor(value, dtype=img.dtype), alpha)
 
 
 def _shade(img: torch.Tensor, alpha: torch.Tensor, amount) -> None:
     """Darken (amount > 0) or lighten (amount < 0) multiplicatively, like a shadow."""
-    img.mul_(1 - amount * alpha)
+    img.mul_((alpha * amount).neg_().add_(1))
+
+
+# --------------------------------------------------------------------------- face parts
+# Each part is drawn as draw(img, p, u, v, side) on one window; paired parts are
+# mirrored (u -> -u) so they always draw the right-hand instance.
+
+
+def _draw_hair(img, p, u, v, side):
+    """A dark cap slightly larger than the face; the face later covers all but the top and sides."""
+    head = _ramp(_ellipse(u, v, 0, p["face_v"] - 0.05, p["face_a"] + 0.08, p["face_b"] + 0.1))
+    _paint(img, head.mul_(_ramp(0.3 - v, 0.2)), p["hair"])
+
+
+def _draw_neck(img, p, u, v, side):
+    _paint(img, _ramp(0.42 - u.abs()).mul_(_ramp(v - 0.55)), 0.65 * p["skin"])
+
+
+def _draw_face(img, p, u, v, side):
+    """Skin oval clipped by the hairline, darkened towards its rim for a sense of volume."""
+    a, b = p["face_a"], p["face_b"]
+    r = torch.hypot(u / a, (v - p["face_v"]) / b)
+    inside = _ramp((1 - r).mul_(a))
+    hairline = p["hairline"] + 0.25 * u * u  # recedes at the temples
+    _paint(img, inside * _ramp(v - hairline, 3 * _AA), p["skin"])
+    _shade(img, inside, r.clamp_(max=1).pow_(4).mul_(0.35))
+
+
+def _draw_brow(img, p, u, v, side):
+    """One eyebrow: a tapered band around an arched line from inner (x0) to outer (x1) end."""
+    x0, x1 = p["brow_in"], p["brow_out"]
+    base = p["brow_v"] - p["brow_raise"] + p["brow_drop_one"] * (1 + side * p["side"]) / 2
+    v0, v1 = base - p["brow_tilt"], base + 0.3 * p["brow_tilt"]  # inner end moves most
+    arch = 0.03 + p["brow_arch"]
+    t = ((u - x0) / (x1 - x0)).clamp_(0, 1)
+    centre = v0 + (v1 - v0) * t - 4 * arch * t * (1 - t)
+    slope = ((v1 - v0) - 4 * arch * (1 - 2 * t)) / (x1 - x0)
+    half = p["brow_th"] * (1.15 - 0.45 * t)
+    mask = _ramp(_band(v, centre, slope, half)).mul_(_ramp(torch.minimum(u - x0, x1 - u)))
+    _paint(img, mask.mul_(0.85), 0.3 * p["skin"] + 0.7 * p["hair"])
+
+
+def _draw_eye(img, p, u, v, side):
+    """Socket shadow, sclera, iris clipped to the sclera, and a dark lid line (stronger on top)."""
+    cu, cv, w = p["eye_u"], p["eye_v"], p["eye_w"]
+    h = p["eye_h"] * (1 + p["eye_open"]).clamp(min=0.25)
+    _shade(img, _ramp(_ellipse(u, v, cu, cv - 0.02, 1.4 * w, 0.1), 0.1), 0.18)
+    sclera = _ellipse(u, v, cu, cv, w, h)
+    inside = _ramp(sclera)
+    _paint(img, inside, 0.55 + 0.35 * p["skin"])
+    iris = _ramp(0.055 - torch.hypot(u - cu - p["gaze"], v - cv)).mul_(inside)
+    _paint(img, iris, p["iris"])
+    lid = _ramp(0.018 - sclera.abs_()).mul_(_ramp(cv - v, 4 * _AA).mul_(0.5).add_(0.35))
+    _paint(img, lid, 0.12)
+
+
+def _draw_cheek(img, p, u, v, side):
+    """Raised-cheek highlight and the nasolabial fold from the nose wing past the mouth corner."""
+    _shade(img, _ramp(_ellipse(u, v, 0.36, 0.1, 0.17, 0.1), 0.1), -0.12 * p["cheek"])
+    mouth_w = p["mouth_w"] * (1 + p["mouth_width"])
+    fold = _segment(u, v, 0.13, p["nose_v"] - p["nose_raise"], mouth_w + 0.07, p["mouth_v"] + 0.08)
+    _shade(img, _ramp(0.014 - fold), 0.06 + 0.3 * p["nasolabial"])
+
+
+def _draw_forehead(img, p, u, v, side):
+    """Horizontal wrinkles that follow the brows up (surprise, fear)."""
+    brow = p["brow_v"] - p["brow_raise"]
+    fade = _ramp(0.35 - u.abs(), 0.2)  # towards the temples
+    for dv in (0.1, 0.17):
+        curve = brow - dv - 0.06 * (1 - (u / 0.35) ** 2)
+        line = _ramp(0.012 - (v - curve).abs_()).mul_(fade)
+        _shade(img, line, 0.3 * p["forehead"])
+
+
+def _draw_centre(img, p, u, v, side):
+    """Frown lines between the brows, creases on the nose bridge, and the nose itself."""
+    brow = p["brow_v"] - p["brow_raise"]
+    frown = _ramp(0.012 - (u.abs() - 0.04).abs_()).mul_(_ramp(0.06 - (v - brow - 0.04).abs_()))
+    _shade(img, frown, 0.35 * p["frown"])
+    across_nose = _ramp(0.09 - u.abs(), 0.04)
+    for cv in (-0.07, -0.01):
+        crease = _ramp(0.011 - (v - cv).abs_()).mul_(across_nose)
+        _shade(img, crease, 0.35 * p["nose_wrinkle"])
+    tip = p["nose_v"] - p["nose_raise"]
+    for s in (-1.0, 1.0):
+        bridge = _segment(u * s, v, 0.075, -0.1, 0.095, tip - 0.05)
+        _shade(img, _ramp(0.012 - bridge), 0.07)
+        _shade(img, _ramp(_ellipse(u * s, v, 0.065, tip + 0.005, 0.04, 0.022)), 0.45)
+    _shade(img, _ramp(_ellipse(u, v, 0, tip - 0.04, 0.07, 0.06), 0.06), -0.08)
+    _shade(img, _ramp(_ellipse(u, v, 0, tip + 0.035, 0.12, 0.03), 0.04), 0.15)
+
+
+def _draw_mouth(img, p, u, v, side):
+    """Lips around a parabolic lip line, the dark opening between them, and teeth.
+
+    The lip line is v = centre - curve * t^2 (t = u / half_width), so positive
+    curve lifts the corners.  The opening's height profile is (1 - t^2)^power:
+    power 0.5 gives an oval ('O'), smaller powers a stretched box.
+    """
+    w = p["mouth_w"] * (1 + p["mouth_width"])
+    t = (u / w).clamp_(-1, 1)
+    centre = p["mouth_v"] + p["jaw_drop"] - p["mouth_curve"] * t * t
+    slope = -2 * p["mouth_curve"] * t / w
+    height = p["mouth_open"].clamp(min=0) * (1 - t * t).clamp_(min=0).pow_(0.5 - p["mouth_box"])
+    upper_share = 0.5 + p["mouth_upper"]
+    sneer = (t * p["side"]).clamp_(min=0).mul_(p["sneer"])  # lifts the upper lip on one side
+    top = centre - upper_share * height - sneer
+    bottom = centre + (1 - upper_share) * height
+    across = _ramp(w - u.abs())
+
+    lips = p["lip_th"] * (1 + p["lip_thick"]).clamp(min=0.1)
+    lip_band = _ramp(torch.minimum(v - (top - 0.8 * lips), bottom + lips - v)).mul_(across)
+    _paint(img, lip_band.mul_(0.6), 0.6 * p["skin"])
+    opening = _ramp(torch.minimum(v - top, bottom - v), 1.5 * _AA).mul_(across)
+    _paint(img, opening, 0.08)
+    line = _ramp(_band(v, centre, slope, 0.012)).mul_(_ramp(w + 0.01 - u.abs()))
+    _paint(img, line.mul_(0.75), 0.15)
+    teeth = opening.mul_(_ramp(top + 0.05 - v)).mul_(_ramp(height + sneer - 0.03, 0.03))
+    _paint(img, teeth.mul_(p["teeth"].clamp(0, 1)), 0.85)
+
+
+# Painter's order: (draw, window, paired).
+_PARTS = (
+    (_draw_hair, "hair", False),
+    (_draw_neck, "neck", False),
+    (_draw_face, "face", False),
+    (_draw_brow, "brow", True),
+    (_draw_eye, "eye", True),
+    (_draw_cheek, "cheek", True),
+    (_draw_forehead, "forehead", False),
+    (_draw_centre, "centre", False),
+    (_draw_mouth, "mouth", False),
+)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -183,134 +331,35 @@ def _render(p: dict[str, torch.Tensor], g: torch.Generator) -> torch.Tensor:
     """Render one chunk of faces to uint8 [n, 48, 48]."""
     u, v = _pose_grid(p)
     img = p["background"].expand_as(u).clone()
-    _draw_head(img, p, u, v)
-    for side in (-1.0, 1.0):
-        _draw_brow(img, p, u * side, v, side)
-        _draw_eye(img, p, u * side, v)
-        _draw_cheek_and_folds(img, p, u * side, v)
-    _draw_wrinkles(img, p, u, v)
-    _draw_nose(img, p, u, v)
-    _draw_mouth(img, p, u, v)
+    for draw, window, paired in _PARTS:
+        for side in (-1.0, 1.0) if paired else (1.0,):
+            _draw_in_window(draw, window, side, img, p, u, v)
     return _finish(img, p, g)
 
 
 def _pose_grid(p):
-    """Map every output pixel to canonical face coordinates (inverse pose)."""
+    """Map every output pixel to canonical face coordinates (the inverse pose)."""
     cos, sin = torch.cos(p["angle"]) / p["scale"], torch.sin(p["angle"]) / p["scale"]
-    theta = torch.cat(
-        [torch.cat([cos, -sin, p["shift_u"]], -1), torch.cat([sin, cos, p["shift_v"]], -1)], 1
-    )
-    grid = F.affine_grid(theta, [len(theta), 1, SIZE, SIZE], align_corners=False)
-    return grid[..., 0], grid[..., 1]
+    rows = [torch.cat([cos, -sin, p["shift_u"]], -1), torch.cat([sin, cos, p["shift_v"]], -1)]
+    grid = F.affine_grid(torch.cat(rows, 1), [len(cos), 1, SIZE, SIZE], align_corners=False)
+    return grid[..., 0].contiguous(), grid[..., 1].contiguous()
 
 
-def _draw_head(img, p, u, v):
-    """Neck, hair, skin oval (clipped by the hairline) and edge shading for volume."""
-    skin, fv, a, b = p["skin"], p["face_v"], p["face_a"], p["face_b"]
-    neck = _ramp(0.4 - u.abs()) * _ramp(v - 0.55)
-    _paint(img, neck, 0.7 * skin)
-    _paint(img, _ramp(_ellipse(u, v, 0, fv - 0.05, a + 0.1, b + 0.1)) * _ramp(0.3 - v), p["hair"])
-    hairline = p["hairline"] + 0.25 * u * u  # recedes at the temples
-    face = _ellipse(u, v, 0, fv, a, b)
-    _paint(img, _ramp(face) * _ramp(v - hairline, 3 * _AA), skin)
-    r2 = ((u / a) ** 2 + ((v - fv) / b) ** 2).clamp(max=1)
-    _shade(img, _ramp(face), 0.35 * r2 * r2)
-
-
-def _draw_brow(img, p, x, v, side):
-    """One eyebrow as a tapered band around an arched line; x is mirrored so x > 0 is outward."""
-    x0, x1 = p["brow_in"], p["brow_out"]
-    base = p["brow_v"] - p["brow_raise"] + p["brow_drop_one"] * (1 + side * p["side"]) / 2
-    v0, v1 = base - p["brow_tilt"], base + 0.3 * p["brow_tilt"]  # inner end moves most
-    arch = 0.03 + p["brow_arch"]
-    t = ((x - x0) / (x1 - x0)).clamp(0, 1)
-    centre = v0 + (v1 - v0) * t - 4 * arch * t * (1 - t)
-    slope = ((v1 - v0) - 4 * arch * (1 - 2 * t)) / (x1 - x0)
-    half = p["brow_th"] * (1.15 - 0.45 * t)
-    mask = _ramp(_band(v, centre, slope, half)) * _ramp(torch.minimum(x - x0, x1 - x))
-    _paint(img, 0.85 * mask, 0.3 * p["skin"] + 0.7 * p["hair"])
-
-
-def _draw_eye(img, p, x, v):
-    """Socket shadow, sclera, iris clipped to the sclera, and a dark upper lid line."""
-    cx, cv, w = p["eye_u"], p["eye_v"], p["eye_w"]
-    h = p["eye_h"] * (1 + p["eye_open"]).clamp(min=0.25)
-    _shade(img, _ramp(_ellipse(x, v, cx, cv - 0.02, 1.5 * w, 0.11), 0.12), 0.18)
-    sclera = _ellipse(x, v, cx, cv, w, h)
-    inside = _ramp(sclera)
-    _paint(img, inside, 0.55 + 0.35 * p["skin"])
-    iris = _ramp(0.055 - torch.hypot(x - cx - p["gaze"], v - cv)) * inside
-    _paint(img, iris, p["iris"])
-    lid = _ramp(0.018 - sclera.abs()) * (0.35 + 0.5 * _ramp(cv - v, 4 * _AA))
-    _paint(img, lid, 0.12)
-
-
-def _draw_cheek_and_folds(img, p, x, v):
-    """Raised-cheek highlight and the nasolabial fold from nose wing past the mouth corner."""
-    _shade(img, _ramp(_ellipse(x, v, 0.36, 0.1, 0.17, 0.1), 0.1), -0.12 * p["cheek"])
-    mouth_w = p["mouth_w"] * (1 + p["mouth_width"])
-    fold = _segment(x, v, 0.13, p["nose_v"] - p["nose_raise"], mouth_w + 0.07, p["mouth_v"] + 0.08)
-    _shade(img, _ramp(0.014 - fold), 0.06 + 0.3 * p["nasolabial"])
-
-
-def _draw_wrinkles(img, p, u, v):
-    """Forehead lines above the brows, frown lines between them, creases on the nose bridge."""
-    brow = p["brow_v"] - p["brow_raise"]
-    line = _ramp(0.35 - u.abs(), 0.2)  # fade towards the temples
-    for dv in (0.12, 0.2):
-        curve = brow - dv - 0.08 * (1 - (u / 0.35) ** 2)
-        _shade(img, _ramp(_band(v, curve, 0 * u, 0.012)) * line, 0.3 * p["forehead"])
-    between = _ramp(0.012 - ((u.abs() - 0.04).abs())) * _ramp(0.06 - (v - brow - 0.04).abs())
-    _shade(img, between, 0.35 * p["frown"])
-    for cv in (-0.07, -0.01):
-        crease = _ramp(_band(v, cv + 0 * u, 0 * u, 0.011)) * _ramp(0.09 - u.abs(), 0.04)
-        _shade(img, crease, 0.35 * p["nose_wrinkle"])
-
-
-def _draw_nose(img, p, u, v):
-    """Bridge side lines, lit tip, nostrils and the shadow under the nose."""
-    tip = p["nose_v"] - p["nose_raise"]
-    for side in (-1.0, 1.0):
-        bridge = _segment(u * side, v, 0.075, -0.12, 0.1, tip - 0.05)
-        _shade(img, _ramp(0.013 - bridge), 0.1)
-        _shade(img, _ramp(_ellipse(u * side, v, 0.065, tip + 0.005, 0.04, 0.022)), 0.45)
-    _shade(img, _ramp(_ellipse(u, v, 0, tip - 0.04, 0.07, 0.06), 0.06), -0.08)
-    _shade(img, _ramp(_ellipse(u, v, 0, tip + 0.035, 0.12, 0.03), 0.04), 0.15)
-
-
-def _draw_mouth(img, p, u, v):
-    """Lips around a parabolic lip line, the dark opening between them, and teeth.
-
-    The lip line is v = centre - curve * t^2 (t = u / half_width), so positive
-    curve lifts the corners.  The opening's height profile is (1 - t^2)^power:
-    power 0.5 gives an oval ('O'), smaller powers a stretched box.
-    """
-    w = p["mouth_w"] * (1 + p["mouth_width"])
-    t = (u / w).clamp(-1, 1)
-    centre = p["mouth_v"] + p["jaw_drop"] - p["mouth_curve"] * t * t
-    slope = -2 * p["mouth_curve"] * t / w
-    height = p["mouth_open"].clamp(min=0) * (1 - t * t).clamp(min=0) ** (0.5 - p["mouth_box"])
-    upper_share = 0.5 + p["mouth_upper"]
-    sneer = p["sneer"] * (t * p["side"]).clamp(min=0)  # lifts the upper lip on one side
-    top = centre - upper_share * height - sneer
-    bottom = centre + (1 - upper_share) * height
-    across = _ramp(w - u.abs())
-
-    lips = p["lip_th"] * (1 + p["lip_thick"]).clamp(min=0.1)
-    lip_band = _ramp(torch.minimum(v - (top - 0.8 * lips), bottom + lips - v)) * across
-    _paint(img, 0.5 * lip_band, 0.62 * p["skin"])
-    opening = _ramp(torch.minimum(v - top, bottom - v), 1.5 * _AA) * across
-    _paint(img, opening, 0.08)
-    line = _ramp(_band(v, centre, slope, 0.012)) * _ramp(w + 0.01 - u.abs())
-    _paint(img, 0.75 * line, 0.15)
-    teeth = opening * _ramp(top + 0.05 - v) * _ramp(height + sneer - 0.03, 0.03)
-    _paint(img, p["teeth"].clamp(0, 1) * teeth, 0.85)
+def _draw_in_window(draw, window, side, img, p, u, v):
+    """Run one part on contiguous copies of its window (strided views are slow), then write back."""
+    rows, cols = _WINDOWS[window]
+    if side < 0:
+        cols = (SIZE - cols[1], SIZE - cols[0])
+    win = (slice(None), slice(*rows), slice(*cols))
+    patch = img[win].contiguous()
+    draw(patch, p, (u[win] * side).contiguous(), v[win].contiguous(), side)
+    img[win] = patch
 
 
 def _finish(img, p, g):
     """Lighting gradient, contrast/brightness, sensor noise; quantise to uint8."""
     grid = (torch.arange(SIZE, dtype=torch.float32) + 0.5) / (SIZE / 2) - 1
     img.mul_(1 + p["light_u"] * grid.view(1, 1, -1) + p["light_v"] * grid.view(1, -1, 1))
-    img = (img - 0.5) * p["contrast"] + 0.5 + p["brightness"]
-    img.add_(p["noise"] * torch.randn(img.shape, generator=g))
-    return (img.clamp(0, 1) * 255).round().to(torch.uint8)
+    img.sub_(0.5).mul_(p["contrast"]).add_(0.5 + p["brightness"])
+    img.add_(torch.randn(img.shape, generator=g).mul_(p["noise"]))
+    return img.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
