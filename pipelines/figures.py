@@ -43,3 +43,31 @@ def save_png(image: Image.Image, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
     return path
+
+
+def accuracy_chart(names: list[str], values: list[float], intervals: list[list[float]] | None,
+                   title: str, width: int = 560, bar_height: int = 26) -> Image.Image:
+    """Horizontal bars in [0, 1] with 95 % interval whiskers, one per condition."""
+    left, right, top = 130, 60, 30
+    height = top + len(names) * (bar_height + 8) + 24
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((8, 8), title, fill="black")
+    span = width - left - right
+    x = lambda v: left + int(round(v * span))  # noqa: E731
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        draw.line([(x(tick), top - 4), (x(tick), height - 20)], fill=(220, 220, 220))
+        draw.text((x(tick) - 8, height - 16), f"{tick:.2f}", fill="gray")
+    for i, (name, value) in enumerate(zip(names, values)):
+        y = top + i * (bar_height + 8)
+        draw.text((8, y + bar_height // 2 - 6), name[:20], fill="black")
+        draw.rectangle([x(0), y, x(value), y + bar_height], fill=(70, 120, 190))
+        if intervals:
+            lo, hi = intervals[i]
+            mid = y + bar_height // 2
+            draw.line([(x(lo), mid), (x(hi), mid)], fill="black", width=2)
+            draw.line([(x(lo), mid - 5), (x(lo), mid + 5)], fill="black", width=2)
+            draw.line([(x(hi), mid - 5), (x(hi), mid + 5)], fill="black", width=2)
+        draw.text((x(value) + 6 if value < 0.85 else x(value) - 44, y + 2), f"{value:.3f}",
+                  fill="black" if value < 0.85 else "white")
+    return canvas

@@ -92,3 +92,15 @@ def _key(k: Any) -> Any:
 
 def _unkey(k: Any) -> Any:
     return k["__int__"] if isinstance(k, dict) else k
+
+
+def weights_digest(path: str | Path) -> str:
+    """sha256 of a checkpoint's weights file: identifies a model whatever its path (e.g. judge vs guide)."""
+    import hashlib
+
+    weights, _ = checkpoint_paths(path)
+    digest = hashlib.sha256()
+    with open(weights, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -64,7 +64,7 @@ _ANGRY = CLASSES.index("angry")
 # Each bounds its part over the whole parameter range plus the worst pose
 # displacement (~6 px), so the per-pixel work skips regions it cannot touch.
 _WINDOWS = {
-    "hair": ((0, 34), (0, 48)),
+    "hair": ((0, 40), (0, 48)),
     "neck": ((28, 48), (0, 48)),
     "face": ((0, 48), (0, 48)),
     "brow": ((1, 28), (19, 47)),
@@ -200,7 +200,7 @@ def _shade(img: torch.Tensor, alpha: torch.Tensor, amount) -> None:
 def _draw_hair(img, p, u, v, side):
     """A dark cap slightly larger than the face; the face later covers all but the top and sides."""
     head = _ramp(_ellipse(u, v, 0, p["face_v"] - 0.05, p["face_a"] + 0.08, p["face_b"] + 0.1))
-    _paint(img, head.mul_(_ramp(0.3 - v, 0.2)), p["hair"])
+    _paint(img, head.mul_(_ramp(0.2 - v, 0.1)), p["hair"])
 
 
 def _draw_neck(img, p, u, v, side):

@@ -1,0 +1,159 @@
+"""Inference and evaluation: batched probabilities (optionally with test-time augmentation), the full
+classification report of a classifier on a split under a condition, and its JSON / Markdown / PNG files.
+
+    probs = predict_proba(model, faces.float_images(), tta=True)
+    report = evaluate(model, faces.split("test"), Condition.build("lower-half"))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
+from unveil.classes import CLASSES
+from unveil.data import Faces
+from unveil.io import atomic_path, write_json, write_text
+from unveil.metrics import classification_report
+from unveil.runtime import autocast
+
+from .condition import Condition
+
+TTA_SHIFT = 2  # pixels; FER2013 faces are aligned to within a few pixels
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def tta_views(images: torch.Tensor, shift: int = TTA_SHIFT) -> list[torch.Tensor]:
+    """The test-time views of a batch: the faces and their mirror, each as is and shifted by `shift`
+    pixels up/down/left/right (edges replicated), 10 views in all.
+
+    Shape:
+        images: [N, 1, H, W] -> a list of 10 tensors [N, 1, H, W].
+    """
+    views = []
+    for x in (images, images.flip(-1)):
+        views.append(x)
+        if shift:
+            h, w = x.shape[-2:]
+            padded = F.pad(x, (shift, shift, shift, shift), mode="replicate")
+            for dy, dx in ((-shift, 0), (shift, 0), (0, -shift), (0, shift)):
+                views.append(padded[..., shift + dy:shift + dy + h, shift + dx:shift + dx + w])
+    return views
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, images: torch.Tensor, batch_size: int = 1024, tta: bool = False) -> torch.Tensor:
+    """Class probabilities of float faces, in eval mode, in batches, bf16 autocast on CUDA.
+
+    Batches move to the model's device; the result comes back on the images' device. With `tta` the
+    softmax of the views from `tta_views` is averaged. The model's train/eval mode is restored.
+
+    Shape:
+        images: [N, 1, 48, 48] in [0, 1] -> [N, C] float32, rows summing to 1.
+
+    Example:
+        >>> model = create_classifier("tiny_cnn")
+        >>> predict_proba(model, torch.rand(3, 1, 48, 48)).shape
+        torch.Size([3, 7])
+    """
+    device, was_training = _device_of(model), model.training
+    model.eval()
+    out = []
+    try:
+        for start in range(0, len(images), batch_size):
+            x = images[start:start + batch_size].to(device, non_blocking=True).float()
+            x = x.contiguous(memory_format=torch.channels_last)  # faster on the CPU as well as on CUDA
+            views = tta_views(x) if tta else [x]
+            with autocast(device):
+                probs = sum(model(v).float().softmax(1) for v in views) / len(views)
+            out.append(probs.to(images.device))
+    finally:
+        model.train(was_training)
+    if not out:
+        return torch.zeros(0, getattr(model, "num_classes", len(CLASSES)), device=images.device)
+    return torch.cat(out)
+
+
+def evaluate(model: nn.Module, faces: Faces, condition: Condition | None = None, tta: bool = False,
+             n_boot: int = 1000, seed: int = 0, batch_size: int = 1024) -> dict:
+    """unveil.metrics.classification_report of `model` on `faces` shown under `condition`.
+
+    The condition's masks are drawn from `seed`, so two models evaluated with the same seed see the
+    same occluded faces.
+    """
+    images = faces.float_images().to(_device_of(model))
+    if condition is not None:
+        images = condition.apply_batched(images, seed=seed, batch_size=batch_size)
+    probs = predict_proba(model, images, batch_size=batch_size, tta=tta)
+    return classification_report(faces.labels, probs, n_boot=n_boot, seed=seed)
+
+
+# --------------------------------------------------------------------------- report files
+
+
+def write_report(report: dict, out_dir: str | Path, title: str, info: dict | None = None) -> dict[str, Path]:
+    """Write `metrics.json` (report plus `info`), `report.md` and `confusion.png` into `out_dir`."""
+    out_dir = Path(out_dir)
+    paths = {"json": out_dir / "metrics.json", "markdown": out_dir / "report.md", "png": out_dir / "confusion.png"}
+    write_json(paths["json"], {**(info or {}), **report})
+    write_text(paths["markdown"], report_markdown(report, title, info))
+    with atomic_path(paths["png"]) as tmp:
+        confusion_image(report["confusion"]).save(tmp, format="PNG")
+    return paths
+
+
+def report_markdown(report: dict, title: str, info: dict | None = None) -> str:
+    """A human-readable report: headline numbers with 95 % intervals, per-class table, confusion."""
+    ci = report.get("ci95", {})
+
+    def with_ci(key: str) -> str:
+        lo_hi = ci.get(key)
+        return f"{100 * report[key]:.2f} %" + (f" (95 % CI {100 * lo_hi[0]:.2f}-{100 * lo_hi[1]:.2f})" if lo_hi else "")
+
+    lines = [f"# {title}", ""]
+    lines += [f"- {k}: {v}" for k, v in (info or {}).items()]
+    auc = report.get("macro_roc_auc")
+    lines += [f"- faces: {report['n']}", f"- accuracy: {with_ci('accuracy')}", f"- macro-F1: {with_ci('macro_f1')}",
+              f"- macro ROC-AUC (one-vs-rest): {auc:.4f}" if auc is not None else "- macro ROC-AUC: undefined", "",
+              "| class | precision | recall | F1 | ROC-AUC | support |", "|---|---|---|---|---|---|"]
+    for name, row in report["per_class"].items():
+        roc = report["roc_auc"].get(name)
+        lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | "
+                     f"{'-' if roc is None else f'{roc:.3f}'} | {row['support']} |")
+    names = list(report["per_class"])
+    lines += ["", "Confusion matrix (rows: true class, columns: predicted):", "",
+              "| true \\ predicted | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for name, row in zip(names, report["confusion"]):
+        lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def confusion_image(confusion: list[list[int]], cell: int = 56) -> Image.Image:
+    """Row-normalised confusion matrix as a picture: darker cells hold more of the true class."""
+    conf = np.asarray(confusion, dtype=np.float64)
+    rates = conf / np.maximum(conf.sum(1, keepdims=True), 1)
+    names = list(CLASSES[: len(conf)])
+    left, top = 70, 40
+    size = (left + cell * len(conf) + 10, top + cell * len(conf) + 30)
+    img = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(img)
+    for k, name in enumerate(names):
+        draw.text((left + k * cell + 4, top - 14), name[:8], fill="black")
+        draw.text((4, top + k * cell + cell // 2 - 5), name, fill="black")
+    for i in range(len(conf)):
+        for j in range(len(conf)):
+            shade = int(round(255 * (1 - rates[i, j])))
+            box = (left + j * cell, top + i * cell, left + (j + 1) * cell - 1, top + (i + 1) * cell - 1)
+            draw.rectangle(box, fill=(shade, shade, 255), outline="gray")
+            ink = "white" if rates[i, j] > 0.5 else "black"
+            draw.text((box[0] + 4, box[1] + cell // 2 - 12), f"{100 * rates[i, j]:.0f}%", fill=ink)
+            draw.text((box[0] + 4, box[1] + cell // 2 + 2), str(int(conf[i, j])), fill=ink)
+    draw.text((left, size[1] - 20), "rows: true class, columns: predicted (row %, count)", fill="black")
+    return img

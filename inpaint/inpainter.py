@@ -1,0 +1,192 @@
+"""`Inpainter`: a generator (trained or classical), its optional conditioning classifier and the
+stitching rule, as one module that turns occluded faces into stitched faces.
+
+    inpainter = load_inpainter("runs/inpaint_fer_unet/best", device)   # a trained generator
+    inpainter = create_inpainter("telea")                              # a classical baseline
+    inpainter = create_inpainter("mean_face").fit(train_faces)
+    faces = inpainter.reconstruct(occluded, hole)                      # visible pixels untouched
+
+Checkpoint layout (`unveil.checkpoint`): `NAME.safetensors` holds `generator.*` and, for a
+generator trained with expression conditioning, the occluded-face classifier under `conditioner.*`
+(self-contained; `embed_conditioner=False` stores only its path and SHA-256, to save space in
+`checkpoints/`). `NAME.json` is the sidecar: kind "inpainter", arch, arch_args, occlusion, stitch,
+guide, conditioning, selector, data fingerprint and metrics.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from unveil.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+from unveil.classes import CLASSES
+from unveil.errors import UnveilError
+
+from .classical import BASELINES, create_baseline
+from .classifiers import build_classifier, load_classifier, weights_sha256
+from .generators import GENERATORS, create_generator
+from .stitch import stitch
+
+GENERATOR_PREFIX = "generator."
+CONDITIONER_PREFIX = "conditioner."
+
+
+class Inpainter(nn.Module):
+    """Occluded face -> stitched face, with expression conditioning handled inside.
+
+    Args:
+        generator: any module called as `generator(occluded, hole, cond=None)` -> [N, 1, H, W].
+        conditioner: occluded-face classifier whose softmax conditions the generator (or None).
+        feather: seam width for `stitch` (0: hard seam).
+        meta: the sidecar this inpainter was loaded from (or is to be saved with).
+
+    Shape:
+        occluded, hole: [N, 1, H, W] -> stitched faces [N, 1, H, W] in [0, 1].
+    """
+
+    def __init__(self, generator: nn.Module, conditioner: nn.Module | None = None, feather: int = 0,
+                 meta: dict | None = None):
+        super().__init__()
+        self.generator = generator
+        self.conditioner = conditioner.eval().requires_grad_(False) if conditioner is not None else None
+        self.feather = int(feather)
+        self.meta = dict(meta or {})
+        if getattr(generator, "cond_dim", 0) and conditioner is None:
+            raise ValueError("the generator is conditioned (cond_dim > 0) but no conditioner was given")
+
+    @property
+    def name(self) -> str:
+        return self.meta.get("arch", type(self.generator).__name__)
+
+    def train(self, mode: bool = True) -> "Inpainter":
+        super().train(mode)
+        if self.conditioner is not None:
+            self.conditioner.eval()  # frozen classifier
+        return self
+
+    def condition(self, occluded: torch.Tensor) -> torch.Tensor | None:
+        """The conditioning vector: the conditioner's class probabilities on the occluded face."""
+        if self.conditioner is None:
+            return None
+        with torch.no_grad():
+            return torch.softmax(self.conditioner(occluded).float(), 1)
+
+    def generate(self, occluded: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        """The raw generator output over the whole frame (not stitched)."""
+        return self.generator(occluded, hole, self.condition(occluded))
+
+    def forward(self, occluded: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        return stitch(self.generate(occluded, hole), occluded, hole, self.feather)
+
+    def fit(self, faces: torch.Tensor) -> "Inpainter":
+        """Fit a baseline that needs training faces (`mean_face`); returns self for chaining."""
+        if not hasattr(self.generator, "fit"):
+            raise UnveilError(f"{self.name} has nothing to fit")
+        self.generator.fit(faces)
+        return self
+
+    @torch.no_grad()
+    def reconstruct(self, occluded: torch.Tensor, hole: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Stitched reconstructions without gradients, in batches of `batch_size`."""
+        out = [self(occluded[i:i + batch_size], hole[i:i + batch_size])
+               for i in range(0, occluded.shape[0], batch_size)]
+        return torch.cat(out) if out else occluded.clone()
+
+
+# --------------------------------------------------------------------------- building
+
+
+def create_inpainter(name: str, feather: int = 0, **kwargs) -> Inpainter:
+    """A classical baseline (`telea`, `navier_stokes`, `mean_face`) or an untrained generator by name.
+
+    `mean_face` must be fitted: `create_inpainter("mean_face").fit(train_faces)`.
+    """
+    if name in BASELINES:
+        generator = create_baseline(name, **kwargs)
+    elif name in GENERATORS:
+        generator = create_generator(name, **kwargs)
+    else:
+        known = ", ".join(BASELINES.names() + GENERATORS.names())
+        raise UnveilError(f"unknown inpainter {name!r}; valid: {known} (or a checkpoint path)")
+    return Inpainter(generator, None, feather, {"kind": "inpainter", "arch": name, "arch_args": kwargs})
+
+
+def is_trainable(name: str) -> bool:
+    return name in GENERATORS
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def save_inpainter(path: str | Path, inpainter: Inpainter, meta: dict[str, Any], half: bool = False,
+                   embed_conditioner: bool = True) -> Path:
+    """Write weights (+ the conditioner's, when embedded) and a sidecar of kind "inpainter".
+
+    `meta` must hold `arch` and `arch_args`; `conditioning` (from `classifier_info`) is required
+    when the inpainter has a conditioner.
+    """
+    if "arch" not in meta:
+        raise ValueError("inpainter checkpoint metadata needs 'arch' (and 'arch_args')")
+    tensors = {GENERATOR_PREFIX + k: v for k, v in inpainter.generator.state_dict().items()}
+    meta = {"kind": "inpainter", "classes": list(CLASSES), "arch_args": {}, "stitch": {"feather": inpainter.feather},
+            **meta}
+    if inpainter.conditioner is not None:
+        if not meta.get("conditioning"):
+            raise ValueError("a conditioned inpainter needs meta['conditioning'] (see classifier_info)")
+        meta["conditioning"] = {**meta["conditioning"], "embedded": bool(embed_conditioner)}
+        if embed_conditioner:
+            tensors.update({CONDITIONER_PREFIX + k: v for k, v in inpainter.conditioner.state_dict().items()})
+    return save_checkpoint(path, tensors, meta, half=half)
+
+
+def load_inpainter(path: str | Path, device: str | torch.device = "cpu") -> Inpainter:
+    """Rebuild an inpainter from its checkpoint (sidecar + weights), in eval mode on `device`."""
+    tensors, meta = load_checkpoint(path, device)
+    if meta.get("kind") != "inpainter":
+        raise UnveilError(f"{path}: not an inpainter checkpoint (kind {meta.get('kind')!r})")
+    arch = meta.get("arch")
+    args = meta.get("arch_args", {})
+    if arch in GENERATORS:
+        generator = create_generator(arch, **args)
+    elif arch in BASELINES:
+        generator = create_baseline(arch, **args)
+    else:
+        raise UnveilError(f"{path}: unknown inpainter architecture {arch!r}")
+    _load_part(generator, tensors, GENERATOR_PREFIX, path)
+    conditioner = None
+    cond = meta.get("conditioning")
+    if cond:
+        if cond.get("embedded"):
+            conditioner = build_classifier(cond["arch"], cond.get("arch_args", {}))
+            _load_part(conditioner, tensors, CONDITIONER_PREFIX, path)
+        else:
+            conditioner = _load_referenced_conditioner(path, cond, device)
+    feather = meta.get("stitch", {}).get("feather", 0)
+    return Inpainter(generator, conditioner, feather, meta).to(device).eval()
+
+
+def _load_part(module: nn.Module, tensors: dict, prefix: str, path) -> None:
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        raise UnveilError(f"{path}: {prefix.rstrip('.')} weights do not match the sidecar's architecture ({exc})") from None
+
+
+def _load_referenced_conditioner(path, cond: dict, device) -> nn.Module:
+    """A conditioner stored by path: tried as given, then beside the checkpoint and one folder up."""
+    here = checkpoint_paths(path)[1].parent
+    for candidate in (Path(cond["path"]), here / cond["path"], here.parent / cond["path"], here / Path(cond["path"]).name):
+        if checkpoint_paths(candidate)[0].exists():
+            model, _ = load_classifier(candidate, device)
+            expected = cond.get("weights_sha256")
+            if expected and weights_sha256(candidate) != expected:
+                print(f"warning: {path}: conditioning classifier {candidate} has changed since training "
+                      f"(SHA-256 differs); reconstructions may differ", file=sys.stderr)
+            return model
+    raise UnveilError(f"{path}: its conditioning classifier {cond['path']} was not found "
+                      f"(looked as given, beside the checkpoint and one folder up)")
