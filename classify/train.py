@@ -258,7 +258,7 @@ def _best_meta(meta: dict | None, cfg: TrainConfig, condition: Condition, state:
             "metrics": {"val": val} if val else {}}
 
 
-def train_quick(faces: Faces, arch: str = "tiny_cnn", epochs: int = 6, seed: int = 0,
+def train_quick(faces: Faces, arch: str = "tiny_cnn", epochs: int = 4, seed: int = 0,
                 occlusion: str | None = None, device: str | torch.device = "cpu", **arch_args) -> nn.Module:
     """A small classifier trained on `faces.split("train")` in seconds on the CPU, for tests of every
     stage; `occlusion` (e.g. "lower-half") trains on occluded faces. Returns it in eval mode."""

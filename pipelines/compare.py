@@ -59,7 +59,7 @@ def resolve_inpainters(specs: list[str], train_faces: Faces | None, device: torc
     for spec in specs:
         if spec in BASELINES:
             model = inpaint.create_inpainter(spec)
-            if hasattr(model, "fit"):
+            if hasattr(model.generator, "fit"):  # mean_face learns the training set's mean face
                 if train_faces is None:
                     raise UnveilError(f"inpainter {spec!r} needs training faces to fit")
                 model.fit(train_faces.float_images().to(device))

@@ -48,7 +48,7 @@ def save_png(image: Image.Image, path: str | Path) -> Path:
 def accuracy_chart(names: list[str], values: list[float], intervals: list[list[float]] | None,
                    title: str, width: int = 560, bar_height: int = 26) -> Image.Image:
     """Horizontal bars in [0, 1] with 95 % interval whiskers, one per condition."""
-    left, right, top = 130, 60, 30
+    left, right, top = 130, 50, 30
     height = top + len(names) * (bar_height + 8) + 24
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
@@ -62,12 +62,13 @@ def accuracy_chart(names: list[str], values: list[float], intervals: list[list[f
         y = top + i * (bar_height + 8)
         draw.text((8, y + bar_height // 2 - 6), name[:20], fill="black")
         draw.rectangle([x(0), y, x(value), y + bar_height], fill=(70, 120, 190))
+        end = value
         if intervals:
             lo, hi = intervals[i]
+            end = max(value, hi)
             mid = y + bar_height // 2
             draw.line([(x(lo), mid), (x(hi), mid)], fill="black", width=2)
             draw.line([(x(lo), mid - 5), (x(lo), mid + 5)], fill="black", width=2)
             draw.line([(x(hi), mid - 5), (x(hi), mid + 5)], fill="black", width=2)
-        draw.text((x(value) + 6 if value < 0.85 else x(value) - 44, y + 2), f"{value:.3f}",
-                  fill="black" if value < 0.85 else "white")
+        draw.text((x(end) + 6, y + bar_height // 2 - 6), f"{value:.3f}", fill="black")
     return canvas

@@ -37,7 +37,7 @@ _AA = 2.0 / SIZE  # anti-aliasing ramp width: one pixel in canonical units
 #            angry  disgust fear   happy  neutral sad    surprise
 _EXPRESSIONS = {
     "brow_raise": (-0.05, -0.04, 0.08, 0.01, 0.0, 0.02, 0.12),  # whole brow up (+)
-    "brow_tilt": (-0.08, -0.03, 0.05, 0.0, 0.0, 0.08, 0.0),  # inner end up (+) / down (-)
+    "brow_tilt": (-0.1, -0.03, 0.05, 0.0, 0.0, 0.08, 0.0),  # inner end up (+) / down (-)
     "brow_arch": (-0.01, 0.0, 0.0, 0.01, 0.0, -0.02, 0.04),
     "brow_drop_one": (0.0, 0.05, 0.0, 0.0, 0.0, 0.0, 0.0),  # one brow lower (sneer side)
     "eye_open": (-0.15, -0.45, 0.45, -0.35, 0.0, -0.15, 0.55),  # relative eye height
@@ -48,13 +48,13 @@ _EXPRESSIONS = {
     "nasolabial": (0.2, 0.6, 0.2, 0.7, 0.0, 0.0, 0.0),
     "cheek": (0.0, 0.2, 0.0, 0.6, 0.0, 0.0, 0.0),  # raised-cheek highlight
     "mouth_curve": (-0.02, -0.03, -0.02, 0.14, 0.0, -0.1, 0.0),  # corners up (+)
-    "mouth_open": (0.0, 0.02, 0.14, 0.08, 0.0, 0.0, 0.26),  # opening height
+    "mouth_open": (0.0, 0.02, 0.18, 0.08, 0.0, 0.0, 0.26),  # opening height
     "mouth_width": (-0.2, -0.05, 0.35, 0.25, 0.0, -0.05, -0.4),  # relative half-width
     "mouth_box": (0.0, 0.0, 0.35, 0.0, 0.0, 0.0, 0.0),  # squarer (stretched) opening
     "mouth_upper": (0.0, 0.0, 0.0, -0.3, 0.0, 0.0, 0.0),  # opening below the lip line (smile)
     "jaw_drop": (0.0, 0.0, 0.02, 0.0, 0.0, 0.0, 0.05),
     "lip_thick": (-0.6, -0.2, -0.2, -0.3, 0.0, 0.3, 0.0),  # pressed lips (-) / pout (+)
-    "teeth": (0.0, 0.7, 0.6, 1.0, 0.0, 0.0, 0.0),
+    "teeth": (0.0, 0.7, 0.3, 1.0, 0.0, 0.0, 0.0),
     "sneer": (0.0, 0.06, 0.0, 0.0, 0.0, 0.0, 0.0),  # upper lip raised on one side
 }
 _ANGRY = CLASSES.index("angry")

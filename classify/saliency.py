@@ -1,0 +1,71 @@
+"""Grad-CAM (Selvaraju et al. 2017): where in the face a classifier looks for a class.
+
+    heat = grad_cam(model, images)                 # [N, 1, 48, 48] in [0, 1], for the predicted class
+    rgb = overlay(images, heat)                    # uint8 [N, 48, 48, 3] for a picture
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def grad_cam(model: nn.Module, images: torch.Tensor, target: torch.Tensor | int | None = None) -> torch.Tensor:
+    """Grad-CAM heatmaps from the model's last convolutional map (`forward_features`).
+
+    Each feature channel is weighted by the spatial mean of the class score's gradient; the ReLU of the
+    weighted sum is upsampled to the image size and scaled to a maximum of 1 per image (all zeros when
+    nothing speaks for the class). Runs in eval mode (restored afterwards), in float32.
+
+    Args:
+        target: the class to explain, one per image or one for all; None explains the predicted class.
+
+    Shape:
+        images: [N, 1, H, W] in [0, 1] -> heatmaps [N, 1, H, W] in [0, 1], on the images' device.
+
+    Example:
+        >>> heat = grad_cam(create_classifier("tiny_cnn"), torch.rand(2, 1, 48, 48))
+        >>> heat.shape, bool(heat.min() >= 0), bool(heat.max() <= 1)
+        (torch.Size([2, 1, 48, 48]), True, True)
+    """
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            x = images.to(device).float()
+            features = model.forward_features(x).detach().requires_grad_(True)
+            logits = model.forward_head(features).float()
+            if target is None:
+                target = logits.argmax(1)
+            target = torch.as_tensor(target, device=device).long().expand(len(x))
+            score = logits.gather(1, target.view(-1, 1)).sum()
+            (grads,) = torch.autograd.grad(score, features)
+        weights = grads.mean((2, 3), keepdim=True)
+        cam = F.relu((weights * features.detach()).sum(1, keepdim=True))
+        cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)
+        peak = cam.flatten(1).amax(1).view(-1, 1, 1, 1)
+        cam = torch.where(peak > 0, cam / peak.clamp_min(1e-12), torch.zeros_like(cam))
+    finally:
+        model.train(was_training)
+    return cam.clamp(0, 1).to(images.device)
+
+
+def colormap(values: np.ndarray) -> np.ndarray:
+    """A jet-like colour map: [...] in [0, 1] -> uint8 [..., 3] (blue, cyan, yellow, red)."""
+    v = np.clip(values, 0, 1)[..., None]
+    rgb = np.clip(np.concatenate([1.5 - np.abs(4 * v - 3), 1.5 - np.abs(4 * v - 2), 1.5 - np.abs(4 * v - 1)], -1), 0, 1)
+    return (rgb * 255).round().astype(np.uint8)
+
+
+def overlay(images: torch.Tensor, heatmaps: torch.Tensor, alpha: float = 0.45) -> np.ndarray:
+    """Blend coloured heatmaps over grayscale faces.
+
+    Shape:
+        images, heatmaps: [N, 1, H, W] in [0, 1] -> uint8 numpy [N, H, W, 3].
+    """
+    gray = images.detach().float().clamp(0, 1).cpu().numpy()[:, 0, ..., None] * 255
+    heat = colormap(heatmaps.detach().float().cpu().numpy()[:, 0]).astype(np.float64)
+    return ((1 - alpha) * gray + alpha * heat).round().clip(0, 255).astype(np.uint8)
