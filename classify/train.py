@@ -44,9 +44,9 @@ VAL_SEED = 0  # masks of the fixed val (and test) faces: the same for every mode
 
 
 def class_weights(labels: torch.Tensor, num_classes: int = NUM_CLASSES, mode: str = "balanced") -> torch.Tensor:
-    """Per-class loss weights from training frequencies: `balanced` is n / (C n_c) (scikit-learn's
-    `compute_class_weight("balanced")`), `sqrt` its square root (milder), `none` all ones.
-    Classes with no faces get weight 1 (they never occur in the loss anyway).
+    """Per-class loss weights from training frequencies: `balanced` is n / (M n_c) over the M classes
+    present (scikit-learn's `compute_class_weight("balanced")`), `sqrt` its square root (milder),
+    `none` all ones. Classes with no faces get weight 1 (they never occur in the loss anyway).
 
     Shape:
         labels: int [N] -> float32 [C] on the labels' device.
@@ -54,7 +54,8 @@ def class_weights(labels: torch.Tensor, num_classes: int = NUM_CLASSES, mode: st
     if mode == "none":
         return torch.ones(num_classes, device=labels.device)
     counts = torch.bincount(labels.long(), minlength=num_classes).float()
-    weights = torch.where(counts > 0, len(labels) / (num_classes * counts.clamp_min(1)), torch.ones_like(counts))
+    present = int((counts > 0).sum())
+    weights = torch.where(counts > 0, len(labels) / (present * counts.clamp_min(1)), torch.ones_like(counts))
     return weights.sqrt() if mode == "sqrt" else weights
 
 
@@ -241,6 +242,8 @@ def fit_classifier(model: nn.Module, train: Faces, val: Faces | None, cfg: Train
     final = selected()
     if best_state is not None:
         final.load_state_dict(best_state)
+    # Hand back the ordinary layout, as load_classifier does, so both predict bit for bit alike.
+    final = final.to(memory_format=torch.contiguous_format)
     seconds = [r["seconds"] for r in state["history"]]
     history = {"epochs": state["history"], "best_epoch": state["best_epoch"],
                "best_score": state["best_score"] if val_images is not None else None, "select": cfg.select,

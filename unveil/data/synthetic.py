@@ -40,7 +40,10 @@ _EXPRESSIONS = {
     "brow_tilt": (-0.1, -0.03, 0.05, 0.0, 0.0, 0.08, 0.0),  # inner end up (+) / down (-)
     "brow_arch": (-0.01, 0.0, 0.0, 0.01, 0.0, -0.02, 0.04),
     "brow_drop_one": (0.0, 0.05, 0.0, 0.0, 0.0, 0.0, 0.0),  # one brow lower (sneer side)
-    "eye_open": (-0.15, -0.45, 0.45, -0.35, 0.0, -0.15, 0.55),  # relative eye height
+    "upper_lid": (-0.15, -0.35, 0.5, -0.1, 0.0, -0.3, 0.6),  # relative height above the eye's axis
+    "lower_lid": (-0.3, -0.5, 0.2, -0.7, 0.0, 0.0, 0.3),  # ... and below it (happy: crescent)
+    "gaze_down": (0.0, 0.0, 0.0, 0.0, 0.0, 0.02, 0.0),
+    "crows_feet": (0.0, 0.3, 0.0, 0.8, 0.0, 0.0, 0.0),  # creases at the outer eye corners
     "forehead": (0.0, 0.0, 0.5, 0.0, 0.0, 0.2, 0.8),  # horizontal forehead wrinkles
     "frown": (0.8, 0.4, 0.2, 0.0, 0.0, 0.3, 0.0),  # vertical lines between the brows
     "nose_wrinkle": (0.1, 0.9, 0.0, 0.0, 0.0, 0.0, 0.0),
@@ -139,7 +142,7 @@ def _sample_params(labels: torch.Tensor, g: torch.Generator) -> dict[str, torch.
     strength = uniform(0.3, 1.0)
     for name, offsets in _EXPRESSIONS.items():
         p[name] = torch.tensor(offsets)[labels].view(n, 1, 1) * strength
-    jitter = {"brow_raise": 0.02, "brow_tilt": 0.02, "mouth_curve": 0.015, "eye_open": 0.1, "mouth_open": 0.01}
+    jitter = {"brow_raise": 0.02, "brow_tilt": 0.02, "mouth_curve": 0.015, "upper_lid": 0.1, "lower_lid": 0.1, "mouth_open": 0.01}
     for name, sd in jitter.items():
         p[name] = p[name] + sd * torch.randn(n, 1, 1, generator=g)
     # Some angry faces bare their teeth instead of pressing the lips.
@@ -232,17 +235,27 @@ def _draw_brow(img, p, u, v, side):
 
 
 def _draw_eye(img, p, u, v, side):
-    """Socket shadow, sclera, iris clipped to the sclera, and a dark lid line (stronger on top)."""
+    """Socket shadow, sclera, iris clipped to the sclera, lid line (stronger on top), crow's feet.
+
+    The upper and lower halves of the eye opening are half-ellipses of their
+    own heights, so each lid can open or close on its own.
+    """
     cu, cv, w = p["eye_u"], p["eye_v"], p["eye_w"]
-    h = p["eye_h"] * (1 + p["eye_open"]).clamp(min=0.25)
+    h_up = p["eye_h"] * (1 + p["upper_lid"]).clamp(min=0.2)
+    h_low = p["eye_h"] * (1 + p["lower_lid"]).clamp(min=0.2)
+    h = torch.where(v < cv, h_up, h_low)
     _shade(img, _ramp(_ellipse(u, v, cu, cv - 0.02, 1.4 * w, 0.1), 0.1), 0.18)
     sclera = _ellipse(u, v, cu, cv, w, h)
     inside = _ramp(sclera)
     _paint(img, inside, 0.55 + 0.35 * p["skin"])
-    iris = _ramp(0.055 - torch.hypot(u - cu - p["gaze"], v - cv)).mul_(inside)
+    iris = _ramp(0.055 - torch.hypot(u - cu - p["gaze"], v - cv - p["gaze_down"])).mul_(inside)
     _paint(img, iris, p["iris"])
     lid = _ramp(0.018 - sclera.abs_()).mul_(_ramp(cv - v, 4 * _AA).mul_(0.5).add_(0.35))
     _paint(img, lid, 0.12)
+    corner = cu + w + 0.02
+    for dv in (-0.04, 0.035):
+        crease = _ramp(0.012 - _segment(u, v, corner, cv, corner + 0.08, cv + dv))
+        _shade(img, crease, 0.3 * p["crows_feet"])
 
 
 def _draw_cheek(img, p, u, v, side):

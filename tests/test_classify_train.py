@@ -1,0 +1,246 @@
+"""Training, inference, checkpoints, resume and the classifier commands, on synthetic faces (CPU, seconds)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from classify import load_classifier, save_classifier
+from classify.condition import Condition
+from classify.config import TrainConfig, load_classifier_config
+from classify.evaluate import evaluate, predict_proba, tta_views
+from classify.train import fit_classifier, train_from_config, train_quick
+from pipelines.cli import main
+from unveil.classes import NUM_CLASSES
+from unveil.errors import UnveilError
+
+ROOT = Path(__file__).resolve().parents[1]
+SYNTHETIC_CONFIG = ROOT / "configs" / "classifier_synthetic.yaml"
+SOURCE = "synthetic:n=3500,seed=0"  # the synthetic_faces fixture's source: decoded once, then cached
+CHANCE = 1 / NUM_CLASSES
+
+
+@pytest.fixture(scope="module")
+def quick_model(synthetic_faces):
+    return train_quick(synthetic_faces, seed=0)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(quick_model, synthetic_faces, tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "quick"
+    save_classifier(path, quick_model, {"arch": "tiny_cnn", "arch_args": {}, "condition": "full",
+                                        "occlusion": "none", "data_fingerprint": synthetic_faces.fingerprint})
+    return path
+
+
+def test_quick_model_beats_chance_and_hiding_the_lower_half_hurts(quick_model, synthetic_faces):
+    test = synthetic_faces.split("test")
+    full = evaluate(quick_model, test, n_boot=0)["accuracy"]
+    hidden = evaluate(quick_model, test, Condition.build("lower-half"), n_boot=0)["accuracy"]
+    assert full > 4 * CHANCE  # ~0.85 after a few seconds of training
+    assert hidden < full - 0.2
+    assert not quick_model.training
+
+
+def test_training_on_occluded_faces_reads_the_upper_half(quick_model, synthetic_faces):
+    occluded_model = train_quick(synthetic_faces, occlusion="lower-half", seed=1)
+    test, hide = synthetic_faces.split("test"), Condition.build("lower-half")
+    on_hidden = evaluate(occluded_model, test, hide, n_boot=0)["accuracy"]
+    assert on_hidden > 2 * CHANCE
+    assert on_hidden > evaluate(quick_model, test, hide, n_boot=0)["accuracy"] + 0.1
+
+
+def test_predict_proba(quick_model, synthetic_faces):
+    images = synthetic_faces.split("val").float_images()[:100]
+    probs = predict_proba(quick_model, images, batch_size=32)
+    assert probs.shape == (100, NUM_CLASSES) and probs.dtype == torch.float32
+    assert torch.allclose(probs.sum(1), torch.ones(100), atol=1e-5)
+    assert torch.allclose(probs, predict_proba(quick_model, images, batch_size=1000), atol=1e-6)
+    tta = predict_proba(quick_model, images, tta=True)
+    assert tta.shape == probs.shape and torch.allclose(tta.sum(1), torch.ones(100), atol=1e-5)
+    assert predict_proba(quick_model, images[:0]).shape == (0, NUM_CLASSES)
+    quick_model.train()
+    predict_proba(quick_model, images[:4])
+    assert quick_model.training  # the caller's mode is restored
+    quick_model.eval()
+
+
+def test_tta_views_are_flips_and_shifts():
+    x = torch.arange(48 * 48, dtype=torch.float32).view(1, 1, 48, 48)
+    views = tta_views(x)
+    assert len(views) == 10 and all(v.shape == x.shape for v in views)
+    assert torch.equal(views[0], x) and torch.equal(views[5], x.flip(-1))
+    assert torch.equal(views[1][..., 2:, :], x[..., :-2, :])  # content moved down by 2 pixels
+
+
+def test_checkpoint_round_trip_gives_identical_predictions(quick_model, checkpoint, synthetic_faces):
+    images = synthetic_faces.split("test").float_images()
+    model, meta = load_classifier(checkpoint)
+    assert meta["arch"] == "tiny_cnn" and meta["classes"][3] == "happy"
+    assert torch.equal(predict_proba(model, images), predict_proba(quick_model, images))
+    half_path = checkpoint.with_name("quick_fp16")
+    save_classifier(half_path, quick_model, {"arch": "tiny_cnn", "arch_args": {}}, half=True)
+    assert half_path.with_suffix(".safetensors").stat().st_size < 0.6 * checkpoint.with_suffix(".safetensors").stat().st_size
+    half_model, _ = load_classifier(half_path)
+    agree = (predict_proba(half_model, images).argmax(1) == predict_proba(model, images).argmax(1)).float().mean()
+    assert agree > 0.98
+
+
+def test_fit_selects_on_val_and_stops_early(synthetic_faces):
+    train = synthetic_faces.split("train").select(torch.arange(300))
+    val = synthetic_faces.split("val")
+    torch.manual_seed(0)
+    model = __import__("classify").create_classifier("tiny_cnn")
+    cfg = TrainConfig(epochs=6, batch_size=64, patience=1, ema=0.9)
+    cfg.optim.schedule, cfg.optim.lr = "constant", 0.5  # far too high: val accuracy stalls, so it stops
+    cfg.loss.name, cfg.loss.class_weights = "focal", "balanced"
+    model, history = fit_classifier(model, train, val, cfg, progress=False)
+    records = history["epochs"]
+    assert history["stopped_early"] and len(records) < 6
+    best = max(records, key=lambda r: r["val_accuracy"])
+    assert history["best_epoch"] == best["epoch"] and history["best_score"] == best["val_accuracy"]
+    again = evaluate(model, val, n_boot=0)["accuracy"]
+    assert again == pytest.approx(best["val_accuracy"])  # the returned model is the selected one
+
+
+def _interrupt_after(epochs):
+    def hook(epoch, record):
+        if epoch + 1 == epochs:
+            raise KeyboardInterrupt
+    return hook
+
+
+def test_resume_continues_from_the_saved_epoch(tmp_path):
+    overrides = ["train.epochs=4", "data.limit=300", "train.ema=0.9", "train.patience=0"]
+    cfg = load_classifier_config(SYNTHETIC_CONFIG, overrides)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train_from_config(cfg, run, on_epoch_end=_interrupt_after(2))
+    assert json.loads((run / "last.json").read_text())["epoch"] == 2
+    assert len(json.loads((run / "history.json").read_text())) == 2
+    assert (run / "best.json").exists() and not (run / "metrics.json").exists()
+
+    with pytest.raises(UnveilError, match="--resume"):  # never overwrite a run by accident
+        train_from_config(cfg, run)
+    with pytest.raises(UnveilError, match="train.epochs"):  # nor resume it with another config
+        train_from_config(load_classifier_config(SYNTHETIC_CONFIG, [*overrides[1:], "train.epochs=5"]), run, resume=True)
+
+    args = ["train-classifier", "--config", str(SYNTHETIC_CONFIG), "--out", str(run), "--resume"]
+    assert main(args + [a for o in overrides for a in ("--set", o)]) == 0
+    history = json.loads((run / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1, 2, 3, 4]
+    assert json.loads((run / "last.json").read_text())["epoch"] == 4
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 4 and {"val", "test"} <= set(metrics)
+    sidecar = json.loads((run / "best.json").read_text())
+    assert sidecar["metrics"]["test"]["accuracy"] == metrics["test"]["accuracy"]
+    for key in ("arch", "arch_args", "classes", "condition", "occlusion", "data_fingerprint", "seed", "epochs",
+                "seconds_per_epoch"):
+        assert key in sidecar
+
+    # The interrupted-and-resumed run retraces an uninterrupted one.
+    straight = tmp_path / "straight"
+    train_from_config(cfg, straight)
+    reference = json.loads((straight / "history.json").read_text())
+    for a, b in zip(history, reference):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["val_accuracy"] == pytest.approx(b["val_accuracy"], abs=1e-9)
+
+
+def test_occluded_condition_redraws_masks(synthetic_faces):
+    images = synthetic_faces.split("val").float_images()[:16]
+    cond = Condition.build("mask")
+    a, b = cond(images, seed=1), cond(images, seed=2)
+    assert not torch.equal(a, b)  # another batch or epoch, other masks
+    assert torch.equal(a, cond(images, seed=1))
+    assert cond.describe() == {"condition": "occluded", "occlusion": "mask", "inpainter": None}
+    assert Condition.build("none").describe()["condition"] == "full"
+
+
+def test_reconstructed_condition_goes_through_the_inpaint_hook(synthetic_faces, tmp_path, monkeypatch):
+    """The hook calls inpaint.load_inpainter(path, device) and feeds `reconstruct`'s output to the model."""
+    import types
+
+    calls = []
+
+    class Fill:
+        def reconstruct(self, occluded, hole):
+            calls.append(occluded.shape[0])
+            return occluded + 0.5 * hole
+
+    stub = types.ModuleType("inpaint")
+    stub.load_inpainter = lambda path, device: Fill()
+    monkeypatch.setitem(sys.modules, "inpaint", stub)
+    cfg = load_classifier_config(SYNTHETIC_CONFIG, ["train.epochs=1", "data.limit=200", "condition.name=reconstructed",
+                                                    "condition.inpainter=some/inpainter"])
+    metrics = train_from_config(cfg, tmp_path / "run")
+    assert calls and metrics["condition"] == "reconstructed" and metrics["inpainter"] == "some/inpainter"
+    sidecar = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert sidecar["condition"] == "reconstructed" and sidecar["occlusion"] == "lower-half"
+
+
+def test_reconstructed_condition_with_the_real_inpaint_stage(synthetic_faces, tmp_path):
+    inpaint = pytest.importorskip("inpaint")
+    if not all(hasattr(inpaint, f) for f in ("load_inpainter", "create_inpainter", "save_inpainter")):
+        pytest.skip("the inpaint stage has no load_inpainter/create_inpainter/save_inpainter yet")
+    train_images = synthetic_faces.split("train").float_images()
+    inpainter = inpaint.create_inpainter("mean_face").fit(train_images)
+    inpaint.save_inpainter(tmp_path / "mean_face", inpainter, {"arch": "mean_face", "arch_args": {}})
+    cfg = load_classifier_config(SYNTHETIC_CONFIG, ["train.epochs=1", "data.limit=200", "condition.name=reconstructed",
+                                                    f"condition.inpainter={tmp_path / 'mean_face'}"])
+    metrics = train_from_config(cfg, tmp_path / "run")
+    assert metrics["condition"] == "reconstructed" and 0 <= metrics["test"]["accuracy"] <= 1
+    cond = Condition.build("lower-half", str(tmp_path / "mean_face"))
+    faces = synthetic_faces.split("test").float_images()[:8]
+    out = cond(faces)
+    assert torch.equal(out[..., :24, :], faces[..., :24, :])  # the visible half is kept
+    assert not torch.equal(out[..., 24:, :], torch.zeros_like(out[..., 24:, :]))  # the hole is filled
+
+
+def test_eval_classifier_json_on_stdout(checkpoint, tmp_path):
+    out = tmp_path / "eval"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "eval-classifier", str(checkpoint), "--data", SOURCE,
+                           "--split", "test", "--json", "--n-boot", "100", "--out", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)  # exactly one JSON object, nothing else
+    assert {"accuracy", "macro_f1", "per_class", "confusion", "roc_auc", "ci95"} <= set(report)
+    assert report["accuracy"] > 4 * CHANCE and report["trained_condition"] == "full" and report["n"] == 350
+    assert sum(map(sum, report["confusion"])) == 350
+    for name in ("metrics.json", "report.md", "confusion.png"):
+        assert (out / name).stat().st_size > 0
+    assert "| happy |" in (out / "report.md").read_text()
+
+
+def test_eval_classifier_occlusion_tta_and_record(checkpoint, tmp_path, capsys):
+    args = ["eval-classifier", str(checkpoint), "--data", SOURCE, "--split", "val", "--n-boot", "0", "--json"]
+    assert main(args + ["--out", str(tmp_path / "a")]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert main(args + ["--out", str(tmp_path / "b"), "--occlusion", "lower-half"]) == 0
+    hidden = json.loads(capsys.readouterr().out)
+    assert hidden["occlusion"] == "lower-half" and hidden["accuracy"] < full["accuracy"]
+    assert main(args + ["--out", str(tmp_path / "c"), "--tta"]) == 0
+    assert json.loads(capsys.readouterr().out)["tta"] is True
+    assert main(args + ["--out", str(tmp_path / "d"), "--record"]) == 0
+    sidecar = json.loads(checkpoint.with_suffix(".json").read_text())
+    assert sidecar["metrics"]["val"]["accuracy"] == full["accuracy"]
+    # recording under another condition than the training one is refused
+    assert main(args + ["--out", str(tmp_path / "e"), "--record", "--occlusion", "lower-half"]) == 2
+    assert main(["eval-classifier", str(tmp_path / "missing"), "--data", SOURCE]) == 2
+    assert "checkpoint file not found" in capsys.readouterr().err
+
+
+def test_saliency_command_writes_png(checkpoint, tmp_path, capsys):
+    out = tmp_path / "cam.png"
+    assert main(["saliency", str(checkpoint), "--data", SOURCE, "--n", "5", "--out", str(out),
+                 "--occlusion", "lower-half"]) == 0
+    from PIL import Image
+
+    with Image.open(out) as img:
+        assert img.mode == "RGB" and img.width > 5 * 2 * 48
+    assert "5 faces" in capsys.readouterr().out
