@@ -12,9 +12,9 @@ import sys
 from unveil import __version__
 from unveil.errors import UnveilError
 
-from . import classifier_commands, compare_commands, data_commands, inpainter_commands
+from . import classifier_commands, compare_commands, data_commands, inpainter_commands, quickstart
 
-COMMAND_MODULES = [data_commands, classifier_commands, compare_commands, inpainter_commands]
+COMMAND_MODULES = [data_commands, classifier_commands, inpainter_commands, compare_commands, quickstart]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -61,11 +61,22 @@ def run_compare_command(args: argparse.Namespace) -> int:
         raise UnveilError(f"no shipped judge at {CHECKPOINTS / SHIPPED_JUDGE}.json yet; pass --classifier CKPT")
     specs = _split_list(args.inpainters) if args.inpainters else default_inpainters()
     out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
-    report = run_comparison(
-        data=args.data, judge_path=judge_path, inpainter_specs=specs, occlusion=args.occlusion,
-        split=args.split, out_dir=out, cross=_split_list(args.cross), tta=args.tta, per_class=args.per_class,
-        seed=args.seed, n_boot=args.bootstrap, use_lpips=not args.no_lpips, use_wandb=not args.no_wandb,
-        device=args.device, load=lambda source, split: load_source(args, source, split))
+    run = None
+    if not args.no_wandb:
+        from .tracking import start_run
+
+        run = start_run(out, name=out.name, job_type="compare", config={
+            "data": args.data, "split": args.split, "judge": judge_path, "inpainters": specs,
+            "occlusion": args.occlusion, "tta": args.tta, "seed": args.seed})
+    try:
+        report = run_comparison(
+            data=args.data, judge_path=judge_path, inpainter_specs=specs, occlusion=args.occlusion,
+            split=args.split, out_dir=out, cross=_split_list(args.cross), tta=args.tta,
+            per_class=args.per_class, seed=args.seed, n_boot=args.bootstrap, use_lpips=not args.no_lpips,
+            wandb_run=run, device=args.device, load=lambda source, split: load_source(args, source, split))
+    finally:
+        if run is not None:
+            run.finish()
     stream = sys.stderr if args.json else sys.stdout
     print(summary_table(report), file=stream)
     for warning in report["warnings"]:
@@ -82,9 +93,9 @@ def _split_list(text: str | None) -> list[str]:
 
 def run_comparison(data: str, judge_path: str, inpainter_specs: list[str], occlusion: str, split: str,
                    out_dir: str | Path, cross: list[str] = (), tta: bool = False, per_class: int = 2,
-                   seed: int = 0, n_boot: int = 1000, use_lpips: bool = True, use_wandb: bool = True,
+                   seed: int = 0, n_boot: int = 1000, use_lpips: bool = True, wandb_run=None,
                    device: str = "auto", load=None) -> dict:
-    """Load everything, compare, and write report, figures and gallery (HTML and W&B) to `out_dir`."""
+    """Load everything, compare, and write report, figures and gallery to `out_dir` (and `wandb_run`)."""
     from unveil.data import load_faces
 
     load = load or (lambda source, part: load_faces(source, part))
@@ -112,15 +123,10 @@ def run_comparison(data: str, judge_path: str, inpainter_specs: list[str], occlu
     rows = build_rows(artefacts, faces.ids, judge.model, reference, per_class=per_class, seed=seed)
     title = f"Unveil gallery — judge {Path(judge_path).name}, occlusion {occ}, faces judged on {reference}"
     write_html(rows, conditions, out, title)
-    if use_wandb:
-        from .tracking import log_gallery, start_run
+    if wandb_run is not None:
+        from .tracking import log_gallery
 
-        run = start_run(out, name=out.name, job_type="compare", config={
-            "data": faces.source, "split": split, "judge": judge_path, "inpainters": inpainter_specs,
-            "occlusion": str(occ), "tta": tta, "seed": seed})
-        if run is not None:
-            log_gallery(run, rows, conditions, report, paths["accuracy"])
-            run.finish()
+        log_gallery(wandb_run, rows, conditions, report, paths["accuracy"])
     return report
 
 
