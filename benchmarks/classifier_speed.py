@@ -11,7 +11,6 @@ compilation) is left out of the median. Faces are random uint8 images: speed doe
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -68,21 +67,20 @@ def main() -> None:
     parser.add_argument("--arch", nargs="+", default=["shared_cnn", "vgg"], choices=CLASSIFIERS.names())
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--n", type=int, help=f"training faces (default {FER_TRAIN:,} on CUDA, 1,024 on the CPU)")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per arch; the first is warm-up (default 3)")
+    parser.add_argument("--n", type=int, help=f"training faces (default {FER_TRAIN:,} on CUDA, 256 on the CPU)")
+    parser.add_argument("--epochs", type=int, help="epochs per arch; the first is warm-up (default 3 on CUDA, 2 on the CPU)")
     parser.add_argument("--occlusion", help="train under this occlusion, e.g. lower-half or mask")
     parser.add_argument("--ema", type=float, default=0.999, help="EMA decay (0: off)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the training forward (CUDA)")
     args = parser.parse_args()
 
     device = pick_device(args.device)
-    n = args.n or (FER_TRAIN if device.type == "cuda" else 1024)
-    if device.type == "cpu":
-        torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    cuda = device.type == "cuda"
+    n, epochs = args.n or (FER_TRAIN if cuda else 256), args.epochs or (3 if cuda else 2)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"classifier speed on {name}, torch {torch.__version__}: {n:,} faces, batch {args.batch}, "
           f"occlusion {args.occlusion or 'none'}, EMA {args.ema}, compile {args.compile}")
-    rows = [bench(a, device, n, args.batch, args.epochs, args.occlusion, args.compile, args.ema) for a in args.arch]
+    rows = [bench(a, device, n, args.batch, epochs, args.occlusion, args.compile, args.ema) for a in args.arch]
     header = f"{'arch':<12}{'params':>11}{'s/epoch':>10}{'train img/s':>13}{'infer img/s':>13}{'infer TTA img/s':>17}"
     print(header)
     print("-" * len(header))

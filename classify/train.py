@@ -160,22 +160,23 @@ def fit_classifier(model: nn.Module, train: Faces, val: Faces | None, cfg: Train
     if val is not None and len(val):
         val_images = condition.apply_batched(val.float_images().to(device), VAL_SEED, cfg.eval_batch_size)
 
-    state = {"epoch": 0, "history": [], "best_score": -1.0, "best_epoch": 0, "bad_epochs": 0}
+    state = {"epoch": 0, "history": [], "best_score": -1.0, "best_epoch": 0, "bad_epochs": 0, "stopped_early": False}
     best_state = None
     if resume:
         if out is None or not (out / "last.json").exists():
             raise UnveilError(f"{out}: nothing to resume (no last.json there)")
         saved = load_training_state(out / "last", {"model": model, "ema": ema and ema.model},
                                     {"optimizer": optimizer, "scheduler": scheduler}, device)
-        state = {k: saved[k] for k in state}
+        state = {k: saved.get(k, v) for k, v in state.items()}
         if (out / "best.json").exists():
             from .models import load_classifier
             best_state = load_classifier(out / "best", device)[0].state_dict()
 
     selected = lambda: ema.model if ema else model  # noqa: E731
     bar = Progress(cfg.epochs, "train-classifier", start_epoch=state["epoch"]) if progress else None
-    stopped_early = False
     for epoch in range(state["epoch"], cfg.epochs):
+        if state["stopped_early"]:  # a resumed run that had already stopped early
+            break
         if bar:
             bar.begin_epoch()
         started = time.perf_counter()
@@ -222,6 +223,7 @@ def fit_classifier(model: nn.Module, train: Faces, val: Faces | None, cfg: Train
             best_state = {k: v.detach().clone() for k, v in selected().state_dict().items()}
         else:
             state["bad_epochs"] += 1
+        state["stopped_early"] = bool(cfg.patience) and state["bad_epochs"] >= cfg.patience
         if out is not None:
             if improved:
                 save_classifier(out / "best", selected(), _best_meta(meta, cfg, condition, state), half=cfg.half)
@@ -235,9 +237,6 @@ def fit_classifier(model: nn.Module, train: Faces, val: Faces | None, cfg: Train
             bar.end_epoch(epoch, **shown)
         if on_epoch_end:
             on_epoch_end(epoch, record)
-        if cfg.patience and state["bad_epochs"] >= cfg.patience:
-            stopped_early = True
-            break
 
     final = selected()
     if best_state is not None:
@@ -248,7 +247,7 @@ def fit_classifier(model: nn.Module, train: Faces, val: Faces | None, cfg: Train
     history = {"epochs": state["history"], "best_epoch": state["best_epoch"],
                "best_score": state["best_score"] if val_images is not None else None, "select": cfg.select,
                "epochs_run": state["epoch"], "seconds_per_epoch": statistics.median(seconds) if seconds else None,
-               "stopped_early": stopped_early}
+               "stopped_early": state["stopped_early"]}
     return final.eval(), history
 
 

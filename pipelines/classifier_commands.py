@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     ev = sub.add_parser("eval-classifier", help="evaluate a classifier checkpoint on a split",
                         description="Accuracy, macro-F1, per-class precision/recall/F1, confusion matrix, "
-                                    "one-vs-rest ROC-AUC and bootstrap 95 %% intervals; writes metrics.json, "
+                                    "one-vs-rest ROC-AUC and bootstrap 95 % intervals; writes metrics.json, "
                                     "report.md and confusion.png.")
     ev.add_argument("checkpoint", help="a classifier checkpoint (NAME, NAME.safetensors or NAME.json)")
     ev.add_argument("--data", required=True, help="a FER2013 folder/CSV/archive, class folders, or 'synthetic'")

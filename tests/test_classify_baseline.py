@@ -14,6 +14,16 @@ from pipelines.cli import main
 from unveil.classes import NUM_CLASSES
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny CPU models gain little from a second thread but slow down several-fold when the two
+    cores are shared with other work (OpenMP threads wait on each other), so these tests use one."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def blobs(n=300, classes=4, seed=0):
     """Small separable-ish 'images' [N, 1, 6, 6]: one bright pixel region per class plus noise."""
     g = torch.Generator().manual_seed(seed)

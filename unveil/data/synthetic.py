@@ -16,7 +16,7 @@ image row r sits at v = (r + 0.5) / 24 - 1, so the hidden lower half (rows
 
 An expression is a per-class offset from neutral (brow raise/tilt, eye
 openness, wrinkles, mouth curve/opening/width, ...) scaled by one per-face
-strength in [0.3, 1].  The same strength drives the upper- and lower-face
+strength in [0.35, 1].  The same strength drives the upper- and lower-face
 cues, so the visible half partly predicts the hidden mouth; weak strengths and
 identity jitter make the classes overlap so neither half is trivially enough.
 """
@@ -36,17 +36,17 @@ _AA = 2.0 / SIZE  # anti-aliasing ramp width: one pixel in canonical units
 # Offsets from neutral at full strength, one entry per class in CLASSES order:
 #            angry  disgust fear   happy  neutral sad    surprise
 _EXPRESSIONS = {
-    "brow_raise": (-0.05, -0.04, 0.08, 0.01, 0.0, 0.02, 0.12),  # whole brow up (+)
-    "brow_tilt": (-0.1, -0.03, 0.05, 0.0, 0.0, 0.08, 0.0),  # inner end up (+) / down (-)
+    "brow_raise": (-0.07, -0.06, 0.11, 0.01, 0.0, 0.02, 0.16),  # whole brow up (+)
+    "brow_tilt": (-0.12, -0.03, 0.06, 0.0, 0.0, 0.11, 0.0),  # inner end up (+) / down (-)
     "brow_arch": (-0.01, 0.0, 0.0, 0.01, 0.0, -0.02, 0.04),
-    "brow_drop_one": (0.0, 0.05, 0.0, 0.0, 0.0, 0.0, 0.0),  # one brow lower (sneer side)
+    "brow_drop_one": (0.0, 0.06, 0.0, 0.0, 0.0, 0.0, 0.0),  # one brow lower (sneer side)
     "upper_lid": (-0.15, -0.35, 0.5, -0.1, 0.0, -0.3, 0.6),  # relative height above the eye's axis
     "lower_lid": (-0.3, -0.5, 0.2, -0.7, 0.0, 0.0, 0.3),  # ... and below it (happy: crescent)
     "gaze_down": (0.0, 0.0, 0.0, 0.0, 0.0, 0.02, 0.0),
     "crows_feet": (0.0, 0.3, 0.0, 0.8, 0.0, 0.0, 0.0),  # creases at the outer eye corners
     "forehead": (0.0, 0.0, 0.5, 0.0, 0.0, 0.2, 0.8),  # horizontal forehead wrinkles
-    "frown": (0.8, 0.4, 0.2, 0.0, 0.0, 0.3, 0.0),  # vertical lines between the brows
-    "nose_wrinkle": (0.1, 0.9, 0.0, 0.0, 0.0, 0.0, 0.0),
+    "frown": (1.0, 0.5, 0.2, 0.0, 0.0, 0.3, 0.0),  # vertical lines between the brows
+    "nose_wrinkle": (0.1, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0),
     "nose_raise": (0.0, 0.03, 0.0, 0.01, 0.0, 0.0, 0.0),
     "nasolabial": (0.2, 0.6, 0.2, 0.7, 0.0, 0.0, 0.0),
     "cheek": (0.0, 0.2, 0.0, 0.6, 0.0, 0.0, 0.0),  # raised-cheek highlight
@@ -71,7 +71,7 @@ _WINDOWS = {
     "neck": ((28, 48), (0, 48)),
     "face": ((0, 48), (0, 48)),
     "brow": ((1, 28), (19, 47)),
-    "eye": ((6, 31), (19, 48)),
+    "eye": ((6, 31), (16, 48)),
     "cheek": ((14, 46), (20, 48)),
     "forehead": ((0, 22), (5, 43)),
     "centre": ((2, 40), (12, 36)),
@@ -139,7 +139,7 @@ def _sample_params(labels: torch.Tensor, g: torch.Generator) -> dict[str, torch.
     }
     # Expression: class offsets times one shared strength, plus small per-face
     # jitter so that neutral faces and weak expressions overlap.
-    strength = uniform(0.3, 1.0)
+    strength = uniform(0.35, 1.0)
     for name, offsets in _EXPRESSIONS.items():
         p[name] = torch.tensor(offsets)[labels].view(n, 1, 1) * strength
     jitter = {"brow_raise": 0.02, "brow_tilt": 0.02, "mouth_curve": 0.015, "upper_lid": 0.1, "lower_lid": 0.1, "mouth_open": 0.01}

@@ -1,0 +1,204 @@
+"""Training, checkpoints, resume, conditioning, configs and the eval-inpainter command (CPU, synthetic faces)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from inpaint import GENERATORS, create_inpainter, load_inpainter
+from inpaint.evaluate import evaluate_inpainter
+from inpaint.train import InpaintConfig, InpaintTrainer, load_inpaint_config, train_inpainter
+from unveil.config import apply_overrides, from_dict
+from unveil.errors import UnveilError
+from unveil.metrics.image import psnr
+from unveil.occlusion import Occlusion
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("inpaint_*.yaml"))
+
+
+def tiny_config(**overrides) -> InpaintConfig:
+    data = {"model": {"arch": "unet", "args": {"widths": [8, 16, 32]}},
+            "train": {"epochs": 1, "steps_per_epoch": 10, "batch_size": 32, "lr": 2e-3, "warmup_epochs": 0.1,
+                      "device": "cpu", "sample_every": 1}}
+    apply_overrides(data, [f"{k}={v}" for k, v in overrides.items()])
+    return from_dict(InpaintConfig, data).validate()
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def test_every_inpaint_config_loads():
+    assert {"inpaint_fer_unet.yaml", "inpaint_fer_ra_unet.yaml", "inpaint_fer_resnet_cgan.yaml"} <= {p.name for p in CONFIGS}
+    assert any(p.name.startswith("inpaint_synthetic_") for p in CONFIGS)
+    for path in CONFIGS:
+        cfg = load_inpaint_config(path)
+        assert cfg.model.arch in GENERATORS
+        if path.name.startswith("inpaint_fer_"):
+            assert cfg.loss.guide == "checkpoints/classifier_guide"
+            assert cfg.model.conditioning == "checkpoints/classifier_occluded"
+            assert cfg.select.metric != "selector_accuracy" or cfg.select.classifier != cfg.loss.guide
+
+
+def test_config_rules():
+    with pytest.raises(UnveilError, match="loss.guide"):
+        tiny_config(**{"loss.expression": 0.3, "loss.perceptual": 0.5})
+    with pytest.raises(UnveilError, match="paired"):
+        tiny_config(**{"loss.expression": 0.3, "loss.guide": "x"})
+    with pytest.raises(UnveilError, match="unknown key"):
+        tiny_config(**{"loss.l2": 1.0})
+    with pytest.raises(UnveilError, match="expression_kind"):
+        tiny_config(**{"loss.expression_kind": "mse"})
+    with pytest.raises(UnveilError, match="select.classifier"):
+        tiny_config(**{"select.metric": "selector_accuracy"})
+
+
+# --------------------------------------------------------------------------- a short real run
+
+
+@pytest.fixture(scope="module")
+def unet_run(synthetic_faces, tmp_path_factory):
+    """A few hundred steps of a tiny U-Net (with EMA) on synthetic faces."""
+    out = tmp_path_factory.mktemp("unet_run")
+    cfg = tiny_config(**{"train.epochs": 3, "train.steps_per_epoch": 80, "train.ema": 0.99, "train.sample_every": 3})
+    summary = train_inpainter(cfg, out, faces=synthetic_faces)
+    return out, summary
+
+
+def test_training_brings_the_hole_closer_than_the_fill(unet_run, synthetic_faces):
+    out, summary = unet_run
+    val = synthetic_faces.split("val")
+    images = val.float_images()
+    occluded, hole = Occlusion()(images)
+    fill = float(psnr(occluded, images, hole).mean())
+    mean = evaluate_inpainter(create_inpainter("mean_face").fit(synthetic_faces.split("train").images),
+                              images, None, Occlusion())["psnr_hole"]
+    got = summary["val"]["psnr_hole"]
+    assert got > fill + 5, (got, fill)
+    assert got > mean, (got, mean)
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 3 and history[-1]["val_psnr_hole"] > history[0]["val_psnr_hole"] - 0.5
+
+
+def test_run_folder(unet_run):
+    out, summary = unet_run
+    for name in ("config.yaml", "history.json", "metrics.json", "best.safetensors", "best.json",
+                 "last.safetensors", "last.json", "samples/epoch_003.png"):
+        assert (out / name).exists(), name
+    meta = json.loads((out / "best.json").read_text())
+    assert meta["kind"] == "inpainter" and meta["arch"] == "unet" and meta["guide"] is None
+    assert meta["occlusion"]["kind"] == "lower-half" and meta["data_fingerprint"]
+    assert meta["metrics"]["val"]["psnr_hole"] == pytest.approx(summary["val"]["psnr_hole"])
+
+
+def test_sidecar_numbers_reproduce_and_round_trip_is_identical(unet_run, synthetic_faces):
+    out, _ = unet_run
+    meta = json.loads((out / "best.json").read_text())
+    a, b = load_inpainter(out / "best"), load_inpainter(out / "best")
+    val = synthetic_faces.split("val")
+    got = evaluate_inpainter(a, val.float_images(), None, Occlusion.from_dict(meta["occlusion"]))
+    for key in ("psnr_hole", "ssim_hole", "l1_hole", "psnr"):
+        assert got[key] == pytest.approx(meta["metrics"]["val"][key], abs=1e-4), key
+    occluded, hole = Occlusion.parse("mask")(val.float_images()[:8])
+    assert torch.equal(a.reconstruct(occluded, hole), b.reconstruct(occluded, hole))
+
+
+def test_resume_continues_exactly(synthetic_faces, tmp_path):
+    """Interrupted after epoch 1 and resumed == trained straight through (GAN, EMA, masks, RNG state)."""
+    cfg = tiny_config(**{"model.arch": "resnet_cgan", "model.args": "{ngf: 4, n_blocks: 1}", "loss.adversarial": 0.05,
+                         "discriminator.args": "{ndf: 8}", "train.epochs": 2, "train.steps_per_epoch": 3,
+                         "train.batch_size": 8, "train.ema": 0.9, "occlusion": "mask", "data.val_limit": 64})
+    train_inpainter(cfg, tmp_path / "straight", faces=synthetic_faces)
+    train_inpainter(cfg, tmp_path / "resumed", faces=synthetic_faces, stop_after=1)
+    assert json.loads((tmp_path / "resumed" / "last.json").read_text())["epoch"] == 1
+    train_inpainter(cfg, tmp_path / "resumed", faces=synthetic_faces, resume=True)
+    from unveil.checkpoint import load_checkpoint
+
+    a, _ = load_checkpoint(tmp_path / "straight" / "last")
+    b, _ = load_checkpoint(tmp_path / "resumed" / "last")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    with pytest.raises(UnveilError, match="nothing to resume"):
+        train_inpainter(cfg, tmp_path / "fresh", faces=synthetic_faces, resume=True)
+
+
+# --------------------------------------------------------------------------- conditioning
+
+
+@pytest.fixture(scope="module")
+def occluded_classifier(synthetic_faces, tmp_path_factory):
+    from classify import save_classifier
+    from classify.train import train_quick
+
+    model = train_quick(synthetic_faces, arch="tiny_cnn", epochs=2, seed=3, occlusion="lower-half")
+    path = tmp_path_factory.mktemp("cond") / "occluded"
+    save_classifier(path, model, {"arch": "tiny_cnn", "arch_args": {}, "seed": 3, "occlusion": "lower-half",
+                                  "data_fingerprint": synthetic_faces.fingerprint})
+    return path
+
+
+@pytest.mark.parametrize("embed", [True, False])
+def test_conditioned_generator_is_self_contained(synthetic_faces, occluded_classifier, tmp_path, embed):
+    cfg = tiny_config(**{"model.conditioning": str(occluded_classifier), "model.embed_conditioner": embed,
+                         "train.steps_per_epoch": 4, "data.val_limit": 64})
+    trainer = InpaintTrainer(cfg, tmp_path, faces=synthetic_faces)
+    trainer.fit()
+    meta = json.loads((tmp_path / "best.json").read_text())
+    assert meta["arch_args"]["cond_dim"] == 7
+    assert meta["conditioning"]["embedded"] is embed and meta["conditioning"]["weights_sha256"]
+    loaded = load_inpainter(tmp_path / "best")
+    assert loaded.conditioner is not None
+    images = synthetic_faces.split("val").float_images()[:16]
+    occluded, hole = Occlusion()(images)
+    probs = loaded.condition(occluded)
+    assert probs.shape == (16, 7) and torch.allclose(probs.sum(1), torch.ones(16), atol=1e-5)
+    best = InpaintTrainer(cfg, tmp_path / "again", faces=synthetic_faces)  # rebuilds the same conditioner
+    assert torch.allclose(best.inpainter().condition(occluded), probs, atol=1e-6)
+    out = loaded.reconstruct(occluded, hole)
+    assert torch.equal(out[hole == 0], images[hole == 0])
+
+
+# --------------------------------------------------------------------------- eval-inpainter
+
+
+@pytest.fixture(scope="module")
+def judge(synthetic_faces, tmp_path_factory):
+    from classify import save_classifier
+    from classify.train import train_quick
+
+    model = train_quick(synthetic_faces, arch="tiny_cnn", epochs=2, seed=5)
+    path = tmp_path_factory.mktemp("judge") / "judge"
+    save_classifier(path, model, {"arch": "tiny_cnn", "arch_args": {}, "seed": 5,
+                                  "data_fingerprint": synthetic_faces.fingerprint})
+    return path
+
+
+def run_cli(argv, capsys):
+    from pipelines.cli import main
+
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("inpainter", ["run", "telea", "mean_face"])
+def test_eval_inpainter_json(unet_run, judge, synthetic_faces, capsys, inpainter, tmp_path):
+    target = str(unet_run[0] / "best") if inpainter == "run" else inpainter
+    code, out, err = run_cli(["eval-inpainter", target, "--data", "synthetic:n=3500,seed=0", "--split", "test",
+                              "--classifier", str(judge), "--json", "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    report = json.loads(out)  # exactly one JSON object on stdout
+    for key in ("accuracy", "macro_f1", "psnr", "ssim", "psnr_hole", "ssim_hole", "whole", "judge", "warnings"):
+        assert key in report, key
+    assert report["judge"]["path"] == str(judge) and report["n"] == len(synthetic_faces.split("test"))
+    assert report["psnr"] == report["psnr_hole"] and "psnr" in report["whole"] and "ssim" in report["whole"]
+    assert 0 <= report["accuracy"] <= 1 and report["warnings"] == [] and not report["judge_is_guide"]
+    assert (tmp_path / "metrics.json").exists() and (tmp_path / "samples.png").exists()
+
+
+def test_eval_inpainter_bad_input(capsys, judge):
+    code, out, err = run_cli(["eval-inpainter", "no/such/thing", "--data", "synthetic:n=3500,seed=0",
+                              "--classifier", str(judge), "--json"], capsys)
+    assert code == 2 and out == "" and "neither an inpainter checkpoint" in err
