@@ -53,9 +53,12 @@ class Condition:
               device: torch.device | str = "cpu") -> "Condition":
         """From command-line style options: no occlusion -> full; an inpainter -> reconstructed."""
         occ = occlusion if occlusion and occlusion != "none" else None
-        if inpainter:
-            return cls.from_config(ConditionConfig("reconstructed", occ or "lower-half", inpainter), device)
-        return cls.from_config(ConditionConfig("occluded", occ) if occ else ConditionConfig(), device)
+        try:
+            if inpainter:
+                return cls.from_config(ConditionConfig("reconstructed", occ or "lower-half", inpainter), device)
+            return cls.from_config(ConditionConfig("occluded", occ) if occ else ConditionConfig(), device)
+        except ValueError as exc:
+            raise UnveilError(f"bad occlusion {occlusion!r}: {exc}") from None
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, seed: int = 0) -> torch.Tensor:

@@ -94,7 +94,7 @@ class OptimConfig:
         _check("optim.name", self.name, OPTIMIZERS)
         _check("optim.schedule", self.schedule, SCHEDULES)
         if self.lr <= 0 or not 0 <= self.warmup < 1:
-            raise ValueError(f"optim: need lr > 0 and 0 <= warmup < 1 (got lr={self.lr}, warmup={self.warmup})")
+            raise ValueError(f"need lr > 0 and 0 <= warmup < 1 (got lr={self.lr}, warmup={self.warmup})")
 
 
 @dataclass
@@ -131,7 +131,8 @@ class TrainConfig:
     def __post_init__(self):
         _check("train.select", self.select, SELECT_METRICS)
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 0 or not 0 <= self.ema < 1:
-            raise ValueError("train: need epochs >= 1, batch_size >= 1, patience >= 0 and 0 <= ema < 1")
+            raise ValueError(f"need epochs >= 1, batch_size >= 1, patience >= 0 and 0 <= ema < 1 (got epochs="
+                             f"{self.epochs}, batch_size={self.batch_size}, patience={self.patience}, ema={self.ema})")
 
 
 @dataclass

@@ -18,9 +18,12 @@ from unveil.classes import NUM_CLASSES
 def one_thread():
     """Tiny CPU models gain little from a second thread but slow down several-fold when the two
     cores are shared with other work (OpenMP threads wait on each other), so these tests use one."""
+    from threadpoolctl import threadpool_limits  # scikit-learn's own dependency: BLAS threads too
+
     old = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(1):
+        yield
     torch.set_num_threads(old)
 
 

@@ -61,7 +61,7 @@ def test_config_rules():
 def unet_run(synthetic_faces, tmp_path_factory):
     """A few hundred steps of a tiny U-Net (with EMA) on synthetic faces."""
     out = tmp_path_factory.mktemp("unet_run")
-    cfg = tiny_config(**{"train.epochs": 3, "train.steps_per_epoch": 80, "train.ema": 0.99, "train.sample_every": 3})
+    cfg = tiny_config(**{"train.epochs": 3, "train.steps_per_epoch": 50, "train.ema": 0.99, "train.sample_every": 3})
     summary = train_inpainter(cfg, out, faces=synthetic_faces)
     return out, summary
 
