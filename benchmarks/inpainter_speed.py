@@ -103,8 +103,8 @@ def main() -> None:
         params = sum(p.numel() for p in create_inpainter(name).parameters()) if trainable else 0
         train = train_speed(name, device, batch, steps, faces) if trainable else None
         infer = infer_speed(name, device, infer_batch, 5 if cuda else 2, faces)
-        t = f"{train:>13.0f}{FER_TRAIN / train:>10.1f}" if train else f"{'-':>13}{'-':>10}"
-        print(f"{name:<15}{params / 1e6 if params else 0:>8.2f}M{t}{infer:>13.0f}", flush=True)
+        t = f"{train:>13.1f}{FER_TRAIN / train:>10.1f}" if train else f"{'-':>13}{'-':>10}"
+        print(f"{name:<15}{params / 1e6 if params else 0:>8.2f}M{t}{infer:>13.1f}", flush=True)
     print("* s/epoch for FER2013's 28,709 training faces at this batch size (validation not included)")
 
 

@@ -223,7 +223,7 @@ def fit_classifier(model: nn.Module, train: Faces, val: Faces | None, cfg: Train
             best_state = {k: v.detach().clone() for k, v in selected().state_dict().items()}
         else:
             state["bad_epochs"] += 1
-        state["stopped_early"] = bool(cfg.patience) and state["bad_epochs"] >= cfg.patience
+        state["stopped_early"] = bool(cfg.patience) and state["bad_epochs"] >= cfg.patience and epoch + 1 < cfg.epochs
         if out is not None:
             if improved:
                 save_classifier(out / "best", selected(), _best_meta(meta, cfg, condition, state), half=cfg.half)

@@ -12,6 +12,7 @@ Two quality paths with the same definitions:
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import torch
@@ -47,22 +48,6 @@ class QualitySums:
 
 
 @torch.no_grad()
-def reconstruct_faces(inpainter: nn.Module, images: torch.Tensor, occlusion: Occlusion,
-                      batch_size: int = 1024, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(occluded, hole, stitched) for float faces [N, 1, H, W]; the occlusion is drawn batch by batch
-    with seeds `seed + batch_index` (default: the occlusion's own seed), so it is reproducible."""
-    base = occlusion.seed if seed is None else seed
-    occ, holes, out = [], [], []
-    for b, start in enumerate(range(0, images.shape[0], batch_size)):
-        full = images[start:start + batch_size]
-        occluded, hole = occlusion(full, seed=base + b)
-        occ.append(occluded)
-        holes.append(hole)
-        out.append(inpainter(occluded, hole).float().clamp(0, 1))
-    return torch.cat(occ), torch.cat(holes), torch.cat(out)
-
-
-@torch.no_grad()
 def evaluate_inpainter(inpainter: nn.Module, images: torch.Tensor, labels: torch.Tensor | None,
                        occlusion: Occlusion, judge: Predictor | None = None, batch_size: int = 1024,
                        full_metrics: bool = False, device: str | torch.device = "cpu",
@@ -81,8 +66,6 @@ def evaluate_inpainter(inpainter: nn.Module, images: torch.Tensor, labels: torch
         {"n", "psnr_hole", "ssim_hole", "l1_hole", "psnr", "ssim", "l1", ["lpips"],
          ["accuracy", "macro_f1", "judge_report"]}
     """
-    import contextlib
-
     if full_metrics:
         from unveil.metrics.image import ImageQuality
 

@@ -67,6 +67,7 @@ def test_expression_loss_helps_an_independent_judge(synthetic_faces, classifiers
         result = evaluate_inpainter(trainer.inpainter(), images, labels, Occlusion(),
                                     judge=lambda x: predict_proba(judge, x))
         scores[name] = result
+    print({k: {m: round(v[m], 4) for m in ("accuracy", "macro_f1", "psnr_hole", "ssim_hole")} for k, v in scores.items()})
     gain = scores["expr"]["accuracy"] - scores["base"]["accuracy"]
     assert gain > 0.03, {k: (v["accuracy"], v["psnr_hole"]) for k, v in scores.items()}
     # The expression term must not wreck the reconstruction itself.

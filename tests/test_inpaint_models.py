@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from inpaint import (BASELINES, DISCRIMINATORS, GENERATORS, create_baseline, create_discriminator, create_generator,
+from inpaint import (BASELINES, DISCRIMINATORS, GENERATORS, create_discriminator, create_generator,
                      create_inpainter, load_inpainter, save_inpainter, stitch)
 from inpaint.losses import ssim_region
 from unveil.errors import UnveilError

@@ -202,3 +202,27 @@ def test_eval_inpainter_bad_input(capsys, judge):
     code, out, err = run_cli(["eval-inpainter", "no/such/thing", "--data", "synthetic:n=3500,seed=0",
                               "--classifier", str(judge), "--json"], capsys)
     assert code == 2 and out == "" and "neither an inpainter checkpoint" in err
+
+
+# --------------------------------------------------------------------------- shipped generators
+
+SHIPPED = sorted((ROOT / "checkpoints").glob("inpainter_*.json"))
+
+
+@pytest.mark.skipif(not SHIPPED, reason="no shipped inpainter checkpoints (checkpoints/inpainter_*.json) yet")
+@pytest.mark.parametrize("sidecar", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_inpainters_reproduce_their_sidecar(sidecar, fer_dir, monkeypatch):
+    """Each shipped generator loads, and its sidecar's val (PublicTest) numbers reproduce on the CPU."""
+    from unveil.data import load_faces
+
+    monkeypatch.chdir(ROOT)  # conditioners are referenced relative to the project
+    meta = json.loads(sidecar.read_text())
+    assert meta["kind"] == "inpainter" and meta["guide"], "a shipped generator records its guide"
+    inpainter = load_inpainter(sidecar.with_suffix(""))
+    val = load_faces(str(fer_dir), "val")
+    got = evaluate_inpainter(inpainter, val.float_images(), None, Occlusion.from_dict(meta["occlusion"]))
+    want = meta["metrics"]["val"]
+    assert got["n"] == want["n"]
+    assert got["psnr_hole"] == pytest.approx(want["psnr_hole"], abs=0.02)
+    assert got["ssim_hole"] == pytest.approx(want["ssim_hole"], abs=2e-3)
+    assert got["l1_hole"] == pytest.approx(want["l1_hole"], abs=1e-3)

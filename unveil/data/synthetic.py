@@ -37,7 +37,7 @@ _AA = 2.0 / SIZE  # anti-aliasing ramp width: one pixel in canonical units
 #            angry  disgust fear   happy  neutral sad    surprise
 _EXPRESSIONS = {
     "brow_raise": (-0.07, -0.06, 0.11, 0.01, 0.0, 0.02, 0.16),  # whole brow up (+)
-    "brow_tilt": (-0.12, -0.03, 0.06, 0.0, 0.0, 0.11, 0.0),  # inner end up (+) / down (-)
+    "brow_tilt": (-0.13, -0.03, 0.06, 0.0, 0.0, 0.13, 0.0),  # inner end up (+) / down (-)
     "brow_arch": (-0.01, 0.0, 0.0, 0.01, 0.0, -0.02, 0.04),
     "brow_drop_one": (0.0, 0.06, 0.0, 0.0, 0.0, 0.0, 0.0),  # one brow lower (sneer side)
     "upper_lid": (-0.15, -0.35, 0.5, -0.1, 0.0, -0.3, 0.6),  # relative height above the eye's axis
@@ -255,7 +255,7 @@ def _draw_eye(img, p, u, v, side):
     corner = cu + w + 0.02
     for dv in (-0.04, 0.035):
         crease = _ramp(0.012 - _segment(u, v, corner, cv, corner + 0.08, cv + dv))
-        _shade(img, crease, 0.3 * p["crows_feet"])
+        _shade(img, crease, 0.4 * p["crows_feet"])
 
 
 def _draw_cheek(img, p, u, v, side):
@@ -280,11 +280,11 @@ def _draw_centre(img, p, u, v, side):
     """Frown lines between the brows, creases on the nose bridge, and the nose itself."""
     brow = p["brow_v"] - p["brow_raise"]
     frown = _ramp(0.012 - (u.abs() - 0.04).abs_()).mul_(_ramp(0.06 - (v - brow - 0.04).abs_()))
-    _shade(img, frown, 0.35 * p["frown"])
+    _shade(img, frown, 0.45 * p["frown"])
     across_nose = _ramp(0.09 - u.abs(), 0.04)
     for cv in (-0.07, -0.01):
         crease = _ramp(0.011 - (v - cv).abs_()).mul_(across_nose)
-        _shade(img, crease, 0.35 * p["nose_wrinkle"])
+        _shade(img, crease, 0.45 * p["nose_wrinkle"])
     tip = p["nose_v"] - p["nose_raise"]
     for s in (-1.0, 1.0):
         bridge = _segment(u * s, v, 0.075, -0.1, 0.095, tip - 0.05)
