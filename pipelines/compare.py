@@ -67,12 +67,18 @@ def resolve_inpainters(specs: list[str], train_faces: Faces | None, device: torc
         else:
             model = inpaint.load_inpainter(spec, device)
             meta = getattr(model, "meta", {}) or {}
-            out.append(NamedInpainter(Path(spec).name.removesuffix(".safetensors").removesuffix(".json"),
-                                      model, meta, str(spec)))
+            out.append(NamedInpainter(_checkpoint_name(spec), model, meta, str(spec)))
     names = [i.name for i in out]
     if len(set(names)) != len(names):
         raise UnveilError(f"two inpainters share a name: {names}")
     return out
+
+
+def _checkpoint_name(spec: str) -> str:
+    """`checkpoints/inpainter_unet` -> inpainter_unet; a run's `runs/unet/best` -> unet."""
+    path = Path(spec)
+    stem = path.name.removesuffix(".safetensors").removesuffix(".json")
+    return path.parent.name if stem in ("best", "last") and path.parent.name else stem
 
 
 @torch.no_grad()

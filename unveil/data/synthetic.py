@@ -142,7 +142,8 @@ def _sample_params(labels: torch.Tensor, g: torch.Generator) -> dict[str, torch.
     strength = uniform(0.35, 1.0)
     for name, offsets in _EXPRESSIONS.items():
         p[name] = torch.tensor(offsets)[labels].view(n, 1, 1) * strength
-    jitter = {"brow_raise": 0.02, "brow_tilt": 0.02, "mouth_curve": 0.015, "upper_lid": 0.1, "lower_lid": 0.1, "mouth_open": 0.01}
+    jitter = {"brow_raise": 0.02, "brow_tilt": 0.02, "upper_lid": 0.1, "lower_lid": 0.1,
+              "mouth_curve": 0.015, "mouth_open": 0.01}
     for name, sd in jitter.items():
         p[name] = p[name] + sd * torch.randn(n, 1, 1, generator=g)
     # Some angry faces bare their teeth instead of pressing the lips.
