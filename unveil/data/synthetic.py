@@ -62,21 +62,6 @@ _EXPRESSIONS = {
 }
 _ANGRY = CLASSES.index("angry")
 
-# Pixel windows (rows, cols) that each part is drawn in; paired parts give the
-# window of the right-hand (u > 0) instance and the left one is mirrored.
-# Each bounds its part over the whole parameter range plus the worst pose
-# displacement (~6 px), so the per-pixel work skips regions it cannot touch.
-_WINDOWS = {
-    "hair": ((0, 40), (0, 48)),
-    "neck": ((28, 48), (0, 48)),
-    "face": ((0, 48), (0, 48)),
-    "brow": ((1, 28), (19, 47)),
-    "eye": ((6, 31), (16, 48)),
-    "cheek": ((14, 46), (20, 48)),
-    "forehead": ((0, 22), (5, 43)),
-    "centre": ((2, 40), (12, 36)),
-    "mouth": ((19, 48), (6, 42)),
-}
 
 
 def synthesize(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,21 +182,21 @@ def _shade(img: torch.Tensor, alpha: torch.Tensor, amount) -> None:
 
 
 # --------------------------------------------------------------------------- face parts
-# Each part is drawn as draw(img, p, u, v, side) on one window; paired parts are
-# mirrored (u -> -u) so they always draw the right-hand instance.
+# Each part is drawn as draw(img, p, u, v) inside its window.  Left/right pairs
+# are drawn once on the mirrored coordinate x = |u|, which halves their cost.
 
 
-def _draw_hair(img, p, u, v, side):
+def _draw_hair(img, p, u, v):
     """A dark cap slightly larger than the face; the face later covers all but the top and sides."""
     head = _ramp(_ellipse(u, v, 0, p["face_v"] - 0.05, p["face_a"] + 0.08, p["face_b"] + 0.1))
     _paint(img, head.mul_(_ramp(0.2 - v, 0.1)), p["hair"])
 
 
-def _draw_neck(img, p, u, v, side):
+def _draw_neck(img, p, u, v):
     _paint(img, _ramp(0.42 - u.abs()).mul_(_ramp(v - 0.55)), 0.65 * p["skin"])
 
 
-def _draw_face(img, p, u, v, side):
+def _draw_face(img, p, u, v):
     """Skin oval clipped by the hairline, darkened towards its rim for a sense of volume."""
     a, b = p["face_a"], p["face_b"]
     r = torch.hypot(u / a, (v - p["face_v"]) / b)
@@ -221,53 +206,56 @@ def _draw_face(img, p, u, v, side):
     _shade(img, inside, r.clamp_(max=1).pow_(4).mul_(0.35))
 
 
-def _draw_brow(img, p, u, v, side):
-    """One eyebrow: a tapered band around an arched line from inner (x0) to outer (x1) end."""
-    x0, x1 = p["brow_in"], p["brow_out"]
-    base = p["brow_v"] - p["brow_raise"] + p["brow_drop_one"] * (1 + side * p["side"]) / 2
+def _draw_brows(img, p, u, v):
+    """Eyebrows: tapered bands around arched lines from the inner (x0) to the outer (x1) end."""
+    x, x0, x1 = u.abs(), p["brow_in"], p["brow_out"]
+    lowered = p["brow_drop_one"] * (u * p["side"] > 0)  # one brow only (disgust)
+    base = p["brow_v"] - p["brow_raise"] + lowered
     v0, v1 = base - p["brow_tilt"], base + 0.3 * p["brow_tilt"]  # inner end moves most
     arch = 0.03 + p["brow_arch"]
-    t = ((u - x0) / (x1 - x0)).clamp_(0, 1)
+    t = ((x - x0) / (x1 - x0)).clamp_(0, 1)
     centre = v0 + (v1 - v0) * t - 4 * arch * t * (1 - t)
     slope = ((v1 - v0) - 4 * arch * (1 - 2 * t)) / (x1 - x0)
     half = p["brow_th"] * (1.15 - 0.45 * t)
-    mask = _ramp(_band(v, centre, slope, half)).mul_(_ramp(torch.minimum(u - x0, x1 - u)))
+    mask = _ramp(_band(v, centre, slope, half)).mul_(_ramp(torch.minimum(x - x0, x1 - x)))
     _paint(img, mask.mul_(0.85), 0.3 * p["skin"] + 0.7 * p["hair"])
 
 
-def _draw_eye(img, p, u, v, side):
+def _draw_eyes(img, p, u, v):
     """Socket shadow, sclera, iris clipped to the sclera, lid line (stronger on top), crow's feet.
 
     The upper and lower halves of the eye opening are half-ellipses of their
     own heights, so each lid can open or close on its own.
     """
-    cu, cv, w = p["eye_u"], p["eye_v"], p["eye_w"]
+    x, cu, cv, w = u.abs(), p["eye_u"], p["eye_v"], p["eye_w"]
     h_up = p["eye_h"] * (1 + p["upper_lid"]).clamp(min=0.2)
     h_low = p["eye_h"] * (1 + p["lower_lid"]).clamp(min=0.2)
-    h = torch.where(v < cv, h_up, h_low)
-    _shade(img, _ramp(_ellipse(u, v, cu, cv - 0.02, 1.4 * w, 0.1), 0.1), 0.18)
-    sclera = _ellipse(u, v, cu, cv, w, h)
+    _shade(img, _ramp(_ellipse(x, v, cu, cv - 0.02, 1.4 * w, 0.1), 0.1), 0.18)
+    sclera = _ellipse(x, v, cu, cv, w, torch.where(v < cv, h_up, h_low))
     inside = _ramp(sclera)
     _paint(img, inside, 0.55 + 0.35 * p["skin"])
-    iris = _ramp(0.055 - torch.hypot(u - cu - p["gaze"], v - cv - p["gaze_down"])).mul_(inside)
+    iris_u = u.sign().mul_(p["gaze"]).add_(cu)  # both eyes look the same way, not mirrored
+    iris = _ramp(0.055 - torch.hypot(x - iris_u, v - cv - p["gaze_down"])).mul_(inside)
     _paint(img, iris, p["iris"])
     lid = _ramp(0.018 - sclera.abs_()).mul_(_ramp(cv - v, 4 * _AA).mul_(0.5).add_(0.35))
     _paint(img, lid, 0.12)
-    corner = cu + w + 0.02
-    for dv in (-0.04, 0.035):
-        crease = _ramp(0.012 - _segment(u, v, corner, cv, corner + 0.08, cv + dv))
-        _shade(img, crease, 0.4 * p["crows_feet"])
+    # Crow's feet: a '<' of two short creases fanning out from the outer corner.
+    out = x - (cu + w + 0.02)
+    fan = (v - cv).abs_().sub_(0.5 * out).abs_().mul_(1 / math.sqrt(1.25))
+    crease = _ramp(0.012 - fan).mul_(_ramp(torch.minimum(out, 0.08 - out)))
+    _shade(img, crease, 0.4 * p["crows_feet"])
 
 
-def _draw_cheek(img, p, u, v, side):
-    """Raised-cheek highlight and the nasolabial fold from the nose wing past the mouth corner."""
-    _shade(img, _ramp(_ellipse(u, v, 0.36, 0.1, 0.17, 0.1), 0.1), -0.12 * p["cheek"])
+def _draw_cheeks(img, p, u, v):
+    """Raised-cheek highlights and the nasolabial folds from the nose wings past the mouth corners."""
+    x = u.abs()
+    _shade(img, _ramp(_ellipse(x, v, 0.36, 0.1, 0.17, 0.1), 0.1), -0.12 * p["cheek"])
     mouth_w = p["mouth_w"] * (1 + p["mouth_width"])
-    fold = _segment(u, v, 0.13, p["nose_v"] - p["nose_raise"], mouth_w + 0.07, p["mouth_v"] + 0.08)
+    fold = _segment(x, v, 0.13, p["nose_v"] - p["nose_raise"], mouth_w + 0.07, p["mouth_v"] + 0.08)
     _shade(img, _ramp(0.014 - fold), 0.06 + 0.3 * p["nasolabial"])
 
 
-def _draw_forehead(img, p, u, v, side):
+def _draw_forehead(img, p, u, v):
     """Horizontal wrinkles that follow the brows up (surprise, fear)."""
     brow = p["brow_v"] - p["brow_raise"]
     fade = _ramp(0.35 - u.abs(), 0.2)  # towards the temples
@@ -277,25 +265,23 @@ def _draw_forehead(img, p, u, v, side):
         _shade(img, line, 0.3 * p["forehead"])
 
 
-def _draw_centre(img, p, u, v, side):
+def _draw_centre(img, p, u, v):
     """Frown lines between the brows, creases on the nose bridge, and the nose itself."""
-    brow = p["brow_v"] - p["brow_raise"]
-    frown = _ramp(0.012 - (u.abs() - 0.04).abs_()).mul_(_ramp(0.06 - (v - brow - 0.04).abs_()))
+    x, brow = u.abs(), p["brow_v"] - p["brow_raise"]
+    frown = _ramp(0.012 - (x - 0.04).abs_()).mul_(_ramp(0.06 - (v - brow - 0.04).abs_()))
     _shade(img, frown, 0.45 * p["frown"])
-    across_nose = _ramp(0.09 - u.abs(), 0.04)
+    across_nose = _ramp(0.09 - x, 0.04)
     for cv in (-0.07, -0.01):
         crease = _ramp(0.011 - (v - cv).abs_()).mul_(across_nose)
         _shade(img, crease, 0.45 * p["nose_wrinkle"])
     tip = p["nose_v"] - p["nose_raise"]
-    for s in (-1.0, 1.0):
-        bridge = _segment(u * s, v, 0.075, -0.1, 0.095, tip - 0.05)
-        _shade(img, _ramp(0.012 - bridge), 0.07)
-        _shade(img, _ramp(_ellipse(u * s, v, 0.065, tip + 0.005, 0.04, 0.022)), 0.45)
-    _shade(img, _ramp(_ellipse(u, v, 0, tip - 0.04, 0.07, 0.06), 0.06), -0.08)
-    _shade(img, _ramp(_ellipse(u, v, 0, tip + 0.035, 0.12, 0.03), 0.04), 0.15)
+    _shade(img, _ramp(0.012 - _segment(x, v, 0.075, -0.1, 0.095, tip - 0.05)), 0.07)  # bridge
+    _shade(img, _ramp(_ellipse(x, v, 0.065, tip + 0.005, 0.04, 0.022)), 0.45)  # nostrils
+    _shade(img, _ramp(_ellipse(u, v, 0, tip - 0.04, 0.07, 0.06), 0.06), -0.08)  # lit tip
+    _shade(img, _ramp(_ellipse(u, v, 0, tip + 0.035, 0.12, 0.03), 0.04), 0.15)  # underside
 
 
-def _draw_mouth(img, p, u, v, side):
+def _draw_mouth(img, p, u, v):
     """Lips around a parabolic lip line, the dark opening between them, and teeth.
 
     The lip line is v = centre - curve * t^2 (t = u / half_width), so positive
@@ -324,17 +310,19 @@ def _draw_mouth(img, p, u, v, side):
     _paint(img, teeth.mul_(p["teeth"].clamp(0, 1)), 0.85)
 
 
-# Painter's order: (draw, window, paired).
+# Painter's order, each part with the pixel window (rows, cols) it is drawn in.
+# A window bounds its part over the whole parameter range plus the worst pose
+# displacement (~6 px), so the per-pixel work skips what the part cannot touch.
 _PARTS = (
-    (_draw_hair, "hair", False),
-    (_draw_neck, "neck", False),
-    (_draw_face, "face", False),
-    (_draw_brow, "brow", True),
-    (_draw_eye, "eye", True),
-    (_draw_cheek, "cheek", True),
-    (_draw_forehead, "forehead", False),
-    (_draw_centre, "centre", False),
-    (_draw_mouth, "mouth", False),
+    (_draw_hair, (0, 40), (0, 48)),
+    (_draw_neck, (28, 48), (0, 48)),
+    (_draw_face, (0, 48), (0, 48)),
+    (_draw_brows, (1, 28), (2, 46)),
+    (_draw_eyes, (6, 31), (2, 46)),
+    (_draw_cheeks, (14, 46), (3, 45)),
+    (_draw_forehead, (0, 22), (5, 43)),
+    (_draw_centre, (2, 40), (12, 36)),
+    (_draw_mouth, (19, 48), (6, 42)),
 )
 
 
@@ -345,9 +333,8 @@ def _render(p: dict[str, torch.Tensor], g: torch.Generator) -> torch.Tensor:
     """Render one chunk of faces to uint8 [n, 48, 48]."""
     u, v = _pose_grid(p)
     img = p["background"].expand_as(u).clone()
-    for draw, window, paired in _PARTS:
-        for side in (-1.0, 1.0) if paired else (1.0,):
-            _draw_in_window(draw, window, side, img, p, u, v)
+    for draw, rows, cols in _PARTS:
+        _draw_in_window(draw, rows, cols, img, p, u, v)
     return _finish(img, p, g)
 
 
@@ -359,14 +346,11 @@ def _pose_grid(p):
     return grid[..., 0].contiguous(), grid[..., 1].contiguous()
 
 
-def _draw_in_window(draw, window, side, img, p, u, v):
+def _draw_in_window(draw, rows, cols, img, p, u, v):
     """Run one part on contiguous copies of its window (strided views are slow), then write back."""
-    rows, cols = _WINDOWS[window]
-    if side < 0:
-        cols = (SIZE - cols[1], SIZE - cols[0])
     win = (slice(None), slice(*rows), slice(*cols))
     patch = img[win].contiguous()
-    draw(patch, p, (u[win] * side).contiguous(), v[win].contiguous(), side)
+    draw(patch, p, u[win].contiguous(), v[win].contiguous())
     img[win] = patch
 
 
