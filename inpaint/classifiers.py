@@ -19,7 +19,6 @@ checkpoint is the one place that needs them, so `load_classifier` / `build_class
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import torch
 import torch.nn as nn
 
 from unveil.checkpoint import checkpoint_paths, load_checkpoint
+from unveil.checkpoint import weights_digest as weights_sha256  # noqa: F401 - re-exported
 from unveil.errors import UnveilError
 
 
@@ -47,15 +47,6 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tup
     except RuntimeError as exc:
         raise UnveilError(f"{path}: weights do not match architecture {meta['arch']!r} ({exc})") from None
     return model.to(device).eval().requires_grad_(False), meta
-
-
-def weights_sha256(path: str | Path) -> str:
-    weights, _ = checkpoint_paths(path)
-    digest = hashlib.sha256()
-    with open(weights, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def classifier_info(path: str | Path, meta: dict) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import torch
 
-from unveil.checkpoint import weights_digest
 from unveil.data import Faces
 from unveil.errors import UnveilError
 from unveil.metrics import ImageQuality, classification_report
@@ -40,8 +39,10 @@ class Judge:
     path: str
 
     def describe(self) -> dict:
-        return {"path": self.path, "arch": self.meta.get("arch"), "condition": self.meta.get("condition"),
-                "seed": self.meta.get("seed"), "sha256": weights_digest(self.path)}
+        """What identifies the judge: the record generators keep of their guide, plus its condition."""
+        from inpaint.classifiers import classifier_info
+
+        return {**classifier_info(self.path, self.meta), "condition": self.meta.get("condition")}
 
 
 def load_judge(path: str, device: torch.device) -> Judge:
@@ -103,13 +104,14 @@ def condition_images(images: torch.Tensor, occlusion: Occlusion, inpainters: lis
 
 def guide_warnings(judge: Judge, inpainters: list[NamedInpainter]) -> list[str]:
     """Warn when the judge guided a generator's training: its score on those faces is not a result."""
-    digest = judge.describe()["sha256"]
+    from inpaint.classifiers import same_classifier
+
+    judge_info = judge.describe()
     warnings = []
     for inp in inpainters:
-        guide = inp.meta.get("guide") or {}
-        same_file = guide.get("path") and Path(guide["path"]).resolve() == Path(judge.path).resolve()
-        if guide.get("sha256") == digest or same_file:
-            warnings.append(f"the judge {judge.path} is the classifier that guided {inp.name}'s training: "
+        why = same_classifier(inp.meta.get("guide"), judge_info)
+        if why:
+            warnings.append(f"the judge {judge.path} is the classifier that guided {inp.name}'s training ({why}): "
                             f"its accuracy on {inp.name} measures how well the generator fools it, not a result")
     return warnings
 

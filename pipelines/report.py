@@ -58,7 +58,7 @@ def comparison_markdown(report: dict) -> str:
         f"- data: `{data['source']}`, {data['n']} faces (split `{data.get('split', 'test')}`)",
         f"- occlusion: `{report['occlusion']}`; test-time augmentation: {'on' if report['tta'] else 'off'}",
         f"- judge: `{judge['path']}` ({judge['arch']}, trained on {judge.get('condition') or 'unknown'} faces, "
-        f"sha256 {judge['sha256'][:12]}) — the same weights score every condition",
+        f"sha256 {judge['weights_sha256'][:12]}) — the same weights score every condition",
     ]
     for name, inp in report.get("inpainters", {}).items():
         guide = (inp.get("guide") or {}).get("path")

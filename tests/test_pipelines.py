@@ -61,7 +61,7 @@ def test_report_has_every_condition_with_intervals(comparison):
     assert [r["trained_on"] for r in cross["rows"]] == ["full", "occluded"]
     occluded_col = cross["columns"].index("occluded")
     assert cross["accuracy"][1][occluded_col] > cross["accuracy"][0][occluded_col]  # trained for it, reads it better
-    assert report["judge"]["sha256"] and not report["warnings"]
+    assert report["judge"]["weights_sha256"] and not report["warnings"]
     text = (comparison / "report.md").read_text()
     assert "judge" in text and "Cross-condition" in text
 

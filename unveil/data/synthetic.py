@@ -1,11 +1,11 @@
 """Built-in procedural face set for the 7 FER2013 expression classes.
 
 Each face is a parameter vector (identity, expression, pose, lighting) drawn
-from a seeded ``torch.Generator``.  Pose is applied as a batched affine map of
-the pixel grid (``affine_grid``) into canonical face coordinates, and the face
-is drawn analytically on those warped coordinates with soft (anti-aliased)
-shapes -- ellipses, segments, bands around parametric curves -- composited in
-painter's order.  This is equivalent to rendering upright and warping with
+from a seeded ``torch.Generator``.  Pose is a batched affine map of the pixel
+grid into canonical face coordinates (the grid ``affine_grid`` would build),
+and the face is drawn analytically on those warped coordinates with soft
+(anti-aliased) shapes -- ellipses, segments, bands around parametric curves --
+composited in painter's order.  That equals rendering upright and warping with
 ``grid_sample``, minus the resampling blur.  All work is batched over faces;
 Python loops only run over chunks of faces and over face parts, each part
 drawn inside a fixed pixel window that bounds it (for speed).
@@ -26,12 +26,12 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 SIZE = 48
 _CHUNK = 512  # faces per rendering pass; small enough to keep the maps in cache
 _AA = 2.0 / SIZE  # anti-aliasing ramp width: one pixel in canonical units
+_PIXEL_CENTRES = (torch.arange(SIZE, dtype=torch.float32) + 0.5) / (SIZE / 2) - 1  # u of each column
 
 # Offsets from neutral at full strength, one entry per class in CLASSES order:
 #            angry  disgust fear   happy  neutral sad    surprise
@@ -318,7 +318,7 @@ _PARTS = (
     (_draw_neck, (28, 48), (0, 48)),
     (_draw_face, (0, 48), (0, 48)),
     (_draw_brows, (1, 28), (2, 46)),
-    (_draw_eyes, (6, 31), (2, 46)),
+    (_draw_eyes, (6, 31), (0, 48)),
     (_draw_cheeks, (14, 46), (3, 45)),
     (_draw_forehead, (0, 22), (5, 43)),
     (_draw_centre, (2, 40), (12, 36)),
@@ -339,11 +339,16 @@ def _render(p: dict[str, torch.Tensor], g: torch.Generator) -> torch.Tensor:
 
 
 def _pose_grid(p):
-    """Map every output pixel to canonical face coordinates (the inverse pose)."""
-    cos, sin = torch.cos(p["angle"]) / p["scale"], torch.sin(p["angle"]) / p["scale"]
-    rows = [torch.cat([cos, -sin, p["shift_u"]], -1), torch.cat([sin, cos, p["shift_v"]], -1)]
-    grid = F.affine_grid(torch.cat(rows, 1), [len(cos), 1, SIZE, SIZE], align_corners=False)
-    return grid[..., 0].contiguous(), grid[..., 1].contiguous()
+    """Map every output pixel to canonical face coordinates (the inverse pose).
+
+    This is the grid ``F.affine_grid(theta, ..., align_corners=False)`` would
+    build for theta = [[c, -s, shift_u], [s, c, shift_v]], written out directly
+    so that u and v come out as separate contiguous maps.
+    """
+    c, s = torch.cos(p["angle"]) / p["scale"], torch.sin(p["angle"]) / p["scale"]
+    x = _PIXEL_CENTRES.view(1, 1, SIZE)
+    y = _PIXEL_CENTRES.view(1, SIZE, 1)
+    return (c * x - s * y).add_(p["shift_u"]), (s * x + c * y).add_(p["shift_v"])
 
 
 def _draw_in_window(draw, rows, cols, img, p, u, v):
@@ -356,8 +361,8 @@ def _draw_in_window(draw, rows, cols, img, p, u, v):
 
 def _finish(img, p, g):
     """Lighting gradient, contrast/brightness, sensor noise; quantise to uint8."""
-    grid = (torch.arange(SIZE, dtype=torch.float32) + 0.5) / (SIZE / 2) - 1
-    img.mul_(1 + p["light_u"] * grid.view(1, 1, -1) + p["light_v"] * grid.view(1, -1, 1))
+    x, y = _PIXEL_CENTRES.view(1, 1, SIZE), _PIXEL_CENTRES.view(1, SIZE, 1)
+    img.mul_(1 + p["light_u"] * x + p["light_v"] * y)
     img.sub_(0.5).mul_(p["contrast"]).add_(0.5 + p["brightness"])
     img.add_(torch.randn(img.shape, generator=g).mul_(p["noise"]))
     return img.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
