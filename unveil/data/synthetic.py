@@ -31,7 +31,7 @@ CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 SIZE = 48
 _CHUNK = 512  # faces per rendering pass; small enough to keep the maps in cache
 _AA = 2.0 / SIZE  # anti-aliasing ramp width: one pixel in canonical units
-_PIXEL_CENTRES = (torch.arange(SIZE, dtype=torch.float32) + 0.5) / (SIZE / 2) - 1  # u of each column
+_PIXEL_CENTRES = (torch.arange(SIZE, dtype=torch.float32) + 0.5) / (SIZE / 2) - 1  # in [-1, 1]
 
 # Offsets from neutral at full strength, one entry per class in CLASSES order:
 #            angry  disgust fear   happy  neutral sad    surprise
@@ -193,6 +193,7 @@ def _draw_hair(img, p, u, v):
 
 
 def _draw_neck(img, p, u, v):
+    """A shadowed neck below the chin, so the face does not float on the background."""
     _paint(img, _ramp(0.42 - u.abs()).mul_(_ramp(v - 0.55)), 0.65 * p["skin"])
 
 
