@@ -16,10 +16,11 @@ from unveil.checkpoint import checkpoint_paths
 from unveil.classes import CLASSES
 from unveil.data import SPLIT_CHOICES
 from unveil.errors import UnveilError
-from unveil.io import atomic_path, write_json
+from unveil.io import write_json
 from unveil.runtime import pick_device
 
 from .data_commands import add_source_arguments, load_source
+from .figures import save_png
 
 OCCLUSION_HELP = "none (default), lower-half[:start_row=24,fill=0] or mask[:styles=surgical+n95,seed=0]"
 
@@ -277,9 +278,4 @@ def _save_rgb_grid(tiles: list[tuple[np.ndarray, np.ndarray, str]], out: str, pe
             tile = Image.fromarray(img).resize((w * scale, h * scale), Image.Resampling.NEAREST)
             canvas.paste(tile, (x + j * (w * scale + 2), y))
         draw.text((x + 2, y + h * scale + 1), caption, fill="black")
-    path = Path(out)
-    if path.suffix.lower() != ".png":
-        path = path.with_suffix(".png")
-    with atomic_path(path) as tmp:
-        canvas.save(tmp, format="PNG")
-    return path
+    return save_png(canvas, out)
