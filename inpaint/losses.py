@@ -77,11 +77,10 @@ def discriminator_adversarial_loss(real_logits: torch.Tensor, fake_logits: torch
 # --------------------------------------------------------------------------- SSIM and gradients
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5, device=None, dtype=torch.float32) -> torch.Tensor:
+def _gaussian_kernel(size: int = 11, sigma: float = 1.5, device=None, dtype=torch.float32) -> torch.Tensor:
     x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
     g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :]).view(1, 1, size, size)
+    return g / g.sum()
 
 
 def ssim_map(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -89,14 +88,17 @@ def ssim_map(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: 
 
     The same definition as `unveil.metrics.image.ssim` (kornia, valid padding) without needing
     kornia, which the training machine does not have; differentiable, so it also serves as a loss.
+    The five local moments are blurred in one batched, separable pass (2 x 11 taps instead of 121:
+    this loss was half of a small generator's training step on the CPU).
     """
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     pred, target = pred.float(), target.float()
-    w = _gaussian_window(window, sigma, pred.device)
-    mu_x, mu_y = F.conv2d(pred, w), F.conv2d(target, w)
-    sxx = F.conv2d(pred * pred, w) - mu_x ** 2
-    syy = F.conv2d(target * target, w) - mu_y ** 2
-    sxy = F.conv2d(pred * target, w) - mu_x * mu_y
+    g = _gaussian_kernel(window, sigma, pred.device)
+    moments = torch.cat([pred, target, pred * pred, target * target, pred * target], 1)
+    blurred = F.conv2d(F.conv2d(moments, g.view(1, 1, 1, -1).expand(5, 1, 1, window), groups=5),
+                       g.view(1, 1, -1, 1).expand(5, 1, window, 1), groups=5)
+    mu_x, mu_y, xx, yy, xy = blurred.split(1, 1)
+    sxx, syy, sxy = xx - mu_x ** 2, yy - mu_y ** 2, xy - mu_x * mu_y
     return ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
 
 
