@@ -124,6 +124,9 @@ class TrainConfig:
     eval_batch_size: int = 1024
     compile: bool = False         # torch.compile the training forward (CUDA)
     half: bool = False            # store best.* in fp16 (shipping); last.* is always fp32
+    # Adversarial training (FGSM with a random start, Wong et al. 2020) within this L-inf radius in
+    # [0, 1] pixel units; 0 disables. A robust guide's gradients point at faces, not textures.
+    adversarial_eps: float = 0.0
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -133,6 +136,8 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 0 or not 0 <= self.ema < 1:
             raise ValueError(f"need epochs >= 1, batch_size >= 1, patience >= 0 and 0 <= ema < 1 (got epochs="
                              f"{self.epochs}, batch_size={self.batch_size}, patience={self.patience}, ema={self.ema})")
+        if not 0 <= self.adversarial_eps < 0.5:
+            raise ValueError(f"train.adversarial_eps must be in [0, 0.5), got {self.adversarial_eps}")
 
 
 @dataclass

@@ -84,6 +84,20 @@ def make_criterion(cfg: LossConfig, train_labels: torch.Tensor) -> Callable[[tor
     return lambda logits, y: classification_loss(logits, y, weight, cfg.label_smoothing, gamma)
 
 
+def fgsm_perturb(net: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion, eps: float,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """One FGSM step of 1.25 eps from a uniform random start, projected onto the L-inf ball of radius
+    `eps` around `x` and onto [0, 1] ("fast is better than free", Wong et al. 2020): adversarial
+    training at twice the cost of plain training instead of PGD's many steps."""
+    start = torch.rand(x.shape, device=x.device, generator=generator).mul_(2 * eps).sub_(eps)
+    delta = start.requires_grad_(True)
+    with autocast(x.device):
+        loss = criterion(net((x + delta).contiguous(memory_format=torch.channels_last)), y)
+    grad, = torch.autograd.grad(loss, delta)
+    delta = (delta.detach() + 1.25 * eps * grad.sign()).clamp_(-eps, eps)
+    return (x + delta).clamp_(0, 1)
+
+
 # --------------------------------------------------------------------------- optimiser and schedule
 
 
@@ -191,6 +205,8 @@ def fit_classifier(model: nn.Module, train: Faces, val: Faces | None, cfg: Train
             if augment is not None:
                 x = augment(x, gen)
             x = condition(x, seed=(cfg.seed * 1_000_003 + epoch) * 100_003 + step)  # fresh masks every batch
+            if cfg.adversarial_eps > 0:
+                x = fgsm_perturb(net, x, y, criterion, cfg.adversarial_eps, gen)
             with autocast(device):
                 logits = net(x.contiguous(memory_format=torch.channels_last))
             loss = criterion(logits, y)
@@ -260,13 +276,15 @@ def _best_meta(meta: dict | None, cfg: TrainConfig, condition: Condition, state:
 
 
 def train_quick(faces: Faces, arch: str = "tiny_cnn", epochs: int = 4, seed: int = 0,
-                occlusion: str | None = None, device: str | torch.device = "cpu", **arch_args) -> nn.Module:
+                occlusion: str | None = None, device: str | torch.device = "cpu", adversarial_eps: float = 0.0,
+                **arch_args) -> nn.Module:
     """A small classifier trained on `faces.split("train")` in seconds on the CPU, for tests of every
-    stage; `occlusion` (e.g. "lower-half") trains on occluded faces. Returns it in eval mode."""
+    stage; `occlusion` (e.g. "lower-half") trains on occluded faces, `adversarial_eps` > 0 makes it
+    robust (FGSM adversarial training). Returns it in eval mode."""
     seed_everything(seed)
     model = create_classifier(arch, **arch_args)
-    cfg = TrainConfig(epochs=epochs, batch_size=64, seed=seed, optim=OptimConfig("adamw", lr=4e-3, weight_decay=1e-4,
-                                                                                  warmup=0.25))
+    cfg = TrainConfig(epochs=epochs, batch_size=64, seed=seed, adversarial_eps=adversarial_eps,
+                      optim=OptimConfig("adamw", lr=4e-3, weight_decay=1e-4, warmup=0.25))
     cfg.augment.degrees, cfg.augment.shift = 5.0, 0.05
     condition = Condition.build(occlusion)
     model, _ = fit_classifier(model, faces.split("train"), None, cfg, device, condition, progress=False)

@@ -104,6 +104,7 @@ class LossConfig:
     expression: float = 0.0            # expression consistency from the frozen guide
     expression_kind: str = "ce"        # ce | kl | feature
     expression_temperature: float = 1.0
+    expression_warmup: float = 0.0     # fraction of training before the expression term reaches full weight
     guide: str | None = None           # full-face classifier checkpoint (the GUIDE, never the judge)
 
 
@@ -381,10 +382,16 @@ class InpaintTrainer:
         if self.expression is not None:
             with autocast(self.device):
                 expr = self.expression(stitched, full, batch["labels"])
-            loss = loss + lc.expression * expr
+            loss = loss + lc.expression * self._expression_ramp() * expr
             metrics["expr"] = expr.item()
         metrics["loss"] = loss.item()
         return loss, metrics
+
+    def _expression_ramp(self) -> float:
+        """0 -> 1 linearly over the first `expression_warmup` of training: the guide's gradients only
+        once the generator draws faces, so they sharpen a mouth instead of seeding textures."""
+        warmup = self.cfg.loss.expression_warmup * self.cfg.train.epochs * self.steps_per_epoch
+        return min(1.0, self.sched_g.last_epoch / warmup) if warmup > 0 else 1.0
 
     def train_step(self, batch: dict) -> dict:
         self.G.train()

@@ -152,6 +152,16 @@ def test_synthetic_source_is_deterministic():
     assert set(a.counts()) == {"train", "val", "test"}
 
 
+def test_a_changed_renderer_is_not_served_from_the_cache(monkeypatch):
+    """Synthetic faces cached by an older renderer once silently replaced the current ones."""
+    from unveil.data import sources
+
+    before = load_faces("synthetic:n=70,seed=3")
+    monkeypatch.setattr(sources, "_renderer_digest", lambda: "another renderer")
+    after = load_faces("synthetic:n=70,seed=3")
+    assert after.fingerprint != before.fingerprint
+
+
 # --- bad input: each a clear error that names the file (and line) ------------------------------
 
 def _csv(tmp_path, header, rows):

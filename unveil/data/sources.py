@@ -46,6 +46,12 @@ class RawFaces:
     ids: list[str] = field(default_factory=list)
 
 
+def _renderer_digest() -> str:
+    from . import synthetic
+
+    return hashlib.sha256(Path(synthetic.__file__).read_bytes()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Source:
     kind: str                      # synthetic | csv | folder | archives
@@ -61,7 +67,8 @@ class Source:
     def fingerprint_parts(self) -> list:
         """What identifies this source's content without reading it all: file names, sizes, mtimes."""
         if self.kind == "synthetic":
-            return [self.n, self.seed]
+            # The faces are the renderer's output: a changed renderer must not be served from the cache.
+            return [self.n, self.seed, _renderer_digest()]
         parts: list = [list(self.aliases)]
         files = self.paths if self.kind == "archives" else _walk_files(Path(self.location))
         if self.kind == "csv":
