@@ -1,18 +1,23 @@
 """Loss ablation on synthetic faces, judged by an independent classifier.
 
-    python benchmarks/inpainter_ablation.py [--steps 300] [--faces 3500] [--arch unet]
+    python benchmarks/inpainter_ablation.py [--steps 300] [--seeds 0 1 2] [--only NAME ...]
+                                            [--classifiers DIR] [--json OUT.json]
 
-Trains a GUIDE (tiny_cnn, seed 0, full faces) and a JUDGE (a double-conv `vgg` at widths 8-16-32,
-seed 1: other seed, other architecture, never in any loss), then one small generator per loss
-setting with everything else equal (seed, steps, data), and prints a table: hole PSNR/SSIM on the
-val+test faces and the judge's accuracy on the stitched reconstructions, with the judge on full,
-occluded (zero-filled) and mean-face-filled faces for reference. The guide's own accuracy is shown
-too, only to expose gaming (guide >> judge means the generator learned to please its guide).
+Trains four classifiers on the synthetic training faces: the JUDGE (a double-conv `vgg` at widths
+8-16-32, seed 1, never in any loss), a plain GUIDE (tiny_cnn, seed 0), a ROBUST guide (tiny_cnn, seed 0,
+FGSM adversarial training at eps 0.01) and an OCCLUDED-face classifier (tiny_cnn, seed 2, lower half
+hidden) that conditions some generators. Then one small U-Net per loss setting and seed, everything
+else equal (steps, data, schedule), and prints a table: hole PSNR/SSIM on the 700 val+test faces and
+the judge's accuracy on the stitched reconstructions (mean and per seed), with the judge on full,
+occluded (zero-filled) and mean-face-filled faces for reference. The guides' accuracies on the same
+reconstructions are shown only to expose gaming (guide >> judge: the generator learned to please its
+guide, not to draw the expression).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
 import time
@@ -22,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from classify import save_classifier  # noqa: E402
+from classify import load_classifier, save_classifier  # noqa: E402
 from classify.evaluate import predict_proba  # noqa: E402
 from classify.train import train_quick  # noqa: E402
 from inpaint import create_inpainter  # noqa: E402
@@ -30,95 +35,125 @@ from inpaint.evaluate import evaluate_inpainter  # noqa: E402
 from inpaint.train import InpaintConfig, InpaintTrainer  # noqa: E402
 from unveil.config import apply_overrides, from_dict  # noqa: E402
 from unveil.data import load_faces  # noqa: E402
+from unveil.io import write_json  # noqa: E402
 from unveil.occlusion import Occlusion  # noqa: E402
 
+# name -> (builder keyword arguments of train_quick, checkpoint sidecar extras)
+CLASSIFIERS = {
+    "judge": {"arch": "vgg", "epochs": 5, "seed": 1, "widths": (8, 16, 32), "hidden": (32,)},
+    "guide": {"arch": "tiny_cnn", "epochs": 5, "seed": 0},
+    "robust": {"arch": "tiny_cnn", "epochs": 10, "seed": 0, "adversarial_eps": 0.01},
+    "occluded": {"arch": "tiny_cnn", "epochs": 6, "seed": 2, "occlusion": "lower-half"},
+}
+EXPR = "loss.expression=0.3,loss.expression_kind=ce,loss.expression_warmup=0.5"
 SETTINGS = {
-    "L1": {},
-    "L1+adv": {"loss.adversarial": 0.05},
-    "L1+perc": {"loss.perceptual": 0.5},
-    "L1+perc+expr(ce)": {"loss.perceptual": 0.5, "loss.expression": 0.3, "loss.expression_kind": "ce"},
-    "L1+perc+expr(kl)": {"loss.perceptual": 0.5, "loss.expression": 0.3, "loss.expression_kind": "kl"},
-    "L1+perc+expr(feature)": {"loss.perceptual": 0.5, "loss.expression": 0.3, "loss.expression_kind": "feature"},
-    "L1+adv+perc+expr(ce)": {"loss.adversarial": 0.05, "loss.perceptual": 0.5, "loss.expression": 0.3},
+    "L1": "",
+    "L1+adv": "loss.adversarial=0.05",
+    "L1+perc": "loss.perceptual=0.5",
+    "L1+perc+expr": f"loss.perceptual=0.5,{EXPR},loss.guide={{guide}}",
+    "L1+perc+expr(robust)": f"loss.perceptual=0.5,{EXPR},loss.guide={{robust}}",
+    "cond+L1+perc": "loss.perceptual=0.5,model.conditioning={occluded}",
+    "cond+L1+perc+expr": f"loss.perceptual=0.5,{EXPR},loss.guide={{guide}},model.conditioning={{occluded}}",
+    "cond+L1+perc+expr(robust)": f"loss.perceptual=0.5,{EXPR},loss.guide={{robust}},model.conditioning={{occluded}}",
+    "cond+L1+adv+perc+expr(robust)": (f"loss.adversarial=0.05,loss.perceptual=0.5,{EXPR},loss.guide={{robust}},"
+                                      "model.conditioning={occluded}"),
 }
 
 
-def classifiers(faces, folder: Path):
-    """The same guide and judge as tests/test_inpaint_guide.py; reused from `folder` when present."""
-    from classify import load_classifier
+def classifiers(faces, folder: Path) -> dict[str, torch.nn.Module]:
+    """The four classifiers above, trained once and reused from `folder` (keyed by the data)."""
+    models = {}
+    for name, spec in CLASSIFIERS.items():
+        path = folder / name
+        if (folder / f"{name}.json").exists() and load_classifier(path)[1].get("data_fingerprint") == faces.fingerprint:
+            models[name] = load_classifier(path)[0]
+            continue
+        spec = dict(spec)
+        arch_args = {k: list(spec.pop(k)) for k in ("widths", "hidden") if k in spec}
+        model = train_quick(faces, **spec, **arch_args)
+        save_classifier(path, model, {"arch": spec["arch"], "arch_args": arch_args, "seed": spec["seed"],
+                                      "data_fingerprint": faces.fingerprint, "train_quick": spec})
+        models[name] = model
+    return models
 
-    if (folder / "guide.json").exists() and (folder / "judge.json").exists():
-        return load_classifier(folder / "guide")[0], load_classifier(folder / "judge")[0]
-    guide = train_quick(faces, arch="tiny_cnn", epochs=5, seed=0)
-    save_classifier(folder / "guide", guide, {"arch": "tiny_cnn", "arch_args": {}, "seed": 0,
-                                              "data_fingerprint": faces.fingerprint})
-    judge = train_quick(faces, arch="vgg", epochs=5, seed=1, widths=(8, 16, 32), hidden=(32,))
-    save_classifier(folder / "judge", judge, {"arch": "vgg", "arch_args": {"widths": [8, 16, 32], "hidden": [32]},
-                                              "seed": 1, "data_fingerprint": faces.fingerprint})
-    return guide, judge
 
-
-def base_config(arch: str, steps: int, guide: Path) -> dict:
-    return {"model": {"arch": arch, "args": {"widths": [8, 16, 32]} if arch != "resnet_cgan" else {"ngf": 8, "n_blocks": 3}},
-            "loss": {"guide": str(guide), "perceptual_kind": "gradient_ssim"},
+def base_config(steps: int, seed: int) -> dict:
+    return {"model": {"arch": "unet", "args": {"widths": [8, 16, 32]}},
+            "loss": {"perceptual_kind": "gradient_ssim"},
             "train": {"epochs": 1, "steps_per_epoch": steps, "batch_size": 32, "lr": 2e-3, "warmup_epochs": 0.1,
-                      "ema": 0.99, "device": "cpu", "sample_every": 1000, "seed": 0},
+                      "ema": 0.99, "device": "cpu", "sample_every": 1000, "seed": seed},
             "data": {"val_limit": 70}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=240)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--faces", type=int, default=3500)
-    parser.add_argument("--arch", default="unet")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--only", nargs="*", help="subset of settings")
-    parser.add_argument("--classifiers", help="folder to keep the trained guide and judge in, and reuse them from")
+    parser.add_argument("--classifiers", help="folder to keep the four classifiers in, and reuse them from")
+    parser.add_argument("--json", help="also write every row here")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     faces = load_faces(f"synthetic:n={args.faces},seed=0")
     held = faces.select(torch.cat([(faces.splits == 1).nonzero(), (faces.splits == 2).nonzero()]).squeeze(1))
     images, labels = held.float_images(), held.labels
     occlusion = Occlusion()
+    occluded_images, hole = occlusion(images)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        t0 = time.perf_counter()
         keep = Path(args.classifiers) if args.classifiers else tmp
         keep.mkdir(parents=True, exist_ok=True)
-        guide, judge = classifiers(faces, keep)
-        print(f"classifiers trained in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
-        judge_p = lambda x: predict_proba(judge, x)  # noqa: E731
-        guide_p = lambda x: predict_proba(guide, x)  # noqa: E731
-        acc = lambda p: float((p.argmax(1) == labels).float().mean())  # noqa: E731
-        occluded = occlusion(images)[0]
+        t0 = time.perf_counter()
+        models = classifiers(faces, keep)
+        print(f"classifiers ready in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+        paths = {name: str(keep / name) for name in models}
+        accuracy = {name: (lambda x, m=m: float((predict_proba(m, x).argmax(1) == labels).float().mean()))
+                    for name, m in models.items()}
+        guides = ("guide", "robust")
+
+        rows = []
         mean = create_inpainter("mean_face").fit(faces.split("train").images)
-        rows = [("full faces", None, acc(judge_p(images)), acc(guide_p(images)), 0.0),
-                ("occluded (zero fill)", None, acc(judge_p(occluded)), acc(guide_p(occluded)), 0.0)]
-        m = evaluate_inpainter(mean, images, labels, occlusion, judge=judge_p)
-        rows.append(("mean_face", m, m["accuracy"], acc(guide_p(mean.reconstruct(occluded, occlusion(images)[1]))), 0.0))
-        for name, m, j, g, _ in rows:
-            print(f"{name}: judge {j:.3f}  guide {g:.3f}" + (f"  PSNR hole {m['psnr_hole']:.2f}" if m else ""),
-                  file=sys.stderr, flush=True)
+        for name, shown, quality in (("full faces", images, None), ("occluded (zero fill)", occluded_images, None),
+                                     ("mean_face", mean.reconstruct(occluded_images, hole),
+                                      evaluate_inpainter(mean, images, labels, occlusion))):
+            rows.append({"setting": name, "judge": [accuracy["judge"](shown)],
+                         **{g: [accuracy[g](shown)] for g in guides},
+                         "psnr_hole": [quality["psnr_hole"]] if quality else [], "ssim_hole": [quality["ssim_hole"]] if quality else [],
+                         "seconds": []})
+        rows[1]["occluded classifier"] = accuracy["occluded"](occluded_images)
         for name, overrides in SETTINGS.items():
             if args.only and name not in args.only:
                 continue
-            data = base_config(args.arch, args.steps, keep / "guide")
-            apply_overrides(data, [f"{k}={v}" for k, v in overrides.items()])
-            cfg = from_dict(InpaintConfig, data)
-            t = time.perf_counter()
-            trainer = InpaintTrainer(cfg, tmp / name.replace("+", "_"), faces=faces, log=open("/dev/null", "w"))
-            trainer.fit()
-            inp = trainer.inpainter().eval()
-            m = evaluate_inpainter(inp, images, labels, occlusion, judge=judge_p)
-            recon = inp.reconstruct(*occlusion(images))
-            rows.append((name, m, m["accuracy"], acc(guide_p(recon)), time.perf_counter() - t))
-            print(f"{name}: PSNR hole {m['psnr_hole']:.2f}  SSIM hole {m['ssim_hole']:.3f}  judge {m['accuracy']:.3f}  "
-                  f"guide {rows[-1][3]:.3f}  {rows[-1][4]:.0f}s", file=sys.stderr, flush=True)
-    print(f"\n{args.arch}, {args.steps} steps x 32, lower-half, {len(labels)} val+test synthetic faces")
-    print(f"{'setting':<24}{'PSNR hole':>10}{'SSIM hole':>10}{'judge acc':>10}{'guide acc':>10}{'train s':>9}")
-    for name, m, j, g, s in rows:
-        psnr = f"{m['psnr_hole']:.2f}" if m else "-"
-        ssim = f"{m['ssim_hole']:.3f}" if m else "-"
-        print(f"{name:<24}{psnr:>10}{ssim:>10}{j:>10.3f}{g:>10.3f}{s:>9.0f}")
+            row = {"setting": name, "judge": [], "guide": [], "robust": [], "psnr_hole": [], "ssim_hole": [],
+                   "seconds": []}
+            for seed in args.seeds:
+                data = base_config(args.steps, seed)
+                apply_overrides(data, [o for o in overrides.format(**paths).split(",") if o])
+                start = time.perf_counter()
+                trainer = InpaintTrainer(from_dict(InpaintConfig, data), tmp / f"{len(rows)}_{seed}", faces=faces,
+                                         log=open("/dev/null", "w"))
+                trainer.fit()
+                inpainter = trainer.inpainter().eval()
+                m = evaluate_inpainter(inpainter, images, labels, occlusion, judge=lambda x: predict_proba(models["judge"], x))
+                recon = inpainter.reconstruct(occluded_images, hole)
+                for key, value in (("judge", m["accuracy"]), ("psnr_hole", m["psnr_hole"]), ("ssim_hole", m["ssim_hole"]),
+                                   ("seconds", time.perf_counter() - start), *((g, accuracy[g](recon)) for g in guides)):
+                    row[key].append(value)
+                print(f"{name} seed {seed}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in row.items() if k != "setting"),
+                      file=sys.stderr, flush=True)
+            rows.append(row)
+    print(f"\nunet 8-16-32, {args.steps} steps x 32 faces, lower half, {len(labels)} val+test synthetic faces, "
+          f"seeds {' '.join(map(str, args.seeds))}")
+    print(f"{'setting':<32}{'PSNR hole':>10}{'SSIM hole':>10}{'judge acc':>10}  {'per seed':<22}{'guide':>7}{'robust':>7}")
+    avg = lambda v: f"{statistics.mean(v):.3f}" if v else "-"  # noqa: E731
+    for r in rows:
+        psnr = f"{statistics.mean(r['psnr_hole']):.2f}" if r["psnr_hole"] else "-"
+        seeds = " ".join(f"{v:.3f}" for v in r["judge"]) if len(r["judge"]) > 1 else ""
+        print(f"{r['setting']:<32}{psnr:>10}{avg(r['ssim_hole']):>10}{avg(r['judge']):>10}  {seeds:<22}"
+              f"{avg(r['guide']):>7}{avg(r['robust']):>7}")
+    print(f"(occluded-face classifier on occluded faces: {rows[1]['occluded classifier']:.3f})")
+    if args.json:
+        write_json(args.json, {"steps": args.steps, "seeds": args.seeds, "rows": rows})
 
 
 if __name__ == "__main__":

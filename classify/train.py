@@ -10,7 +10,6 @@ weights, selection and early stopping on the val split only, and a run folder th
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import sys
 import time
@@ -30,7 +29,7 @@ from unveil.errors import UnveilError
 from unveil.io import write_json, write_text
 from unveil.metrics import classification_report
 from unveil.runtime import (EMA, Progress, autocast, load_training_state, pick_device, prepare_model,
-                            save_training_state, seed_everything)
+                            save_training_state, seed_everything, warmup_cosine)
 
 from .condition import Condition
 from .config import ClassifierConfig, LossConfig, OptimConfig, TrainConfig
@@ -118,16 +117,9 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_ste
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=cfg.lr, total_steps=max(total_steps, 2), pct_start=max(cfg.warmup, 1e-3),
             cycle_momentum=True, base_momentum=min(0.85, cfg.momentum), max_momentum=cfg.momentum)
-    warmup = int(cfg.warmup * total_steps)
-
-    def factor(step: int) -> float:
-        if cfg.schedule == "constant":
-            return 1.0
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    if cfg.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, int(cfg.warmup * total_steps)))
 
 
 # --------------------------------------------------------------------------- the loop
@@ -173,7 +165,8 @@ def fit_classifier(model: nn.Module, train: Faces, val: Faces | None, cfg: Train
     if val is not None and len(val):
         val_images = condition.apply_batched(val.float_images().to(device), VAL_SEED, cfg.eval_batch_size)
 
-    state = {"epoch": 0, "history": [], "best_score": -1.0, "best_epoch": 0, "bad_epochs": 0, "stopped_early": False}
+    state = {"epoch": 0, "history": [], "best_score": -1.0, "best_epoch": 0, "bad_epochs": 0, "stopped_early": False,
+             "ema_updates": 0}
     best_state = None
     if resume:
         if out is None or not (out / "last.json").exists():
@@ -181,6 +174,8 @@ def fit_classifier(model: nn.Module, train: Faces, val: Faces | None, cfg: Train
         saved = load_training_state(out / "last", {"model": model, "ema": ema and ema.model},
                                     {"optimizer": optimizer, "scheduler": scheduler}, device)
         state = {k: saved.get(k, v) for k, v in state.items()}
+        if ema:
+            ema.updates = state["ema_updates"]
         if (out / "best.json").exists():
             from .models import load_classifier
             best_state = load_classifier(out / "best", device)[0].state_dict()
@@ -233,6 +228,7 @@ def fit_classifier(model: nn.Module, train: Faces, val: Faces | None, cfg: Train
         record["seconds"] = time.perf_counter() - started
         state["history"].append(record)
         state["epoch"] = epoch + 1
+        state["ema_updates"] = ema.updates if ema else 0
         if improved:
             state.update(best_score=record.get(f"val_{cfg.select}", 0.0), best_epoch=epoch + 1, bad_epochs=0)
             best_state = {k: v.detach().clone() for k, v in selected().state_dict().items()}

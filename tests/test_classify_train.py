@@ -264,3 +264,19 @@ def test_saliency_command_writes_png(checkpoint, tmp_path, capsys):
     with Image.open(out) as img:
         assert img.mode == "RGB" and img.width > 5 * 2 * 48
     assert "5 faces" in capsys.readouterr().out
+
+
+def test_ema_averages_parameters_with_warm_up_and_copies_buffers():
+    from unveil.runtime import EMA
+
+    live = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    ema = EMA(live, decay=0.999)
+    start = live[0].weight.detach().clone()
+    with torch.no_grad():
+        live[0].weight.add_(1.0)
+    live(torch.rand(4, 1, 8, 8))  # train mode: moves the batch-norm running statistics
+    ema.update(live)
+    step = 1 - 2 / 11  # warm-up: the first update moves most of the way, not 0.1 %
+    assert torch.allclose(ema.model[0].weight, start + step)
+    assert torch.equal(ema.model[1].running_mean, live[1].running_mean)
+    assert ema.updates == 1 and not ema.model[0].weight.requires_grad

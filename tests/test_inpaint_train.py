@@ -41,6 +41,28 @@ def test_every_inpaint_config_loads():
             assert cfg.select.metric != "selector_accuracy" or cfg.select.classifier != cfg.loss.guide
 
 
+def test_the_six_shipped_models_fit_the_budget():
+    """GUIDE.md: checkpoints/ under 16 MB in fp16. The FER2013 configs' three classifiers and three
+    generators (conditioned; the conditioner referenced, not embedded) leave room for the sidecars."""
+    from classify import create_classifier
+    from classify.config import load_classifier_config
+    from inpaint.generators import create_generator
+
+    def fp16_bytes(model: torch.nn.Module) -> int:
+        return sum(t.numel() * 2 for t in model.state_dict().values() if t.is_floating_point())
+
+    total = 0
+    for path in sorted((ROOT / "configs").glob("classifier_fer_*.yaml")):
+        cfg = load_classifier_config(path)
+        assert cfg.train.half, f"{path.name}: shipped checkpoints are stored in fp16"
+        total += fp16_bytes(create_classifier(cfg.model.arch, **cfg.model.args))
+    for path in (p for p in CONFIGS if p.name.startswith("inpaint_fer_")):
+        cfg = load_inpaint_config(path)
+        assert cfg.train.save_half and not cfg.model.embed_conditioner, path.name
+        total += fp16_bytes(create_generator(cfg.model.arch, **cfg.model.args, cond_dim=7))
+    assert total < 15.5e6, f"the six shipped models would take {total / 1e6:.2f} MB of the 16 MB budget"
+
+
 def test_config_rules():
     with pytest.raises(UnveilError, match="loss.guide"):
         tiny_config(**{"loss.expression": 0.3, "loss.perceptual": 0.5})

