@@ -24,6 +24,17 @@ def private_cache(tmp_path_factory):
         os.environ["UNVEIL_CACHE"] = old
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny CPU models gain little from a second thread but slow down several-fold when the two
+    cores are shared with other work (OpenMP threads wait on each other); modules of such tests
+    use one: `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="session")
 def synthetic_faces():
     """3,500 synthetic faces with train/val/test splits (about 2,800 / 350 / 350)."""

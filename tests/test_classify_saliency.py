@@ -13,14 +13,7 @@ from unveil.data import Faces
 MOUTH_ROWS, MOUTH_COLS = slice(31, 39), slice(14, 34)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny CPU models gain little from a second thread but slow down several-fold when the two
-    cores are shared with other work (OpenMP threads wait on each other), so these tests use one."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def mouth_only_faces(n=640, seed=0):

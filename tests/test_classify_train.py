@@ -24,14 +24,7 @@ SOURCE = "synthetic:n=3500,seed=0"  # the synthetic_faces fixture's source: deco
 CHANCE = 1 / NUM_CLASSES
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny CPU models gain little from a second thread but slow down several-fold when the two
-    cores are shared with other work (OpenMP threads wait on each other), so these tests use one."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
