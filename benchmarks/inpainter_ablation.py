@@ -54,6 +54,8 @@ SETTINGS = {
     "L1+perc+expr(robust)": f"loss.perceptual=0.5,{EXPR},loss.guide={{robust}}",
     "cond+L1+perc": "loss.perceptual=0.5,model.conditioning={occluded}",
     "cond+L1+perc+expr": f"loss.perceptual=0.5,{EXPR},loss.guide={{guide}},model.conditioning={{occluded}}",
+    "cond+L1+perc+expr(no warm-up)": (f"loss.perceptual=0.5,{EXPR},loss.expression_warmup=0,loss.guide={{guide}},"
+                                      "model.conditioning={occluded}"),
     "cond+L1+perc+expr(robust)": f"loss.perceptual=0.5,{EXPR},loss.guide={{robust}},model.conditioning={{occluded}}",
     "cond+L1+adv+perc+expr(robust)": (f"loss.adversarial=0.05,loss.perceptual=0.5,{EXPR},loss.guide={{robust}},"
                                       "model.conditioning={occluded}"),
