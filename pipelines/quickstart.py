@@ -1,7 +1,8 @@
-"""`unveil quickstart`: the main job on the built-in synthetic faces, end to end, in a few minutes.
+"""`unveil quickstart`: the main job on the built-in synthetic faces, end to end, within 3 minutes.
 
-It trains the judge, an occluded-face classifier and a guide, then the three generators briefly, and
-runs `compare` — each stage through the same config files and functions as its own command.
+It trains the judge and an occluded-face classifier (and a guide, where the config names one), then
+the three generators briefly, and runs `compare` — each stage through the same config files and
+functions as its own command.
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def load_quickstart(path: str | Path) -> QuickstartConfig:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("quickstart", help="the whole study on synthetic faces in a few minutes",
-                       description="Train a small judge, an occluded-face classifier, a guide and the three "
+    p = sub.add_parser("quickstart", help="the whole study on synthetic faces within 3 minutes",
+                       description="Train a small judge, an occluded-face classifier and the three "
                                    "generators on the built-in synthetic faces, then compare occluded, "
                                    "reconstructed and full faces; prints the table and where the report is.")
     p.add_argument("--config", default=str(ROOT / "configs" / "quickstart.yaml"))
