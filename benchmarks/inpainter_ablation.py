@@ -67,9 +67,11 @@ def classifiers(faces, folder: Path) -> dict[str, torch.nn.Module]:
     models = {}
     for name, spec in CLASSIFIERS.items():
         path = folder / name
-        if (folder / f"{name}.json").exists() and load_classifier(path)[1].get("data_fingerprint") == faces.fingerprint:
-            models[name] = load_classifier(path)[0]
-            continue
+        if (folder / f"{name}.json").exists():
+            model, meta = load_classifier(path)
+            if meta.get("data_fingerprint") == faces.fingerprint:
+                models[name] = model
+                continue
         spec = dict(spec)
         arch_args = {k: list(spec.pop(k)) for k in ("widths", "hidden") if k in spec}
         model = train_quick(faces, **spec, **arch_args)

@@ -69,17 +69,16 @@ class EMA:
         self.decay = decay
         self.updates = 0
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self._params, self._buffers = list(self.model.parameters()), list(self.model.buffers())
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
+        """One step after each optimiser step; `model` is the live twin of `self.model` (same layout)."""
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        ema_params = dict(self.model.named_parameters())
-        for name, value in model.named_parameters():
-            ema_params[name].lerp_(value.detach(), 1 - decay)
-        ema_buffers = dict(self.model.named_buffers())
-        for name, value in model.named_buffers():
-            ema_buffers[name].copy_(value)
+        # One fused call per group instead of a kernel launch per tensor: this runs every training step.
+        torch._foreach_lerp_(self._params, [p.detach() for p in model.parameters()], 1 - decay)
+        torch._foreach_copy_(self._buffers, list(model.buffers()))
 
 
 class Progress:

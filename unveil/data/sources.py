@@ -8,6 +8,7 @@ archive of such folders, or a folder holding such archives (as `../shared/data/f
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import os
 import tarfile
@@ -46,6 +47,7 @@ class RawFaces:
     ids: list[str] = field(default_factory=list)
 
 
+@functools.cache
 def _renderer_digest() -> str:
     from . import synthetic
 
