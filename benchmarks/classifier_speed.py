@@ -19,11 +19,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from classify.condition import Condition  # noqa: E402
-from classify.config import TrainConfig  # noqa: E402
-from classify.evaluate import predict_proba  # noqa: E402
-from classify.models import CLASSIFIERS, create_classifier  # noqa: E402
-from classify.train import fit_classifier  # noqa: E402
+from unveil.classify.condition import Condition  # noqa: E402
+from unveil.classify.config import TrainConfig  # noqa: E402
+from unveil.classify.evaluate import predict_proba  # noqa: E402
+from unveil.classify.models import CLASSIFIERS, create_classifier  # noqa: E402
+from unveil.classify.train import fit_classifier  # noqa: E402
 from unveil.data import Faces  # noqa: E402
 from unveil.runtime import pick_device  # noqa: E402
 

@@ -27,12 +27,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from classify import load_classifier, save_classifier  # noqa: E402
-from classify.evaluate import predict_proba  # noqa: E402
-from classify.train import train_quick  # noqa: E402
-from inpaint import create_inpainter  # noqa: E402
-from inpaint.evaluate import evaluate_inpainter  # noqa: E402
-from inpaint.train import InpaintConfig, InpaintTrainer  # noqa: E402
+from unveil.classify import load_classifier, save_classifier  # noqa: E402
+from unveil.classify.evaluate import predict_proba  # noqa: E402
+from unveil.classify.train import train_quick  # noqa: E402
+from unveil.inpaint import create_inpainter  # noqa: E402
+from unveil.inpaint.evaluate import evaluate_inpainter  # noqa: E402
+from unveil.inpaint.train import InpaintConfig, InpaintTrainer  # noqa: E402
 from unveil.config import apply_overrides, from_dict  # noqa: E402
 from unveil.data import load_faces  # noqa: E402
 from unveil.io import write_json  # noqa: E402

@@ -22,8 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from inpaint import BASELINES, GENERATORS, create_inpainter  # noqa: E402
-from inpaint.train import InpaintConfig, InpaintTrainer  # noqa: E402
+from unveil.inpaint import BASELINES, GENERATORS, create_inpainter  # noqa: E402
+from unveil.inpaint.train import InpaintConfig, InpaintTrainer  # noqa: E402
 from unveil.config import from_dict  # noqa: E402
 from unveil.data.faces import Faces  # noqa: E402
 from unveil.occlusion import Occlusion  # noqa: E402

@@ -1,13 +1,14 @@
-"""What a classifier sees: full faces, occluded faces, or faces reconstructed by a named inpainter.
+"""What a classifier sees: full faces, occluded faces, or faces reconstructed by an inpainter.
 
-The reconstructed condition goes through one small hook into the inpaint stage,
-`inpaint.load_inpainter(path, device)` -> a model with `reconstruct(occluded, hole) -> stitched faces`,
-imported only when that condition is used (the classifier stage never needs the inpaint package).
+The classifier stage does not know how faces are reconstructed: a reconstructed condition is given a
+`reconstruct(occluded, hole) -> faces` function by whoever builds it (the pipelines pass an inpainter's),
+so nothing here imports the inpaint stage.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -16,47 +17,43 @@ from unveil.occlusion import Occlusion
 
 from .config import ConditionConfig
 
-
-def load_inpainter(path: str, device: torch.device | str):
-    """The inpaint stage's loader, imported lazily; a clear error when that stage is not installed."""
-    try:
-        from inpaint import load_inpainter as loader
-    except ImportError as exc:
-        raise UnveilError(f"condition 'reconstructed' needs the inpaint stage (inpaint.load_inpainter): {exc}") from None
-    return loader(path, device)
+Reconstruct = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]   # (occluded, hole) -> stitched faces
+LoadReconstruct = Callable[[str], Reconstruct]                       # inpainter checkpoint -> Reconstruct
 
 
 @dataclass
 class Condition:
     """Applies a training/evaluation condition to float faces [N, 1, H, W] in [0, 1].
 
-    `occlusion` is None for full faces; `inpainter` (anything with `reconstruct(occluded, hole)`) turns
-    occluded faces into reconstructed ones.
+    `occlusion` is None for full faces; `reconstruct` turns occluded faces into reconstructed ones.
     """
 
     name: str = "full"
     occlusion: Occlusion | None = None
-    inpainter: object | None = None
+    reconstruct: Reconstruct | None = None
     inpainter_path: str | None = None
 
     @classmethod
-    def from_config(cls, cfg: ConditionConfig, device: torch.device | str = "cpu") -> "Condition":
+    def from_config(cls, cfg: ConditionConfig, load_reconstruct: LoadReconstruct | None = None) -> "Condition":
         if cfg.name == "full":
             return cls()
         occlusion = Occlusion.parse(cfg.occlusion)
         if cfg.name == "occluded":
             return cls("occluded", occlusion)
-        return cls("reconstructed", occlusion, load_inpainter(cfg.inpainter, device), str(cfg.inpainter))
+        if load_reconstruct is None:
+            raise UnveilError(f"condition 'reconstructed' ({cfg.inpainter}) needs a way to load the inpainter; "
+                              f"run it through the unveil command line")
+        return cls("reconstructed", occlusion, load_reconstruct(str(cfg.inpainter)), str(cfg.inpainter))
 
     @classmethod
     def build(cls, occlusion: str | None = None, inpainter: str | None = None,
-              device: torch.device | str = "cpu") -> "Condition":
+              load_reconstruct: LoadReconstruct | None = None) -> "Condition":
         """From command-line style options: no occlusion -> full; an inpainter -> reconstructed."""
         occ = occlusion if occlusion and occlusion != "none" else None
         try:
             if inpainter:
-                return cls.from_config(ConditionConfig("reconstructed", occ or "lower-half", inpainter), device)
-            return cls.from_config(ConditionConfig("occluded", occ) if occ else ConditionConfig(), device)
+                return cls.from_config(ConditionConfig("reconstructed", occ or "lower-half", inpainter), load_reconstruct)
+            return cls.from_config(ConditionConfig("occluded", occ) if occ else ConditionConfig())
         except ValueError as exc:
             raise UnveilError(f"bad occlusion {occlusion!r}: {exc}") from None
 
@@ -66,16 +63,17 @@ class Condition:
         if self.occlusion is None:
             return images
         occluded, hole = self.occlusion(images, seed=seed)
-        if self.inpainter is None:
-            return occluded
-        return self.inpainter.reconstruct(occluded, hole).to(images.dtype).clamp(0, 1)
+        return occluded if self.reconstruct is None else self._reconstructed(occluded, hole, images.dtype)
 
-    def apply_batched(self, images: torch.Tensor, seed: int = 0, batch_size: int = 1024) -> torch.Tensor:
-        """`__call__` over a large set in batches (each batch its own seed), e.g. a fixed val set."""
+    def over_set(self, images: torch.Tensor, seed: int = 0) -> torch.Tensor:
+        """A whole evaluation set under this condition, masks drawn as `Occlusion.over_set` draws them."""
         if self.occlusion is None:
             return images
-        return torch.cat([self(images[i:i + batch_size], seed=seed + i // batch_size)
-                          for i in range(0, len(images), batch_size)])
+        occluded, hole = self.occlusion.over_set(images, seed)
+        return occluded if self.reconstruct is None else self._reconstructed(occluded, hole, images.dtype)
+
+    def _reconstructed(self, occluded: torch.Tensor, hole: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        return self.reconstruct(occluded, hole).to(dtype).clamp(0, 1)
 
     def describe(self) -> dict:
         """The sidecar's record of the condition."""

@@ -121,7 +121,7 @@ class TrainConfig:
     ema: float = 0.0              # EMA decay of the weights (e.g. 0.999); 0 disables. Validated and shipped if on
     patience: int = 0             # early stopping after this many epochs without a better val score; 0 disables
     select: str = "accuracy"      # val metric that selects the best epoch
-    eval_batch_size: int = 1024
+    eval_batch_size: int = 0      # validation batch; 0: what suits the device (unveil.runtime)
     compile: bool = False         # torch.compile the training forward (CUDA)
     half: bool = False            # store best.* in fp16 (shipping); last.* is always fp32
     # Adversarial training (FGSM with a random start, Wong et al. 2020) within this L-inf radius in

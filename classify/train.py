@@ -31,7 +31,7 @@ from unveil.metrics import classification_report
 from unveil.runtime import (EMA, Progress, autocast, load_training_state, pick_device, prepare_model,
                             save_training_state, seed_everything, warmup_cosine)
 
-from .condition import Condition
+from .condition import Condition, LoadReconstruct
 from .config import ClassifierConfig, LossConfig, OptimConfig, TrainConfig
 from .evaluate import evaluate, predict_proba
 from .models import create_classifier, save_classifier
@@ -163,7 +163,7 @@ def fit_classifier(model: nn.Module, train: Faces, val: Faces | None, cfg: Train
                       cfg.augment.erase) if cfg.augment.enabled else None
     val_images = None
     if val is not None and len(val):
-        val_images = condition.apply_batched(val.float_images().to(device), VAL_SEED, cfg.eval_batch_size)
+        val_images = condition.over_set(val.float_images().to(device), VAL_SEED)
 
     state = {"epoch": 0, "history": [], "best_score": -1.0, "best_epoch": 0, "bad_epochs": 0, "stopped_early": False,
              "ema_updates": 0}
@@ -220,7 +220,7 @@ def fit_classifier(model: nn.Module, train: Faces, val: Faces | None, cfg: Train
 
         improved = True
         if val_images is not None:
-            probs = predict_proba(selected(), val_images, cfg.eval_batch_size)
+            probs = predict_proba(selected(), val_images, cfg.eval_batch_size or None)
             report = classification_report(val.labels, probs, n_boot=0)
             nll = F.nll_loss(probs.clamp_min(1e-8).log(), val.labels.to(probs.device))
             record.update(val_loss=float(nll), val_accuracy=report["accuracy"], val_macro_f1=report["macro_f1"])
@@ -296,7 +296,8 @@ def config_dict(cfg: ClassifierConfig) -> dict:
 
 
 def train_from_config(cfg: ClassifierConfig, out_dir: str | Path | None = None, resume: bool = False,
-                      on_epoch_end: Callable[[int, dict], None] | None = None) -> dict:
+                      on_epoch_end: Callable[[int, dict], None] | None = None,
+                      load_reconstruct: LoadReconstruct | None = None) -> dict:
     """A whole run: data, model, condition, training, final val (and test) reports, run folder.
 
     The run folder holds `config.yaml` (resolved), `last.*` (resume state), `best.*` (the selected
@@ -314,7 +315,7 @@ def train_from_config(cfg: ClassifierConfig, out_dir: str | Path | None = None, 
     if cfg.data.limit and cfg.data.limit < len(train):
         pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.train.seed))[: cfg.data.limit]
         train = train.select(pick.sort().values)
-    condition = Condition.from_config(cfg.condition, device)
+    condition = Condition.from_config(cfg.condition, load_reconstruct)
     model = create_classifier(cfg.model.arch, **cfg.model.args)
     meta = {"arch": cfg.model.arch, "arch_args": cfg.model.args, "name": cfg.name, "data_source": faces.source,
             "data_fingerprint": faces.fingerprint, "train_faces": len(train)}

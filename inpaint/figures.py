@@ -1,8 +1,5 @@
-"""Sample grids written during training: occluded | reconstruction | original, one column per face.
-
-(`pipelines.figures` draws the project's galleries; this small copy keeps `inpaint` independent of
-`pipelines`, which sits above it.)
-"""
+"""Sample grids: occluded | reconstruction | original, one column per face, two faces per class.
+Written during training (every few epochs) and by `unveil eval-inpainter --out`."""
 
 from __future__ import annotations
 
@@ -38,3 +35,16 @@ def sample_grid(path: str | Path, occluded: torch.Tensor, reconstruction: torch.
     with atomic_path(path) as tmp:
         canvas.save(tmp, format="PNG")
     return path
+
+
+def write_samples(path: str | Path, inpainter, faces, occlusion, per_class: int = 2) -> Path:
+    """The grid of `per_class` faces of each class from `faces` (a `Faces`), occluded as `occlusion`
+    draws a set, reconstructed by `inpainter`."""
+    from unveil.classes import CLASSES
+
+    pick = torch.cat([(faces.labels == k).nonzero().squeeze(1)[:per_class] for k in range(len(CLASSES))])
+    full = faces.images[pick].unsqueeze(1).float() / 255
+    occluded, hole = occlusion.over_set(full)
+    recon = inpainter.reconstruct(occluded, hole)
+    names = [CLASSES[int(k)] for k in faces.labels[pick]]
+    return sample_grid(path, occluded, recon, full, names)

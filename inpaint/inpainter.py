@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
 
-from unveil.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
+from unveil.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint, weights_digest
+from unveil.classify import create_classifier, load_classifier
+from unveil.classify.identity import same_classifier
 from unveil.classes import CLASSES
 from unveil.errors import UnveilError
+from unveil.runtime import inference_batch_size, inference_precision
+from unveil.shipped import resolve_checkpoint
 
 from .classical import BASELINES, create_baseline
-from .classifiers import build_classifier, load_classifier, weights_sha256
 from .generators import GENERATORS, create_generator
 from .stitch import stitch
 
@@ -69,7 +72,8 @@ class Inpainter(nn.Module):
         return self
 
     def condition(self, occluded: torch.Tensor) -> torch.Tensor | None:
-        """The conditioning vector: the conditioner's class probabilities on the occluded face."""
+        """The conditioning vector: the conditioner's class probabilities on the occluded face (never
+        differentiated: the conditioner is frozen and only reads the input)."""
         if self.conditioner is None:
             return None
         with torch.no_grad():
@@ -89,12 +93,43 @@ class Inpainter(nn.Module):
         self.generator.fit(faces)
         return self
 
-    @torch.no_grad()
-    def reconstruct(self, occluded: torch.Tensor, hole: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """Stitched reconstructions without gradients, in batches of `batch_size`."""
-        out = [self(occluded[i:i + batch_size], hole[i:i + batch_size])
-               for i in range(0, occluded.shape[0], batch_size)]
-        return torch.cat(out) if out else occluded.clone()
+    @torch.inference_mode()
+    def reconstruct(self, occluded: torch.Tensor, hole: torch.Tensor, batch_size: int | None = None,
+                    precision: str = "auto") -> torch.Tensor:
+        """Stitched reconstructions [N, 1, H, W] in [0, 1], float32, on the input's device.
+
+        In eval mode, in batches that suit the model's device, bf16 where it is native (`precision`,
+        as in `unveil.runtime.inference_precision`); the visible pixels are copied exactly in any case.
+        """
+        device = next(iter([*self.parameters(), *self.buffers()]), occluded).device
+        batch_size = batch_size or inference_batch_size(device)
+        was_training = self.training
+        self.eval()
+        out = []
+        try:
+            for i in range(0, occluded.shape[0], batch_size):
+                part, gap = occluded[i:i + batch_size].to(device), hole[i:i + batch_size].to(device)
+                with inference_precision(device, precision):
+                    raw = self.generate(part.contiguous(memory_format=torch.channels_last), gap)
+                out.append(stitch(raw.float().clamp(0, 1), part.float(), gap, self.feather).to(occluded.device))
+        finally:
+            self.train(was_training)
+        return torch.cat(out) if out else occluded.float().clone()
+
+    def judge_conflicts(self, judge: dict) -> list[str]:
+        """Why `judge` (a `classifier_record`) cannot fairly score this generator: it is its guide,
+        selector or conditioner. Empty for an independent judge and for the classical baselines."""
+        roles = {"guide": "the GUIDE in its loss: the generator was trained to please it, so its accuracy "
+                          "on these reconstructions is not an independent measure",
+                 "selector": "the classifier that selected its checkpoint",
+                 "conditioning": "its conditioning classifier, whose reading of the upper half it was given"}
+        conflicts = []
+        for role, what in roles.items():
+            why = same_classifier(self.meta.get(role), judge)
+            if why:
+                conflicts.append(f"the judge {judge.get('path')} is {self.name}'s {what} ({why}); "
+                                 f"judge with an independent classifier")
+        return conflicts
 
 
 # --------------------------------------------------------------------------- building
@@ -115,8 +150,24 @@ def create_inpainter(name: str, feather: int = 0, **kwargs) -> Inpainter:
     return Inpainter(generator, None, feather, {"kind": "inpainter", "arch": name, "arch_args": kwargs})
 
 
-def is_trainable(name: str) -> bool:
-    return name in GENERATORS
+def open_inpainter(spec: str, device: str | torch.device = "cpu", fit_faces: Callable[[], torch.Tensor] | None = None,
+                   checkpoints: str | Path | None = None) -> Inpainter:
+    """What a user names on the command line: a classical baseline (`mean_face` is fitted on
+    `fit_faces()`, the training faces), or a generator checkpoint — a path, or a shipped name such
+    as `inpainter_unet` (looked up in `checkpoints`, default the package's)."""
+    if spec in BASELINES:
+        inpainter = create_inpainter(spec).to(device)
+        if spec == "mean_face":
+            if fit_faces is None:
+                raise UnveilError("the mean_face baseline needs training faces to fit")
+            inpainter.fit(fit_faces().to(device))
+        return inpainter.eval()
+    try:
+        path = resolve_checkpoint(spec, checkpoints)
+    except UnveilError as exc:
+        raise UnveilError(f"{spec}: neither a baseline ({', '.join(BASELINES.names())}) nor an inpainter "
+                          f"checkpoint ({exc})") from None
+    return load_inpainter(path, device)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -126,7 +177,7 @@ def save_inpainter(path: str | Path, inpainter: Inpainter, meta: dict[str, Any],
                    embed_conditioner: bool = True) -> Path:
     """Write weights (+ the conditioner's, when embedded) and a sidecar of kind "inpainter".
 
-    `meta` must hold `arch` and `arch_args`; `conditioning` (from `classifier_info`) is required
+    `meta` must hold `arch` and `arch_args`; `conditioning` (from `classifier_record`) is required
     when the inpainter has a conditioner.
     """
     if "arch" not in meta:
@@ -136,7 +187,7 @@ def save_inpainter(path: str | Path, inpainter: Inpainter, meta: dict[str, Any],
             **meta}
     if inpainter.conditioner is not None:
         if not meta.get("conditioning"):
-            raise ValueError("a conditioned inpainter needs meta['conditioning'] (see classifier_info)")
+            raise ValueError("a conditioned inpainter needs meta['conditioning'] (see classifier_record)")
         meta["conditioning"] = {**meta["conditioning"], "embedded": bool(embed_conditioner)}
         if embed_conditioner:
             tensors.update({CONDITIONER_PREFIX + k: v for k, v in inpainter.conditioner.state_dict().items()})
@@ -161,7 +212,7 @@ def load_inpainter(path: str | Path, device: str | torch.device = "cpu") -> Inpa
     cond = meta.get("conditioning")
     if cond:
         if cond.get("embedded"):
-            conditioner = build_classifier(cond["arch"], cond.get("arch_args", {}))
+            conditioner = create_classifier(cond["arch"], **cond.get("arch_args", {}))
             _load_part(conditioner, tensors, CONDITIONER_PREFIX, path)
         else:
             conditioner = _load_referenced_conditioner(path, cond, device)
@@ -178,15 +229,20 @@ def _load_part(module: nn.Module, tensors: dict, prefix: str, path) -> None:
 
 
 def _load_referenced_conditioner(path, cond: dict, device) -> nn.Module:
-    """A conditioner stored by path: tried as given, then beside the checkpoint and one folder up."""
+    """A conditioner stored by path and SHA-256: the first candidate with the recorded weights (beside
+    the checkpoint, as given, relative to the checkpoint, one folder up), else the first that exists,
+    with a warning."""
     here = checkpoint_paths(path)[1].parent
-    for candidate in (Path(cond["path"]), here / cond["path"], here.parent / cond["path"], here / Path(cond["path"]).name):
-        if checkpoint_paths(candidate)[0].exists():
-            model, _ = load_classifier(candidate, device)
-            expected = cond.get("weights_sha256")
-            if expected and weights_sha256(candidate) != expected:
-                print(f"warning: {path}: conditioning classifier {candidate} has changed since training "
-                      f"(SHA-256 differs); reconstructions may differ", file=sys.stderr)
-            return model
-    raise UnveilError(f"{path}: its conditioning classifier {cond['path']} was not found "
-                      f"(looked as given, beside the checkpoint and one folder up)")
+    given = Path(cond["path"])
+    candidates = [here / given.name, given, here / given, here.parent / given]
+    found = [c for c in dict.fromkeys(candidates) if checkpoint_paths(c)[0].exists()]
+    if not found:
+        raise UnveilError(f"{path}: its conditioning classifier {cond['path']} was not found "
+                          f"(looked beside the checkpoint, as given and one folder up)")
+    expected = cond.get("weights_sha256")
+    match = next((c for c in found if not expected or weights_digest(c) == expected), None)
+    if match is None:
+        match = found[0]
+        print(f"warning: {path}: conditioning classifier {match} has changed since training "
+              f"(SHA-256 differs); reconstructions may differ", file=sys.stderr)
+    return load_classifier(match, device)[0]

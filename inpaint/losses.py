@@ -25,6 +25,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from unveil.metrics.image import ssim
+
 ADVERSARIAL_KINDS = ("lsgan", "hinge")
 PERCEPTUAL_KINDS = ("auto", "lpips", "gradient_ssim")
 EXPRESSION_KINDS = ("ce", "kl", "feature")
@@ -74,43 +76,7 @@ def discriminator_adversarial_loss(real_logits: torch.Tensor, fake_logits: torch
     raise ValueError(f"unknown adversarial loss {kind!r}; valid: {', '.join(ADVERSARIAL_KINDS)}")
 
 
-# --------------------------------------------------------------------------- SSIM and gradients
-
-
-def _gaussian_kernel(size: int = 11, sigma: float = 1.5, device=None, dtype=torch.float32) -> torch.Tensor:
-    x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
-    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
-    return g / g.sum()
-
-
-def ssim_map(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """SSIM map with a Gaussian window and 'valid' padding: [N, 1, H - window + 1, W - window + 1].
-
-    The same definition as `unveil.metrics.image.ssim` (kornia, valid padding) without needing
-    kornia, which the training machine does not have; differentiable, so it also serves as a loss.
-    The five local moments are blurred in one batched, separable pass (2 x 11 taps instead of 121:
-    this loss was half of a small generator's training step on the CPU).
-    """
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    pred, target = pred.float(), target.float()
-    g = _gaussian_kernel(window, sigma, pred.device)
-    moments = torch.cat([pred, target, pred * pred, target * target, pred * target], 1)
-    blurred = F.conv2d(F.conv2d(moments, g.view(1, 1, 1, -1).expand(5, 1, 1, window), groups=5),
-                       g.view(1, 1, -1, 1).expand(5, 1, window, 1), groups=5)
-    mu_x, mu_y, xx, yy, xy = blurred.split(1, 1)
-    sxx, syy, sxy = xx - mu_x ** 2, yy - mu_y ** 2, xy - mu_x * mu_y
-    return ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
-
-
-def ssim_region(pred: torch.Tensor, target: torch.Tensor, region: torch.Tensor | None = None,
-                window: int = 11) -> torch.Tensor:
-    """Mean SSIM per image [N]; with `region`, over the windows centred inside it (as the metrics do)."""
-    smap = ssim_map(pred, target, window)
-    if region is None:
-        return smap.flatten(1).mean(1)
-    crop = window // 2
-    region = region[..., crop:-crop, crop:-crop].float()
-    return (smap * region).flatten(1).sum(1) / region.flatten(1).sum(1).clamp_min(1)
+# --------------------------------------------------------------------------- gradients
 
 
 def image_gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -136,7 +102,7 @@ class GradientSSIMLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         pred, target, hole = pred.float(), target.float(), hole.float()
-        structure = (1 - ssim_region(pred, target, hole)).mean()
+        structure = (1 - ssim(pred, target, hole)).mean()
         grad = pred.new_zeros(())
         for s in range(self.scales):
             if s:
@@ -243,5 +209,4 @@ def _normalised_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = ["ADVERSARIAL_KINDS", "PERCEPTUAL_KINDS", "EXPRESSION_KINDS", "masked_l1",
-           "generator_adversarial_loss", "discriminator_adversarial_loss", "ssim_map", "ssim_region",
-           "image_gradients", "GradientSSIMLoss", "PerceptualLoss", "ExpressionLoss"]
+           "generator_adversarial_loss", "discriminator_adversarial_loss", "image_gradients", "GradientSSIMLoss", "PerceptualLoss", "ExpressionLoss"]

@@ -42,6 +42,8 @@ import yaml
 
 from unveil.augment import Augment
 from unveil.classes import CLASSES
+from unveil.classify import load_classifier, predict_proba
+from unveil.classify.identity import classifier_record, same_classifier
 from unveil.config import from_dict, to_dict
 from unveil.data import Faces, load_faces
 from unveil.errors import UnveilError
@@ -50,9 +52,9 @@ from unveil.occlusion import Occlusion
 from unveil.runtime import (EMA, Progress, autocast, load_training_state, pick_device, prepare_model,
                             save_training_state, seed_everything, warmup_cosine)
 
-from .classifiers import classifier_info, load_classifier, same_classifier
 from .discriminators import DISCRIMINATORS, create_discriminator
 from .evaluate import evaluate_inpainter
+from .figures import write_samples
 from .generators import GENERATORS, create_generator
 from .inpainter import Inpainter, load_inpainter, save_inpainter
 from .losses import (ADVERSARIAL_KINDS, EXPRESSION_KINDS, PERCEPTUAL_KINDS, ExpressionLoss, PerceptualLoss,
@@ -131,7 +133,6 @@ class TrainConfig:
     device: str = "auto"
     steps_per_epoch: int | None = None  # default: training faces // batch_size
     sample_every: int = 5              # sample grid PNG every N epochs (and the last one)
-    eval_batch_size: int = 1024
     save_half: bool = False            # store `best` in fp16 (shipped checkpoints)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
@@ -304,7 +305,7 @@ class InpaintTrainer:
         if not path:
             return None, None
         model, meta = load_classifier(path, self.device)
-        return prepare_model(model, self.device).eval().requires_grad_(False), classifier_info(path, meta)
+        return prepare_model(model, self.device).eval().requires_grad_(False), classifier_record(path, meta)
 
     def _conditioning(self, occluded: torch.Tensor) -> torch.Tensor | None:
         if self.conditioner is None:
@@ -393,16 +394,11 @@ class InpaintTrainer:
         return Inpainter(generator or self.eval_generator(), self.conditioner, self.cfg.model.feather,
                          self.sidecar())
 
-    def selector_predict(self, images: torch.Tensor) -> torch.Tensor:
-        with autocast(self.device):
-            return torch.softmax(self.selector(images).float(), 1)
-
     def validate(self, inpainter: Inpainter | None = None, precise: bool = False) -> dict:
         inpainter = inpainter or self.inpainter()
+        selector = (lambda x: predict_proba(self.selector, x)) if self.selector is not None else None
         metrics = evaluate_inpainter(inpainter, self.val_faces.float_images(), self.val_faces.labels, self.occlusion,
-                                     judge=self.selector_predict if self.selector is not None else None,
-                                     batch_size=self.cfg.train.eval_batch_size, device=self.device,
-                                     autocast=None if precise else (lambda: autocast(self.device)))
+                                     judge=selector, precision="fp32" if precise else "auto")
         if "accuracy" in metrics:
             metrics["selector_accuracy"] = metrics.pop("accuracy")
             metrics["selector_macro_f1"] = metrics.pop("macro_f1")
@@ -454,16 +450,8 @@ class InpaintTrainer:
 
     def save_samples(self, epoch: int) -> Path:
         """A PNG grid: occluded | reconstruction | original rows, two val faces per class."""
-        from .figures import sample_grid
-
-        faces = self.val_faces
-        pick = torch.cat([(faces.labels == k).nonzero().squeeze(1)[:2] for k in range(len(CLASSES))])
-        full = faces.images[pick].unsqueeze(1).float() / 255
-        occluded, hole = self.occlusion(full, seed=self.occlusion.seed)
-        with torch.no_grad():
-            recon = self.inpainter().eval()(occluded, hole).float().clamp(0, 1)
-        names = [CLASSES[int(k)] for k in faces.labels[pick]]
-        return sample_grid(self.out / "samples" / f"epoch_{epoch:03d}.png", occluded, recon, full, names)
+        return write_samples(self.out / "samples" / f"epoch_{epoch:03d}.png", self.inpainter(), self.val_faces,
+                             self.occlusion)
 
     # ----------------------------------------------------------------- the loop
 

@@ -17,9 +17,10 @@ from unveil.classes import CLASSES
 from unveil.data import SPLIT_CHOICES
 from unveil.errors import UnveilError
 from unveil.io import write_json
-from unveil.runtime import pick_device
+from unveil.runtime import fused_for_inference, pick_device
+from unveil.shipped import resolve_checkpoint
 
-from .data_commands import add_source_arguments, load_source
+from .options import add_model_arguments, add_source_arguments, load_source
 from .figures import save_png
 
 OCCLUSION_HELP = "none (default), lower-half[:start_row=24,fill=0] or mask[:styles=surgical+n95,seed=0]"
@@ -52,12 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--tta", action="store_true", help="test-time augmentation: flip and 2-pixel shifts")
     ev.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the intervals (0: none)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the masks and of the bootstrap")
-    ev.add_argument("--device", default="auto")
     ev.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
     ev.add_argument("--out", help="folder for the report files (default runs/eval/<checkpoint>-<split>-...)")
     ev.add_argument("--record", action="store_true",
                     help="also store accuracy and macro-F1 in the checkpoint's sidecar under metrics.<split> "
                          "(only under the checkpoint's own training condition)")
+    add_model_arguments(ev)
     add_source_arguments(ev)
     ev.set_defaults(run=run_eval)
 
@@ -88,8 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sal.add_argument("--n", type=int, default=16, help="faces (default 16)")
     sal.add_argument("--occlusion", default="none", help=OCCLUSION_HELP)
     sal.add_argument("--seed", type=int, default=0, help="which faces, and their masks")
-    sal.add_argument("--device", default="auto")
     sal.add_argument("--out", required=True, help="the PNG file to write")
+    add_model_arguments(sal)
     add_source_arguments(sal)
     sal.set_defaults(run=run_saliency)
 
@@ -98,8 +99,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from classify.config import load_classifier_config
-    from classify.train import train_from_config
+    from unveil.classify.config import load_classifier_config
+    from unveil.classify.train import train_from_config
+
+    from .compare import reconstruct_loader
 
     overrides = list(args.set)
     if args.data:
@@ -109,7 +112,8 @@ def run_train(args: argparse.Namespace) -> int:
     if args.device:
         overrides.append(f"device={args.device}")
     cfg = load_classifier_config(args.config, overrides)
-    metrics = train_from_config(cfg, args.out, resume=args.resume)
+    loader = reconstruct_loader(pick_device(cfg.device))
+    metrics = train_from_config(cfg, args.out, resume=args.resume, load_reconstruct=loader)
     if args.json:
         print(json.dumps(metrics))
     return 0
@@ -118,10 +122,13 @@ def run_train(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- eval-classifier
 
 
-def _load_model(path: str, device: torch.device):
-    from classify.models import load_classifier
+def _load_model(spec: str, device: torch.device, checkpoints: str | None):
+    """A classifier by path or shipped name, folded for inference."""
+    from unveil.classify.models import load_classifier
 
-    return load_classifier(path, device)
+    path = resolve_checkpoint(spec, checkpoints)
+    model, meta = load_classifier(path, device)
+    return fused_for_inference(model), meta, path
 
 
 def _slug(text: str) -> str:
@@ -129,25 +136,28 @@ def _slug(text: str) -> str:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from classify.condition import Condition
-    from classify.evaluate import evaluate, write_report
+    from unveil.classify.condition import Condition
+    from unveil.classify.evaluate import evaluate, write_report
+
+    from .compare import reconstruct_loader
 
     device = pick_device(args.device)
-    model, meta = _load_model(args.checkpoint, device)
+    model, meta, path = _load_model(args.checkpoint, device, args.checkpoints)
     faces = load_source(args, args.data, args.split)
     if len(faces) == 0:
         raise UnveilError(f"{args.data}: no faces in split {args.split!r}")
-    condition = Condition.build(args.occlusion, args.inpainter, device)
-    report = evaluate(model, faces, condition, tta=args.tta, n_boot=args.n_boot, seed=args.seed)
-    info = {"checkpoint": str(checkpoint_paths(args.checkpoint)[0]), "data": faces.source, "split": args.split,
-            **condition.describe(), "tta": args.tta,
+    condition = Condition.build(args.occlusion, args.inpainter, reconstruct_loader(device, args.checkpoints))
+    report = evaluate(model, faces, condition, tta=args.tta, n_boot=args.n_boot, seed=args.seed,
+                      precision=args.precision)
+    info = {"checkpoint": str(checkpoint_paths(path)[0]), "data": faces.source, "split": args.split,
+            **condition.describe(), "tta": args.tta, "precision": args.precision,
             "trained_condition": meta.get("condition", "full"), "trained_occlusion": meta.get("occlusion", "none")}
-    name = checkpoint_paths(args.checkpoint)[0].stem
+    name = checkpoint_paths(path)[0].stem
     default = f"{name}-{args.split}-{_slug(info['occlusion'])}" + ("-recon" if args.inpainter else "") + ("-tta" if args.tta else "")
     out = Path(args.out) if args.out else Path("runs") / "eval" / default
     paths = write_report(report, out, f"{name} on {args.split} ({info['condition']}, occlusion {info['occlusion']})", info)
     if args.record:
-        _record(args.checkpoint, meta, info, report)
+        _record(path, meta, info, report)
     if args.json:
         print(json.dumps({**info, **report}))
     else:
@@ -191,9 +201,9 @@ def _summary(report: dict, info: dict) -> str:
 
 
 def run_svm(args: argparse.Namespace) -> int:
-    from classify.baseline import fit_svm_baseline
-    from classify.condition import Condition
-    from classify.evaluate import write_report
+    from unveil.classify.baseline import fit_svm_baseline
+    from unveil.classify.condition import Condition
+    from unveil.classify.evaluate import write_report
     from unveil.metrics import classification_report
 
     if args.train_size < 2 * args.folds:
@@ -204,8 +214,8 @@ def run_svm(args: argparse.Namespace) -> int:
         raise UnveilError(f"{args.data}: need faces in the train and {args.split} splits")
     condition = Condition.build(args.occlusion)
     # Different mask seeds for the two sets, so no training mask is reused on a test face.
-    train_images = condition.apply_batched(train.float_images(), seed=args.seed + 1_000)
-    test_images = condition.apply_batched(test.float_images(), seed=args.seed)
+    train_images = condition.over_set(train.float_images(), seed=args.seed + 1_000)
+    test_images = condition.over_set(test.float_images(), seed=args.seed)
     print(f"[baseline svm] PCA({args.components}) + RBF SVM on {min(args.train_size, len(train))} of {len(train)} "
           f"training faces, {args.folds}-fold CV over C and gamma ...", file=sys.stderr)
     baseline, search = fit_svm_baseline(train_images, train.labels, args.train_size, args.components,
@@ -233,21 +243,21 @@ def run_svm(args: argparse.Namespace) -> int:
 
 
 def run_saliency(args: argparse.Namespace) -> int:
-    from classify.condition import Condition
-    from classify.evaluate import predict_proba
-    from classify.saliency import grad_cam, overlay
+    from unveil.classify.condition import Condition
+    from unveil.classify.evaluate import predict_proba
+    from unveil.classify.saliency import grad_cam, overlay
 
     if args.n < 1:
         raise UnveilError("--n must be at least 1")
     device = pick_device(args.device)
-    model, meta = _load_model(args.checkpoint, device)
+    model, meta, _ = _load_model(args.checkpoint, device, args.checkpoints)
     faces = load_source(args, args.data, args.split)
     if len(faces) == 0:
         raise UnveilError(f"{args.data}: no faces in split {args.split!r}")
     pick = torch.randperm(len(faces), generator=torch.Generator().manual_seed(args.seed))[: args.n]
     chosen = faces.select(pick.sort().values)
     images = Condition.build(args.occlusion)(chosen.float_images(), seed=args.seed).to(device)
-    preds = predict_proba(model, images).argmax(1).cpu()
+    preds = predict_proba(model, images, precision=args.precision).argmax(1).cpu()
     heat = grad_cam(model, images, preds.to(device))
     tiles = [(to_rgb(images[i]), overlay(images[i:i + 1], heat[i:i + 1])[0],
               f"{CLASSES[int(chosen.labels[i])][:7]}>{CLASSES[int(preds[i])][:7]}") for i in range(len(chosen))]

@@ -10,16 +10,15 @@ from pathlib import Path
 
 from unveil.data import SPLIT_CHOICES
 from unveil.errors import UnveilError
+from unveil.inpaint import BASELINES
 from unveil.occlusion import Occlusion
 from unveil.runtime import pick_device
+from unveil.shipped import JUDGE, shipped_inpainters
 
 from . import compare as cmp
-from .data_commands import add_source_arguments, load_source
 from .gallery import build_rows, write_html
+from .options import add_model_arguments, add_source_arguments, load_source
 from .report import summary_table, write_comparison
-
-CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
-SHIPPED_JUDGE = "classifier_full"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,10 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "weights on the same test faces; write report.md, metrics.json, "
                                    "figures and gallery.html.")
     p.add_argument("--data", required=True, help="a data source (FER2013 folder/CSV/archives, 'synthetic', ...)")
-    p.add_argument("--classifier", help="the judge checkpoint (default: the shipped full-face classifier)")
-    p.add_argument("--inpainters", help="comma-separated generator checkpoints and/or baselines "
-                                        f"({', '.join(cmp.BASELINES)}); default: every shipped generator "
-                                        "and the baselines")
+    p.add_argument("--classifier", help=f"the judge: a checkpoint path or shipped name (default {JUDGE})")
+    p.add_argument("--inpainters", help="comma-separated generator checkpoints (paths or shipped names) and/or "
+                                        f"baselines ({', '.join(BASELINES.names())}); default: every shipped "
+                                        "generator and the baselines")
     p.add_argument("--cross", help="comma-separated classifiers trained on other conditions, for the "
                                    "cross-condition matrix")
     p.add_argument("--occlusion", default="lower-half", help="lower-half[:...] or mask[:...] (default lower-half)")
@@ -45,35 +44,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     p.add_argument("--no-wandb", action="store_true", help="do not log the gallery to W&B")
-    p.add_argument("--device", default="auto")
+    add_model_arguments(p)
     add_source_arguments(p)
     p.set_defaults(run=run_compare_command)
 
 
-def default_inpainters() -> list[str]:
-    shipped = sorted(str(p.with_suffix("")) for p in CHECKPOINTS.glob("inpainter_*.json"))
-    return shipped + list(cmp.BASELINES)
+def default_inpainters(checkpoints: str | None = None) -> list[str]:
+    """Every shipped generator, then the classical baselines."""
+    return [str(p) for p in shipped_inpainters(checkpoints)] + BASELINES.names()
 
 
 def run_compare_command(args: argparse.Namespace) -> int:
-    judge_path = args.classifier or str(CHECKPOINTS / SHIPPED_JUDGE)
-    if not args.classifier and not (CHECKPOINTS / f"{SHIPPED_JUDGE}.json").exists():
-        raise UnveilError(f"no shipped judge at {CHECKPOINTS / SHIPPED_JUDGE}.json yet; pass --classifier CKPT")
-    specs = _split_list(args.inpainters) if args.inpainters else default_inpainters()
+    judge = args.classifier or JUDGE
+    specs = _split_list(args.inpainters) if args.inpainters else default_inpainters(args.checkpoints)
     out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     run = None
     if not args.no_wandb:
         from .tracking import start_run
 
         run = start_run(out, name=out.name, job_type="compare", config={
-            "data": args.data, "split": args.split, "judge": judge_path, "inpainters": specs,
+            "data": args.data, "split": args.split, "judge": judge, "inpainters": specs,
             "occlusion": args.occlusion, "tta": args.tta, "seed": args.seed})
     try:
         report = run_comparison(
-            data=args.data, judge_path=judge_path, inpainter_specs=specs, occlusion=args.occlusion,
+            data=args.data, judge_spec=judge, inpainter_specs=specs, occlusion=args.occlusion,
             split=args.split, out_dir=out, cross=_split_list(args.cross), tta=args.tta,
             per_class=args.per_class, seed=args.seed, n_boot=args.bootstrap, use_lpips=not args.no_lpips,
-            wandb_run=run, device=args.device, load=lambda source, split: load_source(args, source, split))
+            wandb_run=run, device=args.device, precision=args.precision, checkpoints=args.checkpoints,
+            load=lambda source, split: load_source(args, source, split))
     finally:
         if run is not None:
             run.finish()
@@ -91,10 +89,11 @@ def _split_list(text: str | None) -> list[str]:
     return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
-def run_comparison(data: str, judge_path: str, inpainter_specs: list[str], occlusion: str, split: str,
+def run_comparison(data: str, judge_spec: str, inpainter_specs: list[str], occlusion: str, split: str,
                    out_dir: str | Path, cross: list[str] = (), tta: bool = False, per_class: int = 2,
                    seed: int = 0, n_boot: int = 1000, use_lpips: bool = True, wandb_run=None,
-                   device: str = "auto", load=None) -> dict:
+                   device: str = "auto", precision: str = "auto", checkpoints: str | None = None,
+                   load=None) -> dict:
     """Load everything, compare, and write report, figures and gallery to `out_dir` (and `wandb_run`)."""
     from unveil.data import load_faces
 
@@ -106,27 +105,28 @@ def run_comparison(data: str, judge_path: str, inpainter_specs: list[str], occlu
     faces = load(data, split)
     if len(faces) == 0:
         raise UnveilError(f"{data}: the {split} split is empty")
-    needs_fit = any(s == "mean_face" for s in inpainter_specs)
-    train = load(data, "train") if needs_fit else None
-    judge = cmp.load_judge(judge_path, dev)
-    inpainters = cmp.resolve_inpainters(inpainter_specs, train, dev)
-    others = [cmp.load_judge(path, dev) for path in cross]
+    judge = cmp.load_judge(judge_spec, dev, checkpoints)
+    inpainters = cmp.load_inpainters(inpainter_specs, dev, lambda: load(data, "train").float_images(), checkpoints)
+    others = [cmp.load_judge(spec, dev, checkpoints) for spec in cross]
     print(f"comparing {len(inpainters) + 2} conditions on {len(faces)} faces of {faces.source} ({split})",
           file=sys.stderr)
+    started = time.perf_counter()
     report, artefacts = cmp.compare(faces, judge, inpainters, occ, cross=others, tta=tta, seed=seed,
-                                    n_boot=n_boot, use_lpips=use_lpips, device=dev)
+                                    n_boot=n_boot, use_lpips=use_lpips, precision=precision)
     report["data"]["split"] = split
     out = Path(out_dir)
     paths = write_comparison(report, out)
     conditions = list(report["conditions"])
     reference = _best_reconstruction(report)
     rows = build_rows(artefacts, faces.ids, judge.model, reference, per_class=per_class, seed=seed)
-    title = f"Unveil gallery — judge {Path(judge_path).name}, occlusion {occ}, faces judged on {reference}"
+    title = f"Unveil gallery — judge {Path(judge.path).name}, occlusion {occ}, faces judged on {reference}"
     write_html(rows, conditions, out, title)
     if wandb_run is not None:
         from .tracking import log_gallery
 
         log_gallery(wandb_run, rows, conditions, report, paths["accuracy"])
+    print(f"[compare] {len(conditions)} conditions scored and written in {time.perf_counter() - started:.1f} s",
+          file=sys.stderr)
     return report
 
 

@@ -7,25 +7,12 @@ import json
 
 import torch
 
-from unveil.classes import CLASSES, parse_aliases
-from unveil.data import SPLIT_CHOICES, load_faces
+from unveil.classes import CLASSES
+from unveil.data import SPLIT_CHOICES
 from unveil.occlusion import Occlusion
 
 from .figures import grid_image, save_png, to_uint8
-
-
-def add_source_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options every command that reads a data source shares."""
-    parser.add_argument("--alias", action="append", metavar="NAME=CLASS",
-                        help="map a folder name to a canonical class (repeatable), e.g. joy=happy")
-    parser.add_argument("--no-normalize", action="store_true",
-                        help="skip the per-image min-max stretch (on by default, as for training)")
-    parser.add_argument("--no-cache", action="store_true", help="decode again instead of using the cache")
-
-
-def load_source(args: argparse.Namespace, source: str, split: str = "all"):
-    return load_faces(source, split, normalize=not args.no_normalize,
-                      aliases=parse_aliases(args.alias), use_cache=not args.no_cache)
+from .options import add_source_arguments, load_source
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -61,7 +61,7 @@ def _shuffled(mask: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 def build_rows(artefacts: dict, ids: list[str], judge: torch.nn.Module, reference: str,
                per_class: int = 2, seed: int = 0) -> list[GalleryRow]:
     """Pick faces by the judge's verdict on `reference` and gather every condition's view of them."""
-    from classify.saliency import grad_cam, overlay
+    from unveil.classify.saliency import grad_cam, overlay
 
     labels, probs, shown = artefacts["labels"], artefacts["probs"], artefacts["images"]
     correct = probs[reference].argmax(1) == labels

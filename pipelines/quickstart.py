@@ -19,9 +19,6 @@ from unveil.io import write_json
 from .compare_commands import run_comparison
 from .report import summary_table
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
 @dataclass
 class Stage:
     config: str                                   # an experiment config, relative to the project
@@ -63,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Train a small judge, an occluded-face classifier and the three "
                                    "generators on the built-in synthetic faces, then compare occluded, "
                                    "reconstructed and full faces; prints the table and where the report is.")
-    p.add_argument("--config", default=str(ROOT / "configs" / "quickstart.yaml"))
+    p.add_argument("--config", default="configs/quickstart.yaml", help="the quickstart config (default: the shipped one)")
     p.add_argument("--out", default="runs/quickstart", help="output folder (default runs/quickstart)")
     p.add_argument("--data", help="override the config's data source")
     p.add_argument("--no-wandb", action="store_true", help="do not log to W&B (offline by default)")
@@ -81,9 +78,9 @@ def run_quickstart_command(args: argparse.Namespace) -> int:
 
 
 def quickstart(cfg: QuickstartConfig, out: Path, use_wandb: bool = True) -> dict:
-    from classify.config import load_classifier_config
-    from classify.train import train_from_config
-    from inpaint.train import load_inpaint_config, train_inpainter
+    from unveil.classify.config import load_classifier_config
+    from unveil.classify.train import train_from_config
+    from unveil.inpaint.train import load_inpaint_config, train_inpainter
 
     started = time.perf_counter()
     fill = {"out": str(out), "data": cfg.data, "occlusion": cfg.occlusion}
@@ -97,17 +94,17 @@ def quickstart(cfg: QuickstartConfig, out: Path, use_wandb: bool = True) -> dict
     try:
         for name, stage in cfg.classifiers.items():
             overrides = [f"data.source={cfg.data}", *_filled(stage.set, fill)]
-            clf_cfg = load_classifier_config(ROOT / stage.config, overrides)
+            clf_cfg = load_classifier_config(stage.config, overrides)
             timings[name] = _timed(lambda: train_from_config(clf_cfg, out / name, resume=False))
             _log_stage(run, name, out / name)
         for name, stage in cfg.inpainters.items():
             overrides = [f"data.source={cfg.data}", f"occlusion={cfg.occlusion}", *_filled(stage.set, fill)]
-            inp_cfg = load_inpaint_config(ROOT / stage.config, overrides)
+            inp_cfg = load_inpaint_config(stage.config, overrides)
             timings[name] = _timed(lambda: train_inpainter(inp_cfg, out / name))
             _log_stage(run, name, out / name)
         cross = [str(out / n / "best") for n in cfg.classifiers if n not in ("judge", "guide")]
         report = run_comparison(
-            data=cfg.data, judge_path=str(out / "judge" / "best"),
+            data=cfg.data, judge_spec=str(out / "judge" / "best"),
             inpainter_specs=[str(out / n / "best") for n in cfg.inpainters] + cfg.compare.baselines,
             occlusion=cfg.occlusion, split="test", out_dir=out / "compare", cross=cross,
             per_class=cfg.compare.per_class, n_boot=cfg.compare.bootstrap, wandb_run=run)

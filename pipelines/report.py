@@ -12,7 +12,7 @@ from .figures import accuracy_chart, save_png
 
 def write_comparison(report: dict, out_dir: str | Path) -> dict[str, Path]:
     """Write metrics.json, the figures and report.md into `out_dir`; return their paths."""
-    from classify.evaluate import confusion_image
+    from unveil.classify.evaluate import confusion_image
 
     out = Path(out_dir)
     names = list(report["conditions"])
@@ -45,7 +45,7 @@ def summary_table(report: dict) -> str:
         ci = c.get("ci95", {})
         acc = _fmt(c["accuracy"]) + (f" ({_fmt(ci['accuracy'][0])}-{_fmt(ci['accuracy'][1])})" if ci else "")
         f1 = _fmt(c["macro_f1"]) + (f" ({_fmt(ci['macro_f1'][0])}-{_fmt(ci['macro_f1'][1])})" if ci else "")
-        lines.append(f"| {name} | {acc} | {f1} | {_fmt(c.get('psnr'), 2)} | {_fmt(c.get('ssim'))} | "
+        lines.append(f"| {name} | {acc} | {f1} | {_fmt(c.get('psnr_hole'), 2)} | {_fmt(c.get('ssim_hole'))} | "
                      f"{_fmt(c.get('lpips'))} |")
     return "\n".join(lines)
 

@@ -59,8 +59,8 @@ def log_gallery(run, rows, conditions: list[str], report: dict, chart_path: str 
     for name, c in report["conditions"].items():
         logged[f"{name}/accuracy"] = c["accuracy"]
         logged[f"{name}/macro_f1"] = c["macro_f1"]
-        if c.get("psnr") is not None:
-            logged[f"{name}/psnr"], logged[f"{name}/ssim"] = c["psnr"], c["ssim"]
+        if c.get("psnr_hole") is not None:
+            logged[f"{name}/psnr_hole"], logged[f"{name}/ssim_hole"] = c["psnr_hole"], c["ssim_hole"]
     if chart_path:
         logged["accuracy_chart"] = wandb.Image(str(chart_path))
     run.log(logged)

@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/fer2013}
 RUNS=${RUNS:-runs/fer}
-UNVEIL=${UNVEIL:-unveil}   # on a machine without the install: UNVEIL="python3 -m pipelines.cli"
+UNVEIL=${UNVEIL:-unveil}   # on a machine without the install: UNVEIL="python3 -m unveil.pipelines.cli"
 mkdir -p "$RUNS" checkpoints
 
 ship() {  # copy a run's selected model into checkpoints/NAME.*

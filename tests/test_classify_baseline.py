@@ -9,8 +9,8 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.svm import SVC
 
-from classify.baseline import SVMBaseline, fit_svm_baseline
-from pipelines.cli import main
+from unveil.classify.baseline import SVMBaseline, fit_svm_baseline
+from unveil.pipelines.cli import main
 from unveil.classes import NUM_CLASSES
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from classify import CLASSIFIERS, create_classifier
-from classify.config import ClassifierConfig, load_classifier_config
+from unveil.classify import CLASSIFIERS, create_classifier
+from unveil.classify.config import ClassifierConfig, load_classifier_config
 from unveil.classes import NUM_CLASSES
 from unveil.errors import UnveilError
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from classify import create_classifier
-from classify.config import TrainConfig
-from classify.saliency import colormap, grad_cam, overlay
-from classify.train import fit_classifier
+from unveil.classify import create_classifier
+from unveil.classify.config import TrainConfig
+from unveil.classify.saliency import colormap, grad_cam, overlay
+from unveil.classify.train import fit_classifier
 from unveil.data import Faces
 
 MOUTH_ROWS, MOUTH_COLS = slice(31, 39), slice(14, 34)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from classify import load_classifier
-from classify.condition import Condition
-from classify.evaluate import evaluate
+from unveil.classify import load_classifier
+from unveil.classify.condition import Condition
+from unveil.classify.evaluate import evaluate
 from unveil.checkpoint import checkpoint_paths
 from unveil.classes import CLASSES
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from classify import create_classifier, load_classifier, save_classifier
-from classify.condition import Condition
-from classify.config import TrainConfig, load_classifier_config
-from classify.evaluate import evaluate, predict_proba, tta_views
-from classify.train import fit_classifier, train_from_config, train_quick
-from pipelines.cli import main
+from unveil.classify import create_classifier, load_classifier, save_classifier
+from unveil.classify.condition import Condition
+from unveil.classify.config import TrainConfig, load_classifier_config
+from unveil.classify.evaluate import evaluate, predict_proba, tta_views
+from unveil.classify.train import fit_classifier, train_from_config, train_quick
+from unveil.pipelines.cli import main
 from unveil.classes import NUM_CLASSES
 from unveil.errors import UnveilError
 
@@ -173,23 +173,20 @@ def test_occluded_condition_redraws_masks(synthetic_faces):
     assert Condition.build("none").describe()["condition"] == "full"
 
 
-def test_reconstructed_condition_goes_through_the_inpaint_hook(synthetic_faces, tmp_path, monkeypatch):
-    """The hook calls inpaint.load_inpainter(path, device) and feeds `reconstruct`'s output to the model."""
-    import types
-
+def test_reconstructed_condition_calls_the_reconstruct_it_is_given(synthetic_faces, tmp_path):
+    """The classifier stage never imports the inpaint stage: a reconstructed condition calls whatever
+    `reconstruct` the caller's loader returns, on occluded faces and their hole."""
     calls = []
 
-    class Fill:
-        def reconstruct(self, occluded, hole):
-            calls.append(occluded.shape[0])
-            return occluded + 0.5 * hole
+    def reconstruct(occluded, hole):
+        calls.append(occluded.shape[0])
+        return occluded + 0.5 * hole
 
-    stub = types.ModuleType("inpaint")
-    stub.load_inpainter = lambda path, device: Fill()
-    monkeypatch.setitem(sys.modules, "inpaint", stub)
     cfg = load_classifier_config(SYNTHETIC_CONFIG, ["train.epochs=1", "data.limit=200", "data.report_test=false",
                                                     "condition.name=reconstructed", "condition.inpainter=some/inpainter"])
-    metrics = train_from_config(cfg, tmp_path / "run")
+    with pytest.raises(UnveilError, match="needs a way to load the inpainter"):
+        train_from_config(cfg, tmp_path / "refused")
+    metrics = train_from_config(cfg, tmp_path / "run", load_reconstruct=lambda path: reconstruct)
     assert calls and metrics["condition"] == "reconstructed" and metrics["inpainter"] == "some/inpainter"
     assert "test" not in metrics
     sidecar = json.loads((tmp_path / "run" / "best.json").read_text())
@@ -197,17 +194,18 @@ def test_reconstructed_condition_goes_through_the_inpaint_hook(synthetic_faces, 
 
 
 def test_reconstructed_condition_with_the_real_inpaint_stage(synthetic_faces, tmp_path):
-    inpaint = pytest.importorskip("inpaint")
-    if not all(hasattr(inpaint, f) for f in ("load_inpainter", "create_inpainter", "save_inpainter")):
-        pytest.skip("the inpaint stage has no load_inpainter/create_inpainter/save_inpainter yet")
+    from unveil import inpaint
+    from unveil.pipelines.compare import reconstruct_loader
+
     train_images = synthetic_faces.split("train").float_images()
     inpainter = inpaint.create_inpainter("mean_face").fit(train_images)
     inpaint.save_inpainter(tmp_path / "mean_face", inpainter, {"arch": "mean_face", "arch_args": {}})
     cfg = load_classifier_config(SYNTHETIC_CONFIG, ["train.epochs=1", "data.limit=200", "condition.name=reconstructed",
                                                     f"condition.inpainter={tmp_path / 'mean_face'}"])
-    metrics = train_from_config(cfg, tmp_path / "run")
+    loader = reconstruct_loader(torch.device("cpu"))
+    metrics = train_from_config(cfg, tmp_path / "run", load_reconstruct=loader)
     assert metrics["condition"] == "reconstructed" and 0 <= metrics["test"]["accuracy"] <= 1
-    cond = Condition.build("lower-half", str(tmp_path / "mean_face"))
+    cond = Condition.build("lower-half", str(tmp_path / "mean_face"), loader)
     faces = synthetic_faces.split("test").float_images()[:8]
     out = cond(faces)
     assert torch.equal(out[..., :24, :], faces[..., :24, :])  # the visible half is kept
@@ -217,7 +215,7 @@ def test_reconstructed_condition_with_the_real_inpaint_stage(synthetic_faces, tm
 def test_eval_classifier_json_on_stdout(checkpoint, tmp_path):
     out = tmp_path / "eval"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "eval-classifier", str(checkpoint), "--data", SOURCE,
+    proc = subprocess.run([sys.executable, "-m", "unveil.pipelines.cli", "eval-classifier", str(checkpoint), "--data", SOURCE,
                            "--split", "test", "--json", "--n-boot", "100", "--out", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -245,7 +243,7 @@ def test_eval_classifier_occlusion_tta_and_record(checkpoint, tmp_path, capsys):
     # recording under another condition than the training one is refused
     assert main(args + ["--out", str(tmp_path / "e"), "--record", "--occlusion", "lower-half"]) == 2
     assert main(["eval-classifier", str(tmp_path / "missing"), "--data", SOURCE]) == 2
-    assert "checkpoint file not found" in capsys.readouterr().err
+    assert "checkpoint not found" in capsys.readouterr().err
 
 
 def test_saliency_command_writes_png(checkpoint, tmp_path, capsys):

@@ -9,7 +9,7 @@ import sys
 import pytest
 from PIL import Image
 
-from pipelines.cli import build_parser, main
+from unveil.pipelines.cli import build_parser, main
 
 
 def _subcommands(parser):
@@ -51,7 +51,7 @@ def test_data_preview_writes_png(tmp_path):
     (["data", "preview", "synthetic:n=700", "--occlusion", "bogus", "--out", "x.png"], "unknown occlusion kind"),
 ])
 def test_bad_input_is_one_clear_line(args, message, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "pipelines.cli", *args], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "unveil.pipelines.cli", *args], capture_output=True, text=True,
                             cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
@@ -61,7 +61,7 @@ def test_bad_input_is_one_clear_line(args, message, tmp_path):
 def test_bad_csv_from_the_cli(tmp_path):
     bad = tmp_path / "fer.csv"
     bad.write_text("emotion,pixels,Usage\n0," + " ".join(["1"] * 2303) + ",Training\n")
-    result = subprocess.run([sys.executable, "-m", "pipelines.cli", "data", "info", str(bad)],
+    result = subprocess.run([sys.executable, "-m", "unveil.pipelines.cli", "data", "info", str(bad)],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "fer.csv line 2: expected 2304 pixels, got 2303" in result.stderr
     assert "Traceback" not in result.stderr

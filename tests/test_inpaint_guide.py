@@ -15,8 +15,8 @@ import json
 import pytest
 import torch
 
-from inpaint.evaluate import evaluate_inpainter
-from inpaint.train import InpaintConfig, InpaintTrainer
+from unveil.inpaint.evaluate import evaluate_inpainter
+from unveil.inpaint.train import InpaintConfig, InpaintTrainer
 from unveil.config import apply_overrides, from_dict
 from unveil.occlusion import Occlusion
 
@@ -25,8 +25,8 @@ STEPS = 300
 
 @pytest.fixture(scope="module")
 def classifiers(synthetic_faces, tmp_path_factory):
-    from classify import save_classifier
-    from classify.train import train_quick
+    from unveil.classify import save_classifier
+    from unveil.classify.train import train_quick
 
     folder = tmp_path_factory.mktemp("guide_judge")
     meta = {"arch": "tiny_cnn", "arch_args": {}, "data_fingerprint": synthetic_faces.fingerprint}
@@ -64,8 +64,8 @@ def pair(synthetic_faces, classifiers, tmp_path_factory):
 
 
 def test_expression_loss_helps_an_independent_judge(synthetic_faces, classifiers, pair):
-    from classify.evaluate import predict_proba
-    from inpaint import create_inpainter
+    from unveil.classify.evaluate import predict_proba
+    from unveil.inpaint import create_inpainter
 
     _, judge = classifiers
     held = synthetic_faces.select(torch.cat([(synthetic_faces.splits == s).nonzero().squeeze(1) for s in (1, 2)]))
@@ -86,7 +86,7 @@ def test_expression_loss_helps_an_independent_judge(synthetic_faces, classifiers
 
 
 def test_sidecar_records_the_guide_and_eval_warns(pair, classifiers, capsys):
-    from pipelines.cli import main
+    from unveil.pipelines.cli import main
 
     folder, _ = classifiers
     guide, judge_path = folder / "guide", folder / "judge"

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from classify import create_classifier
-from inpaint.losses import (ExpressionLoss, GradientSSIMLoss, PerceptualLoss, discriminator_adversarial_loss,
+from unveil.classify import create_classifier
+from unveil.inpaint.losses import (ExpressionLoss, GradientSSIMLoss, PerceptualLoss, discriminator_adversarial_loss,
                             generator_adversarial_loss, masked_l1)
 from unveil.occlusion import Occlusion
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.cli import main
+from unveil.pipelines.cli import main
 
 DATA = "synthetic:n=2100,seed=0"
 
@@ -17,9 +17,9 @@ DATA = "synthetic:n=2100,seed=0"
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """A full-face judge, an occluded-face classifier, and a briefly trained U-Net (tiny, seconds each)."""
-    from classify import save_classifier
-    from classify.train import train_quick
-    from inpaint.train import load_inpaint_config, train_inpainter
+    from unveil.classify import save_classifier
+    from unveil.classify.train import train_quick
+    from unveil.inpaint.train import load_inpaint_config, train_inpainter
     from unveil.data import load_faces
 
     root = tmp_path_factory.mktemp("models")
@@ -54,9 +54,9 @@ def test_report_has_every_condition_with_intervals(comparison):
         assert lo <= c["accuracy"] <= hi and hi - lo < 0.3
         assert set(c["per_class"]) and len(c["confusion"]) == 7
         if name != "full":
-            assert c["psnr"] > 0 and -1 <= c["ssim"] <= 1
+            assert c["psnr_hole"] > 0 and -1 <= c["ssim_hole"] <= 1
     assert conditions["full"]["accuracy"] > conditions["occluded"]["accuracy"] + 0.1
-    assert conditions["mean_face"]["psnr"] > conditions["occluded"]["psnr"]  # filling beats the black hole
+    assert conditions["mean_face"]["psnr_hole"] > conditions["occluded"]["psnr_hole"]  # filling beats the black hole
     cross = report["cross"]
     assert [r["trained_on"] for r in cross["rows"]] == ["full", "occluded"]
     occluded_col = cross["columns"].index("occluded")
@@ -82,16 +82,34 @@ def test_compare_json_on_stdout(models, tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)  # nothing else on stdout
     for name in ("occluded", "mean_face", "full"):
         assert {"accuracy", "macro_f1"} <= set(report["conditions"][name])
-    assert {"psnr", "ssim"} <= set(report["conditions"]["mean_face"])
+    assert {"psnr_hole", "ssim_hole"} <= set(report["conditions"]["mean_face"])
 
 
-def test_judge_that_guided_a_generator_is_flagged(models):
-    from pipelines.compare import NamedInpainter, guide_warnings, load_judge
+def test_one_identity_check_flags_the_guide_and_not_a_same_recipe_occluded_classifier(models):
+    """Identity is the weights' SHA-256: the guide is flagged; an occluded-face conditioner that shares
+    the judge's architecture, seed and data (as the shipped pair does) is not."""
+    from unveil.classify import load_classifier, save_classifier
+    from unveil.classify.identity import classifier_record, same_classifier
+    from unveil.inpaint import create_inpainter
+    from unveil.pipelines.compare import NamedInpainter, judge_warnings, load_judge
 
     judge = load_judge(str(models / "judge"), "cpu")
-    guided = NamedInpainter("g", object(), {"guide": {"path": str(models / "judge")}})
-    clean = NamedInpainter("h", object(), {"guide": {"path": str(models / "occluded")}})
-    assert len(guide_warnings(judge, [guided, clean])) == 1
+    occluded_model, _ = load_classifier(models / "occluded")
+    twin = models / "occluded_same_recipe"  # arch, seed and data as the judge's; other weights, other condition
+    save_classifier(twin, occluded_model, {"arch": "tiny_cnn", "condition": "occluded", "occlusion": "lower-half",
+                                           "seed": 0})
+    twin_record = classifier_record(twin, load_classifier(twin)[1])
+    assert same_classifier(twin_record, judge.record) is None
+    guided, conditioned = create_inpainter("telea"), create_inpainter("telea")
+    guided.meta["guide"] = judge.record
+    conditioned.meta["conditioning"] = twin_record
+    warnings = judge_warnings(judge, [NamedInpainter("g", guided), NamedInpainter("c", conditioned)])
+    assert len(warnings) == 1 and "GUIDE" in warnings[0] and "identical weights" in warnings[0]
+    # A record without a digest (an older sidecar) falls back to the recipe, training condition included.
+    recipe = {**judge.record, "data_fingerprint": "f00d"}
+    no_digest = {k: v for k, v in recipe.items() if k != "weights_sha256"}
+    assert same_classifier(no_digest, recipe)
+    assert same_classifier({**no_digest, "occlusion": "lower-half", "condition": "occluded"}, recipe) is None
 
 
 def test_wandb_offline_run_holds_the_gallery_table(models, tmp_path, monkeypatch):

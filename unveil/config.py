@@ -15,14 +15,13 @@ from typing import Any, TypeVar
 import yaml
 
 from .errors import UnveilError
+from .shipped import resolve_config
 
 T = TypeVar("T")
 
 
 def load_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise UnveilError(f"{path}: config file not found")
+    path = resolve_config(path)  # `configs/x.yaml` also works from an installed package
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:

@@ -382,6 +382,8 @@ def _black(f: _Frame, p: dict) -> tuple[Tensor, Tensor]:
 
 _RENDER = {"surgical": _surgical, "cloth": _cloth, "n95": _n95, "black": _black}
 
+SET_CHUNK = 1024  # faces per mask draw when a whole set is occluded (`Occlusion.over_set`)
+
 
 # --------------------------------------------------------------------------- config object
 
@@ -424,6 +426,16 @@ class Occlusion:
             return face_mask(images, self.styles, self.seed if seed is None else seed)
         _check_images(images)
         return images, torch.zeros_like(images)
+
+    def over_set(self, images: Tensor, seed: int | None = None) -> tuple[Tensor, Tensor]:
+        """Occlude a whole evaluation set: chunk k of `SET_CHUNK` faces is drawn with seed + k (`seed`
+        defaults to ``self.seed``), so every model, batch size and device sees the same masks."""
+        base = self.seed if seed is None else seed
+        parts = [self(images[i:i + SET_CHUNK], seed=base + k)
+                 for k, i in enumerate(range(0, images.shape[0], SET_CHUNK))]
+        if not parts:
+            return images, torch.zeros_like(images)
+        return torch.cat([o for o, _ in parts]), torch.cat([h for _, h in parts])
 
     @classmethod
     def parse(cls, text: str) -> Occlusion:

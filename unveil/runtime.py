@@ -1,4 +1,5 @@
-"""What every training loop shares: device choice, bf16 autocast, seeding, weight EMA, progress, resume."""
+"""What every training loop and every inference path shares: device choice, bf16 autocast, models
+prepared for training or for inference, seeding, weight EMA, progress, resume."""
 
 from __future__ import annotations
 
@@ -36,6 +37,59 @@ def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Modu
     """Move to the device, channels-last: cuDNN's convolutions are fastest with it, and oneDNN's on the
     CPU too (about 1.3x for the generators and 1.5x for the classifiers here)."""
     return model.to(device).to(memory_format=torch.channels_last)
+
+
+# --------------------------------------------------------------------------- inference
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 matmuls run natively: CUDA, or a CPU with AVX512-BF16 / AMX (oneDNN's own check).
+    Without them bf16 is emulated and slower than fp32."""
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def inference_precision(device: torch.device, precision: str = "auto"):
+    """The autocast context for inference: bf16 where it is native (`auto`), or as asked.
+
+    On this project's 2-core CPU bf16 doubles the judge's throughput and changed no PrivateTest accuracy
+    by more than 0.03 points; `fp32` gives the exact numbers on any machine.
+    """
+    if precision not in PRECISIONS:
+        raise UnveilError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    use_bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
+
+
+def inference_batch_size(device: torch.device) -> int:
+    """Batches that keep a CPU's activations in its caches (64 faces ran 2-3x faster than 1024 here);
+    large ones on a GPU, where launches, not memory, are the cost."""
+    return 4096 if device.type == "cuda" else 64
+
+
+def fused_for_inference(model: torch.nn.Module) -> torch.nn.Module:
+    """A frozen copy for inference: eval mode, every BatchNorm folded into the convolution or linear layer
+    before it (one pass over the activations fewer), channels-last. The original is left as it was.
+
+    Folding is exact up to float rounding (1e-6 here), and the copy's `state_dict` no longer matches
+    the checkpoint: use it to predict, never to save.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+
+    fused = copy.deepcopy(model).eval().requires_grad_(False)
+    for module in fused.modules():
+        if not isinstance(module, torch.nn.Sequential):
+            continue
+        for i in range(len(module) - 1):
+            layer, norm = module[i], module[i + 1]
+            if isinstance(layer, torch.nn.Conv2d) and isinstance(norm, torch.nn.BatchNorm2d):
+                module[i], module[i + 1] = fuse_conv_bn_eval(layer, norm), torch.nn.Identity()
+            elif isinstance(layer, torch.nn.Linear) and isinstance(norm, torch.nn.BatchNorm1d):
+                module[i], module[i + 1] = fuse_linear_bn_eval(layer, norm), torch.nn.Identity()
+    return fused.to(memory_format=torch.channels_last)
 
 
 def seed_everything(seed: int) -> torch.Generator:

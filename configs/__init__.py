@@ -1,0 +1,1 @@
+"""The experiment configs (one YAML file per experiment), installed as package data."""
