@@ -70,13 +70,15 @@ def predict_proba(model: nn.Module, images: torch.Tensor, batch_size: int | None
     batch_size = batch_size or inference_batch_size(device)
     model.eval()
     out = []
+    n_views = len(tta_views(images[:1])) if tta else 1
+    step = max(1, batch_size // n_views)  # the views of a batch go through the model as one batch
     try:
-        for start in range(0, len(images), batch_size):
-            x = images[start:start + batch_size].to(device, non_blocking=True).float()
-            x = x.contiguous(memory_format=torch.channels_last)
-            views = tta_views(x) if tta else [x]
+        for start in range(0, len(images), step):
+            x = images[start:start + step].to(device, non_blocking=True).float()
+            views = torch.cat(tta_views(x)) if tta else x
             with inference_precision(device, precision):
-                probs = sum(model(v).float().softmax(1) for v in views) / len(views)
+                logits = model(views.contiguous(memory_format=torch.channels_last)).float()
+            probs = logits.softmax(1).view(n_views, len(x), -1).mean(0)
             out.append(probs.to(images.device))
     finally:
         model.train(was_training)

@@ -11,6 +11,7 @@ import sys
 
 from unveil import __version__
 from unveil.errors import UnveilError
+from unveil.runtime import keep_freed_memory
 
 from . import classifier_commands, compare_commands, data_commands, inpainter_commands, quickstart
 
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    keep_freed_memory()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

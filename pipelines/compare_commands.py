@@ -16,7 +16,7 @@ from unveil.runtime import pick_device
 from unveil.shipped import JUDGE, shipped_inpainters
 
 from . import compare as cmp
-from .gallery import build_rows, write_html
+from .gallery import build_rows, write_html, write_png
 from .options import add_model_arguments, add_source_arguments, load_source
 from .report import summary_table, write_comparison
 
@@ -121,6 +121,7 @@ def run_comparison(data: str, judge_spec: str, inpainter_specs: list[str], occlu
     rows = build_rows(artefacts, faces.ids, judge.model, reference, per_class=per_class, seed=seed)
     title = f"Unveil gallery — judge {Path(judge.path).name}, occlusion {occ}, faces judged on {reference}"
     write_html(rows, conditions, out, title)
+    write_png(rows, conditions, out / "gallery.png")
     if wandb_run is not None:
         from .tracking import log_gallery
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from unveil.runtime import keep_freed_memory
+
 FER_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013"
 
 
@@ -17,6 +19,7 @@ def private_cache(tmp_path_factory):
     old = os.environ.get("UNVEIL_CACHE")
     os.environ["UNVEIL_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    keep_freed_memory()  # as the command line does
     yield
     if old is None:
         os.environ.pop("UNVEIL_CACHE", None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import ctypes
 import math
 import random
 import sys
@@ -40,6 +41,23 @@ def prepare_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Modu
 
 
 # --------------------------------------------------------------------------- inference
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc to keep freed blocks in the heap instead of unmapping them.
+
+    By default every freed block of more than a few MB (a CPU batch's activations) goes back to the
+    kernel and is mapped and page-faulted in again for the next batch: on this project's 2-core machine
+    that was a third of the wall time of a TTA evaluation (22.0 s -> 15.6 s with it). A no-op where the
+    C library is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 32 << 20)   # glibc's largest: blocks under 32 MB come from the heap
+    libc.mallopt(m_trim_threshold, 1 << 30)    # and the heap is not trimmed back after each batch
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
