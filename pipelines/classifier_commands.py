@@ -17,7 +17,7 @@ from unveil.classes import CLASSES
 from unveil.data import SPLIT_CHOICES
 from unveil.errors import UnveilError
 from unveil.io import write_json
-from unveil.runtime import fused_for_inference, pick_device
+from unveil.runtime import fused_for_inference, pick_device, resolve_precision
 from unveil.shipped import resolve_checkpoint
 
 from .options import add_model_arguments, add_source_arguments, load_source
@@ -150,7 +150,7 @@ def run_eval(args: argparse.Namespace) -> int:
     report = evaluate(model, faces, condition, tta=args.tta, n_boot=args.n_boot, seed=args.seed,
                       precision=args.precision)
     info = {"checkpoint": str(checkpoint_paths(path)[0]), "data": faces.source, "split": args.split,
-            **condition.describe(), "tta": args.tta, "precision": args.precision,
+            **condition.describe(), "tta": args.tta, "precision": resolve_precision(device, args.precision),
             "trained_condition": meta.get("condition", "full"), "trained_occlusion": meta.get("occlusion", "none")}
     name = checkpoint_paths(path)[0].stem
     default = f"{name}-{args.split}-{_slug(info['occlusion'])}" + ("-recon" if args.inpainter else "") + ("-tta" if args.tta else "")

@@ -21,7 +21,7 @@ from unveil.errors import UnveilError
 from unveil.inpaint import BASELINES, Inpainter, open_inpainter
 from unveil.metrics import classification_report, image_quality
 from unveil.occlusion import Occlusion
-from unveil.runtime import fused_for_inference
+from unveil.runtime import fused_for_inference, resolve_precision
 from unveil.shipped import resolve_checkpoint
 
 
@@ -115,7 +115,7 @@ def compare(faces: Faces, judge: Judge, inpainters: list[NamedInpainter], occlus
             conditions[name].update(image_quality(x, images, hole, use_lpips))
     report = {
         "data": {"source": faces.source, "n": len(faces), "fingerprint": faces.fingerprint},
-        "occlusion": str(occlusion), "tta": tta, "seed": seed, "precision": precision,
+        "occlusion": str(occlusion), "tta": tta, "seed": seed, "precision": resolve_precision(device, precision),
         "judge": {**judge.record, "condition": judge.trained_on},
         "inpainters": {i.name: {"path": i.path, "arch": i.model.meta.get("arch"), "guide": i.model.meta.get("guide")}
                        for i in inpainters},
