@@ -11,21 +11,17 @@ compilation) is left out of the median. Faces are random uint8 images: speed doe
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from unveil.classify.condition import Condition  # noqa: E402
-from unveil.classify.config import TrainConfig  # noqa: E402
-from unveil.classify.evaluate import predict_proba  # noqa: E402
-from unveil.classify.models import CLASSIFIERS, create_classifier  # noqa: E402
-from unveil.classify.train import fit_classifier  # noqa: E402
-from unveil.data import Faces  # noqa: E402
-from unveil.runtime import pick_device  # noqa: E402
+from unveil.classify.condition import Condition
+from unveil.classify.config import default_train
+from unveil.classify.evaluate import predict_proba
+from unveil.classify.models import CLASSIFIERS, create_classifier
+from unveil.classify.train import fit_classifier
+from unveil.data import Faces
+from unveil.runtime import pick_device
 
 FER_TRAIN = 28_709  # FER2013 Training faces
 
@@ -45,8 +41,9 @@ def bench(arch: str, device: torch.device, n: int, batch: int, epochs: int, occl
           compile_: bool, ema: float) -> dict:
     faces = random_faces(n)
     model = create_classifier(arch)
-    cfg = TrainConfig(epochs=epochs, batch_size=batch, ema=ema, compile=compile_)
-    model, history = fit_classifier(model, faces, None, cfg, device, Condition.build(occlusion), progress=False)
+    cfg = default_train()
+    cfg.epochs, cfg.batch_size, cfg.ema, cfg.compile = epochs, batch, ema, compile_
+    model, history = fit_classifier(model, faces, None, cfg, None, device, Condition.build(occlusion), progress=False)
     seconds = [r["seconds"] for r in history["epochs"][1:]] or [history["epochs"][0]["seconds"]]
     per_epoch = sorted(seconds)[len(seconds) // 2]
     images = faces.float_images().to(device)
@@ -56,7 +53,7 @@ def bench(arch: str, device: torch.device, n: int, batch: int, epochs: int, occl
         predict_proba(model, images[:batch], tta=tta)  # warm-up
         sync(device)
         started = time.perf_counter()
-        predict_proba(model, images, batch_size=1024, tta=tta)
+        predict_proba(model, images, tta=tta)
         sync(device)
         out["infer img/s" + (" (TTA)" if tta else "")] = n / (time.perf_counter() - started)
     return out

@@ -25,18 +25,17 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from unveil.classify import load_classifier, save_classifier  # noqa: E402
-from unveil.classify.evaluate import predict_proba  # noqa: E402
-from unveil.classify.train import train_quick  # noqa: E402
-from unveil.inpaint import create_inpainter  # noqa: E402
-from unveil.inpaint.evaluate import evaluate_inpainter  # noqa: E402
-from unveil.inpaint.train import InpaintConfig, InpaintTrainer  # noqa: E402
-from unveil.config import apply_overrides, from_dict  # noqa: E402
-from unveil.data import load_faces  # noqa: E402
-from unveil.io import write_json  # noqa: E402
-from unveil.occlusion import Occlusion  # noqa: E402
+from unveil.classify import load_classifier, save_classifier
+from unveil.classify.evaluate import predict_proba
+from unveil.classify.train import train_quick
+from unveil.inpaint import create_inpainter
+from unveil.inpaint.evaluate import evaluate_inpainter
+from unveil.inpaint.config import InpaintConfig
+from unveil.inpaint.train import build_trainer
+from unveil.config import apply_overrides, from_dict
+from unveil.data import load_faces
+from unveil.io import write_json
+from unveil.occlusion import Occlusion
 
 # name -> (builder keyword arguments of train_quick, checkpoint sidecar extras)
 CLASSIFIERS = {
@@ -84,9 +83,9 @@ def classifiers(faces, folder: Path) -> dict[str, torch.nn.Module]:
 def base_config(steps: int, seed: int) -> dict:
     return {"model": {"arch": "unet", "args": {"widths": [8, 16, 32]}},
             "loss": {"perceptual_kind": "gradient_ssim"},
-            "train": {"epochs": 1, "steps_per_epoch": steps, "batch_size": 32, "lr": 2e-3, "warmup_epochs": 0.1,
-                      "ema": 0.99, "device": "cpu", "sample_every": 1000, "seed": seed},
-            "data": {"val_limit": 70}}
+            "train": {"epochs": 1, "steps_per_epoch": steps, "batch_size": 32, "ema": 0.99, "seed": seed,
+                      "optim": {"lr": 2e-3, "warmup": 0.1}},
+            "device": "cpu", "sample_every": 1000, "data": {"val_limit": 70}}
 
 
 def main() -> None:
@@ -134,10 +133,9 @@ def main() -> None:
                 data = base_config(args.steps, seed)
                 apply_overrides(data, [o for o in overrides.format(**paths).split(",") if o])
                 start = time.perf_counter()
-                trainer = InpaintTrainer(from_dict(InpaintConfig, data), tmp / f"{len(rows)}_{seed}", faces=faces,
-                                         log=open("/dev/null", "w"))
+                trainer = build_trainer(from_dict(InpaintConfig, data), tmp / f"{len(rows)}_{seed}", faces=faces)
                 trainer.fit()
-                inpainter = trainer.inpainter().eval()
+                inpainter = trainer.task.inpainter(trainer.selected_model).eval()
                 m = evaluate_inpainter(inpainter, images, labels, occlusion, judge=lambda x: predict_proba(models["judge"], x))
                 recon = inpainter.reconstruct(occluded_images, hole)
                 for key, value in (("judge", m["accuracy"]), ("psnr_hole", m["psnr_hole"]), ("ssim_hole", m["ssim_hole"]),

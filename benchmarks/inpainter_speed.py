@@ -6,28 +6,25 @@
 Random faces (speed does not depend on content), lower-half occlusion. Training images/s is one full
 generator step as `unveil train-inpainter` takes it (augment on the device, occlude, forward, the
 losses of the FER configs, backward, optimiser step, EMA; plus the PatchGAN step for resnet_cgan),
-through `InpaintTrainer.train_step`; s/epoch is for FER2013's 28,709 training faces. Inference is
-`Inpainter.reconstruct` (bf16 autocast on CUDA). Classical baselines have no training column.
+through `Trainer.train_step`; s/epoch is for FER2013's 28,709 training faces. Inference is
+`Inpainter.reconstruct` (bf16 where native). Classical baselines have no training column.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from unveil.inpaint import BASELINES, GENERATORS, create_inpainter  # noqa: E402
-from unveil.inpaint.train import InpaintConfig, InpaintTrainer  # noqa: E402
-from unveil.config import from_dict  # noqa: E402
-from unveil.data.faces import Faces  # noqa: E402
-from unveil.occlusion import Occlusion  # noqa: E402
-from unveil.runtime import autocast, pick_device  # noqa: E402
+from unveil.inpaint import BASELINES, GENERATORS, create_inpainter
+from unveil.inpaint.config import InpaintConfig
+from unveil.inpaint.train import build_trainer
+from unveil.config import from_dict
+from unveil.data.faces import Faces
+from unveil.occlusion import Occlusion
+from unveil.runtime import pick_device
 
 FER_TRAIN = 28_709
 
@@ -48,16 +45,17 @@ def sync(device: torch.device) -> None:
 def train_speed(arch: str, device: torch.device, batch: int, steps: int, faces: Faces) -> float:
     cfg = {"model": {"arch": arch}, "loss": {"perceptual": 0.5, "perceptual_kind": "gradient_ssim",
                                            "adversarial": 0.05 if arch == "resnet_cgan" else 0.0},
-           "train": {"batch_size": batch, "device": str(device), "ema": 0.999, "epochs": 1}}
+           "train": {"batch_size": batch, "ema": 0.999, "epochs": 1, "steps_per_epoch": steps + 2},
+           "device": str(device)}
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = InpaintTrainer(from_dict(InpaintConfig, cfg).validate(), tmp, faces=faces, log=open("/dev/null", "w"))
-        index = torch.arange(batch)
+        trainer = build_trainer(from_dict(InpaintConfig, cfg), tmp, faces=faces)
+        batches = trainer.task.batches(0, 0)
         for _ in range(2):  # warm-up: kernel selection, allocator
-            trainer.train_step(trainer.make_batch(index))
+            trainer.train_step(next(batches))
         sync(device)
         start = time.perf_counter()
-        for _ in range(steps):
-            trainer.train_step(trainer.make_batch(index))
+        for step_batch in batches:
+            trainer.train_step(step_batch)
         sync(device)
         return steps * batch / (time.perf_counter() - start)
 
@@ -71,13 +69,11 @@ def infer_speed(name: str, device: torch.device, batch: int, repeats: int, faces
     images = faces.images[:batch].unsqueeze(1).float().div(255).to(device)
     occluded, hole = Occlusion()(images)
     for _ in range(2):
-        with autocast(device):
-            inpainter.reconstruct(occluded, hole)
+        inpainter.reconstruct(occluded, hole)
     sync(device)
     start = time.perf_counter()
     for _ in range(repeats):
-        with autocast(device):
-            inpainter.reconstruct(occluded, hole)
+        inpainter.reconstruct(occluded, hole)
     sync(device)
     return repeats * images.shape[0] / (time.perf_counter() - start)
 

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image, ImageDraw
 
 from unveil.classes import CLASSES
 from unveil.data import Faces
-from unveil.io import atomic_path, write_json, write_text
+from unveil.figures import confusion_image, save_png
+from unveil.io import write_json, write_text
 from unveil.metrics import classification_report
 from unveil.runtime import inference_batch_size, inference_precision
 
@@ -110,8 +109,7 @@ def write_report(report: dict, out_dir: str | Path, title: str, info: dict | Non
     paths = {"json": out_dir / "metrics.json", "markdown": out_dir / "report.md", "png": out_dir / "confusion.png"}
     write_json(paths["json"], {**(info or {}), **report})
     write_text(paths["markdown"], report_markdown(report, title, info))
-    with atomic_path(paths["png"]) as tmp:
-        confusion_image(report["confusion"]).save(tmp, format="PNG")
+    save_png(confusion_image(report["confusion"]), paths["png"])
     return paths
 
 
@@ -139,27 +137,3 @@ def report_markdown(report: dict, title: str, info: dict | None = None) -> str:
     for name, row in zip(names, report["confusion"]):
         lines.append(f"| {name} | " + " | ".join(str(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
-
-
-def confusion_image(confusion: list[list[int]], cell: int = 56) -> Image.Image:
-    """Row-normalised confusion matrix as a picture: darker cells hold more of the true class."""
-    conf = np.asarray(confusion, dtype=np.float64)
-    rates = conf / np.maximum(conf.sum(1, keepdims=True), 1)
-    names = list(CLASSES[: len(conf)])
-    left, top = 70, 40
-    size = (left + cell * len(conf) + 10, top + cell * len(conf) + 30)
-    img = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(img)
-    for k, name in enumerate(names):
-        draw.text((left + k * cell + 4, top - 14), name[:8], fill="black")
-        draw.text((4, top + k * cell + cell // 2 - 5), name, fill="black")
-    for i in range(len(conf)):
-        for j in range(len(conf)):
-            shade = int(round(255 * (1 - rates[i, j])))
-            box = (left + j * cell, top + i * cell, left + (j + 1) * cell - 1, top + (i + 1) * cell - 1)
-            draw.rectangle(box, fill=(shade, shade, 255), outline="gray")
-            ink = "white" if rates[i, j] > 0.5 else "black"
-            draw.text((box[0] + 4, box[1] + cell // 2 - 12), f"{100 * rates[i, j]:.0f}%", fill=ink)
-            draw.text((box[0] + 4, box[1] + cell // 2 + 2), str(int(conf[i, j])), fill=ink)
-    draw.text((left, size[1] - 20), "rows: true class, columns: predicted (row %, count)", fill="black")
-    return img

@@ -2,6 +2,7 @@
 
     heat = grad_cam(model, images)                 # [N, 1, 48, 48] in [0, 1], for the predicted class
     rgb = overlay(images, heat)                    # uint8 [N, 48, 48, 3] for a picture
+    picture, right = saliency_grid(model, images, labels)
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from PIL import Image
+
+from unveil.classes import CLASSES
+from unveil.figures import RIGHT, WRONG, Tile, tile_grid, to_uint8
 
 
 def grad_cam(model: nn.Module, images: torch.Tensor, target: torch.Tensor | int | None = None) -> torch.Tensor:
@@ -69,3 +74,20 @@ def overlay(images: torch.Tensor, heatmaps: torch.Tensor, alpha: float = 0.45) -
     gray = images.detach().float().clamp(0, 1).cpu().numpy()[:, 0, ..., None] * 255
     heat = colormap(heatmaps.detach().float().cpu().numpy()[:, 0]).astype(np.float64)
     return ((1 - alpha) * gray + alpha * heat).round().clip(0, 255).astype(np.uint8)
+
+
+def saliency_grid(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, precision: str = "auto",
+                  per_row: int = 8) -> tuple[Image.Image, int]:
+    """Each face beside its Grad-CAM for the predicted class, captioned `true>predicted` (green when
+    right), `per_row` faces a row; returns the picture and how many faces were predicted right."""
+    from .evaluate import predict_proba
+
+    preds = predict_proba(model, images, precision=precision).argmax(1)
+    heat = grad_cam(model, images, preds)
+    faces, maps = to_uint8(images), overlay(images, heat)
+    tiles = []
+    for i, (truth, guess) in enumerate(zip(labels.tolist(), preds.tolist())):
+        caption = f"{CLASSES[truth][:7]}>{CLASSES[guess][:7]}"
+        tiles += [Tile(faces[i], caption, RIGHT if truth == guess else WRONG), Tile(maps[i])]
+    rows = [tiles[i:i + 2 * per_row] for i in range(0, len(tiles), 2 * per_row)]
+    return tile_grid(rows), int((preds.cpu() == labels.cpu()).sum())

@@ -72,12 +72,7 @@ class Inpainter(nn.Module):
         return self
 
     def condition(self, occluded: torch.Tensor) -> torch.Tensor | None:
-        """The conditioning vector: the conditioner's class probabilities on the occluded face (never
-        differentiated: the conditioner is frozen and only reads the input)."""
-        if self.conditioner is None:
-            return None
-        with torch.no_grad():
-            return torch.softmax(self.conditioner(occluded).float(), 1)
+        return conditioning(self.conditioner, occluded)
 
     def generate(self, occluded: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         """The raw generator output over the whole frame (not stitched)."""
@@ -130,6 +125,19 @@ class Inpainter(nn.Module):
                 conflicts.append(f"the judge {judge.get('path')} is {self.name}'s {what} ({why}); "
                                  f"judge with an independent classifier")
         return conflicts
+
+
+def conditioning(conditioner: nn.Module | None, occluded: torch.Tensor) -> torch.Tensor | None:
+    """The conditioning vector: the conditioner's class probabilities on the occluded face, never
+    differentiated (the conditioner is frozen and only reads the input); None without a conditioner.
+
+    Shape:
+        occluded: [N, 1, H, W] -> [N, C] float32.
+    """
+    if conditioner is None:
+        return None
+    with torch.no_grad():
+        return torch.softmax(conditioner(occluded).float(), 1)
 
 
 # --------------------------------------------------------------------------- building

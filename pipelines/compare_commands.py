@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-from unveil.data import SPLIT_CHOICES
 from unveil.errors import UnveilError
 from unveil.inpaint import BASELINES
 from unveil.occlusion import Occlusion
@@ -17,7 +16,7 @@ from unveil.shipped import JUDGE, shipped_inpainters
 
 from . import compare as cmp
 from .gallery import build_rows, write_html, write_png
-from .options import add_model_arguments, add_source_arguments, load_source
+from .options import add_evaluation_arguments, load_source
 from .report import summary_table, write_comparison
 
 
@@ -27,7 +26,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "(classical baselines included) and full — with the same classifier "
                                    "weights on the same test faces; write report.md, metrics.json, "
                                    "figures and gallery.html.")
-    p.add_argument("--data", required=True, help="a data source (FER2013 folder/CSV/archives, 'synthetic', ...)")
     p.add_argument("--classifier", help=f"the judge: a checkpoint path or shipped name (default {JUDGE})")
     p.add_argument("--inpainters", help="comma-separated generator checkpoints (paths or shipped names) and/or "
                                         f"baselines ({', '.join(BASELINES.names())}); default: every shipped "
@@ -35,17 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cross", help="comma-separated classifiers trained on other conditions, for the "
                                    "cross-condition matrix")
     p.add_argument("--occlusion", default="lower-half", help="lower-half[:...] or mask[:...] (default lower-half)")
-    p.add_argument("--split", default="test", choices=SPLIT_CHOICES)
-    p.add_argument("--out", help="output folder (default runs/compare-<time>)")
-    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
-    p.add_argument("--tta", action="store_true", help="test-time augmentation for the classifier")
     p.add_argument("--per-class", type=int, default=2, help="gallery faces per class (default 2)")
     p.add_argument("--seed", type=int, default=0, help="occlusion draw, bootstrap and gallery sample")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     p.add_argument("--no-wandb", action="store_true", help="do not log the gallery to W&B")
-    add_model_arguments(p)
-    add_source_arguments(p)
+    add_evaluation_arguments(p, "output folder (default runs/compare-<time>)")
     p.set_defaults(run=run_compare_command)
 
 

@@ -9,9 +9,9 @@ import torch
 
 from unveil.classes import CLASSES
 from unveil.data import SPLIT_CHOICES
+from unveil.figures import Tile, save_png, tile_grid, to_uint8
 from unveil.occlusion import Occlusion
 
-from .figures import grid_image, save_png, to_uint8
 from .options import add_source_arguments, load_source
 
 
@@ -68,8 +68,8 @@ def run_preview(args: argparse.Namespace) -> int:
         occluded, _ = occlusion(images, seed=args.seed)
         # Each face as a pair: original, then occluded.
         pairs = torch.stack([images, occluded], 1).flatten(0, 1)
-        rows.append(to_uint8(pairs))
+        rows.append([Tile(face) for face in to_uint8(pairs)])
         labels.append(name)
-    path = save_png(grid_image(rows, labels), args.out)
+    path = save_png(tile_grid(rows, labels), args.out)
     print(f"wrote {path} ({sum(len(r) // 2 for r in rows)} faces, occlusion {occlusion})")
     return 0

@@ -17,7 +17,8 @@ import torch
 from PIL import Image
 
 from unveil.classes import CLASSES
-from unveil.io import atomic_path, write_text
+from unveil.figures import RIGHT, WRONG, Tile, save_png, tile_grid
+from unveil.io import write_text
 
 SCALE = 4  # 48 px faces shown at 192 px
 
@@ -127,27 +128,10 @@ img {{ width: {48 * SCALE // 2}px; height: {48 * SCALE // 2}px; image-rendering:
 def write_png(rows: list[GalleryRow], conditions: list[str], path: str | Path, scale: int = 2) -> Path:
     """The gallery as one picture (for a README or an issue): a row per face, a column per condition,
     each face with the judge's top prediction and confidence under it (green right, red wrong)."""
-    from PIL import ImageDraw
-
-    h, w = rows[0].images[conditions[0]].shape
-    tile_w, tile_h, label_w, head_h = w * scale + 8, h * scale + 16, 64, 16
-    canvas = Image.new("RGB", (label_w + tile_w * len(conditions), head_h + tile_h * len(rows)), "white")
-    draw = ImageDraw.Draw(canvas)
-    for c, name in enumerate(conditions):
-        draw.text((label_w + c * tile_w + 2, 2), name.removeprefix("inpainter_")[:14], fill="black")
-    for r, row in enumerate(rows):
-        y = head_h + r * tile_h
-        draw.text((2, y + h * scale // 2 - 6), CLASSES[row.label], fill="black")
-        for c, name in enumerate(conditions):
-            x = label_w + c * tile_w
-            face = Image.fromarray(row.images[name]).resize((w * scale, h * scale), Image.Resampling.NEAREST)
-            canvas.paste(face, (x, y))
-            ink = (22, 122, 44) if row.predicted[name] == row.label else (179, 38, 30)
-            draw.text((x, y + h * scale + 2), f"{CLASSES[row.predicted[name]][:7]} {row.confidence[name]:.2f}", fill=ink)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        canvas.save(tmp, format="PNG", optimize=True)
-    return path
+    grid = [[Tile(row.images[c], f"{CLASSES[row.predicted[c]][:7]} {row.confidence[c]:.2f}",
+                  RIGHT if row.predicted[c] == row.label else WRONG) for c in conditions] for row in rows]
+    labels = [c.removeprefix("inpainter_") for c in conditions]
+    return save_png(tile_grid(grid, [CLASSES[r.label] for r in rows], labels, scale=scale, gap=8), path)
 
 
 def _slug(name: str) -> str:
@@ -156,7 +140,4 @@ def _slug(name: str) -> str:
 
 def _save_tile(pixels: np.ndarray, path: Path) -> Path:
     img = Image.fromarray(pixels)
-    img = img.resize((img.width * SCALE, img.height * SCALE), Image.Resampling.NEAREST)
-    with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG")
-    return path
+    return save_png(img.resize((img.width * SCALE, img.height * SCALE), Image.Resampling.NEAREST), path)

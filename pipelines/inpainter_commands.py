@@ -1,8 +1,7 @@
 """`unveil train-inpainter` and `unveil eval-inpainter`.
 
     unveil train-inpainter --config configs/inpaint_synthetic_unet.yaml [--set train.epochs=3] [--out DIR] [--resume]
-    unveil eval-inpainter runs/inpaint_synthetic_unet/best --data synthetic --split test \
-        --classifier checkpoints/classifier_full --json
+    unveil eval-inpainter runs/inpaint_synthetic_unet/best --data synthetic --split test --classifier JUDGE --json
 
 eval-inpainter takes a generator checkpoint or a classical baseline's name (telea, navier_stokes,
 mean_face — fitted on the source's train split). Every accuracy it reports is the named judge's, on
@@ -19,64 +18,49 @@ import json
 import sys
 from pathlib import Path
 
-from unveil.data import SPLIT_CHOICES
 from unveil.errors import UnveilError
 from unveil.io import write_json
 from unveil.occlusion import Occlusion
 from unveil.runtime import pick_device
 from unveil.shipped import JUDGE
 
-from .options import add_model_arguments, add_source_arguments, load_source
+from .options import add_evaluation_arguments, add_train_arguments, load_source, train_overrides
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    train = sub.add_parser("train-inpainter", help="train an inpainting generator from a config",
-                           description="Train an inpainting generator (unet, ra_unet, resnet_cgan) from a YAML "
-                                       "config; writes config.yaml, history.json, metrics.json, samples/, best.* "
-                                       "(the generator) and last.* (resume state) into the run folder.")
-    train.add_argument("--config", required=True, help="a YAML config, e.g. configs/inpaint_synthetic_unet.yaml")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value (repeatable), e.g. --set train.epochs=3")
-    train.add_argument("--out", help="run folder (default runs/CONFIG_NAME)")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/last after its last epoch")
-    train.add_argument("--device", help="override train.device (auto, cpu, cuda)")
-    train.set_defaults(run=run_train)
+    p = sub.add_parser("train-inpainter", help="train an inpainting generator from a config",
+                       description="Train an inpainting generator (unet, ra_unet, resnet_cgan) from a YAML "
+                                   "config; writes config.yaml, history.json, metrics.json, samples/, best.* "
+                                   "(the generator) and last.* (resume state) into the run folder.")
+    add_train_arguments(p, "configs/inpaint_synthetic_unet.yaml")
+    p.set_defaults(run=run_train)
 
-    ev = sub.add_parser("eval-inpainter", help="score an inpainter: image quality and a judge's accuracy",
-                        description="Reconstruct the occluded faces of a split, stitch them, and report hole and "
-                                    "whole-image PSNR/SSIM/L1 (LPIPS where available) and the judge classifier's "
-                                    "accuracy and macro-F1 on the stitched, the occluded and the full faces.")
-    ev.add_argument("inpainter", metavar="CHECKPOINT_OR_BASELINE",
-                    help="a generator checkpoint (a path, or a shipped name such as inpainter_unet) or "
-                         "telea, navier_stokes, mean_face")
-    ev.add_argument("--data", required=True, help="data source (FER2013 folder, class folders, 'synthetic', ...)")
-    ev.add_argument("--split", default="test", choices=SPLIT_CHOICES)
-    ev.add_argument("--classifier", default=JUDGE, metavar="CHECKPOINT",
-                    help=f"the JUDGE: a full-face classifier that never took part in the generator's training "
-                         f"(default: the shipped {JUDGE})")
-    ev.add_argument("--occlusion", help="default: the generator's training occlusion (lower-half for baselines)")
-    ev.add_argument("--tta", action="store_true", help="flip/shift test-time augmentation for the judge")
-    ev.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")
-    ev.add_argument("--out", help="folder for metrics.json and a sample grid PNG")
-    add_model_arguments(ev)
-    add_source_arguments(ev)
-    ev.set_defaults(run=run_eval)
+    p = sub.add_parser("eval-inpainter", help="score an inpainter: image quality and a judge's accuracy",
+                       description="Reconstruct the occluded faces of a split, stitch them, and report hole and "
+                                   "whole-image PSNR/SSIM/L1 (LPIPS where available) and the judge classifier's "
+                                   "accuracy and macro-F1 on the stitched, the occluded and the full faces.")
+    p.add_argument("inpainter", metavar="CHECKPOINT_OR_BASELINE",
+                   help="a generator checkpoint (a path, or a shipped name such as inpainter_unet) or "
+                        "telea, navier_stokes, mean_face")
+    p.add_argument("--classifier", default=JUDGE, metavar="CHECKPOINT",
+                   help=f"the JUDGE: a full-face classifier that never took part in the generator's training "
+                        f"(default: the shipped {JUDGE})")
+    p.add_argument("--occlusion", help="default: the generator's training occlusion (lower-half for baselines)")
+    add_evaluation_arguments(p, "folder for metrics.json and a sample grid PNG")
+    p.set_defaults(run=run_eval)
 
 
 # --------------------------------------------------------------------------- train
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from unveil.inpaint.train import load_inpaint_config, train_inpainter
+    from unveil.inpaint.config import load_inpaint_config
+    from unveil.inpaint.train import train_inpainter
 
-    overrides = list(args.set)
-    if args.device:
-        overrides.append(f"train.device={args.device}")
-    cfg = load_inpaint_config(args.config, overrides)
-    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    summary = train_inpainter(cfg, out, resume=args.resume)
-    print(json.dumps({"run": str(out), "best": str(out / "best"), "best_epoch": summary["best_epoch"],
-                      "val": summary["val"]}))
+    cfg = load_inpaint_config(args.config, train_overrides(args))
+    summary = train_inpainter(cfg, cfg.run_dir(), resume=args.resume)
+    if args.json:
+        print(json.dumps(summary))
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from unveil.classes import parse_aliases
-from unveil.data import Faces, load_faces
+from unveil.data import SPLIT_CHOICES, Faces, load_faces
 from unveil.runtime import PRECISIONS
 
 
@@ -32,3 +32,46 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoints", metavar="DIR",
                         help="where shipped checkpoint names (classifier_full, inpainter_unet, ...) are "
                              "looked up (default: the models installed with Unveil)")
+
+
+def add_train_arguments(parser: argparse.ArgumentParser, example: str) -> None:
+    """The options of every train-* command: one config, overrides, the run folder and resume."""
+    parser.add_argument("--config", required=True, help=f"a YAML config, e.g. {example}")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value (repeatable), e.g. --set train.epochs=3")
+    parser.add_argument("--data", help="the data source (shortcut for --set data.source=SOURCE)")
+    parser.add_argument("--out", help="run folder (default: the config's out, else runs/<name>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in the run folder from last.* (under the same config)")
+    parser.add_argument("--half", action="store_true", help="store best.* in fp16, for shipping")
+    parser.add_argument("--device", help="override the config's device: auto, cpu, cuda, cuda:1 ...")
+    parser.add_argument("--json", action="store_true", help="print the final metrics as one JSON object on stdout")
+
+
+def train_overrides(args: argparse.Namespace) -> list[str]:
+    """--set, plus the shortcuts, as `key=value` overrides for the config loader."""
+    import json
+
+    overrides = list(args.set)
+    if args.data:
+        overrides.append(f"data.source={json.dumps(args.data)}")
+    if args.half:
+        overrides.append("train.half=true")
+    if args.device:
+        overrides.append(f"device={args.device}")
+    if args.out:
+        overrides.append(f"out={json.dumps(args.out)}")
+    return overrides
+
+
+def add_evaluation_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """What every command that scores models on a split takes, besides its models."""
+    parser.add_argument("--data", required=True, help="a data source: FER2013 folder/CSV/archives, class folders, "
+                                                      "or 'synthetic'")
+    parser.add_argument("--split", default="test", choices=SPLIT_CHOICES, help="the faces scored (default test)")
+    parser.add_argument("--tta", action="store_true", help="test-time augmentation for the classifier: the face "
+                                                           "and its mirror, each shifted 2 pixels four ways")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    parser.add_argument("--out", help=out_help)
+    add_model_arguments(parser)
+    add_source_arguments(parser)

@@ -21,8 +21,12 @@ from .report import summary_table
 
 @dataclass
 class Stage:
-    config: str                                   # an experiment config, relative to the project
+    config: str = ""                              # an experiment config (shipped ones by configs/NAME.yaml)
     set: list[str] = field(default_factory=list)  # overrides; {out}, {data}, {occlusion} are filled in
+
+    def __post_init__(self):
+        if not self.config:
+            raise ValueError("a stage needs config: an experiment config file")
 
 
 @dataclass
@@ -80,7 +84,8 @@ def run_quickstart_command(args: argparse.Namespace) -> int:
 def quickstart(cfg: QuickstartConfig, out: Path, use_wandb: bool = True) -> dict:
     from unveil.classify.config import load_classifier_config
     from unveil.classify.train import train_from_config
-    from unveil.inpaint.train import load_inpaint_config, train_inpainter
+    from unveil.inpaint.config import load_inpaint_config
+    from unveil.inpaint.train import train_inpainter
 
     started = time.perf_counter()
     fill = {"out": str(out), "data": cfg.data, "occlusion": cfg.occlusion}

@@ -5,15 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from unveil.classes import CLASSES
+from unveil.figures import accuracy_chart, confusion_image, save_png
 from unveil.io import write_json, write_text
 
-from .figures import accuracy_chart, save_png
 
 
 def write_comparison(report: dict, out_dir: str | Path) -> dict[str, Path]:
     """Write metrics.json, the figures and report.md into `out_dir`; return their paths."""
-    from unveil.classify.evaluate import confusion_image
-
     out = Path(out_dir)
     names = list(report["conditions"])
     paths = {"metrics": write_json(out / "metrics.json", report)}

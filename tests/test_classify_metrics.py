@@ -6,7 +6,7 @@ import torch
 from sklearn import metrics as skm
 from sklearn.utils.class_weight import compute_class_weight
 
-from unveil.classify.train import class_weights, classification_loss
+from unveil.classify.losses import class_weights, classification_loss
 from unveil.classes import CLASSES
 from unveil.metrics import bootstrap_intervals, classification_report, confusion_matrix
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from unveil.classify import create_classifier
-from unveil.classify.config import TrainConfig
+from unveil.classify.config import default_train
 from unveil.classify.saliency import colormap, grad_cam, overlay
 from unveil.classify.train import fit_classifier
 from unveil.data import Faces
@@ -47,7 +47,8 @@ def test_grad_cam_finds_the_mouth():
     faces = mouth_only_faces()
     torch.manual_seed(0)
     model = create_classifier("tiny_cnn", num_classes=2)
-    cfg = TrainConfig(epochs=3, batch_size=64)
+    cfg = default_train()
+    cfg.epochs, cfg.batch_size = 3, 64
     cfg.optim.name, cfg.optim.lr = "adamw", 4e-3
     cfg.augment.enabled = False
     model, _ = fit_classifier(model, faces, None, cfg, progress=False)

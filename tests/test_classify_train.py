@@ -11,7 +11,7 @@ import torch
 
 from unveil.classify import create_classifier, load_classifier, save_classifier
 from unveil.classify.condition import Condition
-from unveil.classify.config import TrainConfig, load_classifier_config
+from unveil.classify.config import LossConfig, default_train, load_classifier_config
 from unveil.classify.evaluate import evaluate, predict_proba, tta_views
 from unveil.classify.train import fit_classifier, train_from_config, train_quick
 from unveil.pipelines.cli import main
@@ -97,10 +97,11 @@ def test_fit_selects_on_val(synthetic_faces):
     train = synthetic_faces.split("train").select(torch.arange(300))
     val = synthetic_faces.split("val")
     torch.manual_seed(0)
-    cfg = TrainConfig(epochs=4, batch_size=64, ema=0.9)
+    cfg = default_train()
+    cfg.epochs, cfg.batch_size, cfg.ema = 4, 64, 0.9
     cfg.optim.schedule, cfg.optim.lr = "constant", 0.3  # high: val accuracy goes up and down
-    cfg.loss.name, cfg.loss.class_weights = "focal", "balanced"
-    model, history = fit_classifier(create_classifier("tiny_cnn"), train, val, cfg, progress=False)
+    loss = LossConfig(name="focal", class_weights="balanced")
+    model, history = fit_classifier(create_classifier("tiny_cnn"), train, val, cfg, loss, progress=False)
     records = history["epochs"]
     assert len(records) == 4 and not history["stopped_early"]
     best = max(records, key=lambda r: r["val_accuracy"])  # the first of equals
@@ -114,7 +115,8 @@ def test_fit_stops_early(synthetic_faces):
     # Identical val faces: accuracy is 0 or 1, so it can improve at most twice; with patience 1 the
     # run must stop by the third of its six epochs.
     val = synthetic_faces.split("val").select(torch.zeros(20, dtype=torch.long))
-    cfg = TrainConfig(epochs=6, batch_size=64, patience=1)
+    cfg = default_train()
+    cfg.epochs, cfg.batch_size, cfg.patience = 6, 64, 1
     _, history = fit_classifier(create_classifier("tiny_cnn"), train, val, cfg, progress=False)
     assert history["stopped_early"] and len(history["epochs"]) <= 3
 
@@ -182,7 +184,7 @@ def test_reconstructed_condition_calls_the_reconstruct_it_is_given(synthetic_fac
         calls.append(occluded.shape[0])
         return occluded + 0.5 * hole
 
-    cfg = load_classifier_config(SYNTHETIC_CONFIG, ["train.epochs=1", "data.limit=200", "data.report_test=false",
+    cfg = load_classifier_config(SYNTHETIC_CONFIG, ["train.epochs=1", "data.limit=200", "report_test=false",
                                                     "condition.name=reconstructed", "condition.inpainter=some/inpainter"])
     with pytest.raises(UnveilError, match="needs a way to load the inpainter"):
         train_from_config(cfg, tmp_path / "refused")

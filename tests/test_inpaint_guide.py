@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from unveil.inpaint.evaluate import evaluate_inpainter
-from unveil.inpaint.train import InpaintConfig, InpaintTrainer
+from unveil.inpaint.config import InpaintConfig
+from unveil.inpaint.train import build_trainer
 from unveil.config import apply_overrides, from_dict
 from unveil.occlusion import Occlusion
 
@@ -44,13 +45,13 @@ def classifiers(synthetic_faces, tmp_path_factory):
 def train(faces, out, folder, expression: float):
     data = {"model": {"arch": "unet", "args": {"widths": [8, 16, 32]}, "conditioning": str(folder / "occluded")},
             "loss": {"perceptual": 0.5, "perceptual_kind": "gradient_ssim"},
-            "train": {"epochs": 1, "steps_per_epoch": STEPS, "batch_size": 32, "lr": 2e-3, "warmup_epochs": 0.1,
-                      "ema": 0.99, "device": "cpu", "sample_every": 1, "seed": 0},
-            "data": {"val_limit": 70}}
+            "train": {"epochs": 1, "steps_per_epoch": STEPS, "batch_size": 32, "ema": 0.99, "seed": 0,
+                      "optim": {"lr": 2e-3, "warmup": 0.1}},
+            "device": "cpu", "sample_every": 1, "data": {"val_limit": 70}}
     if expression:
         apply_overrides(data, [f"loss.expression={expression}", "loss.expression_kind=ce",
                                "loss.expression_warmup=0.5", f"loss.guide={folder / 'guide'}"])
-    trainer = InpaintTrainer(from_dict(InpaintConfig, data).validate(), out, faces=faces)
+    trainer = build_trainer(from_dict(InpaintConfig, data), out, faces=faces)
     trainer.fit()
     return trainer
 
@@ -72,7 +73,7 @@ def test_expression_loss_helps_an_independent_judge(synthetic_faces, classifiers
     images, labels = held.float_images(), held.labels
     judged = lambda inpainter: evaluate_inpainter(inpainter, images, labels, Occlusion(),  # noqa: E731
                                                   judge=lambda x: predict_proba(judge, x))
-    base, expr = (judged(trainer.inpainter()) for trainer in pair)
+    base, expr = (judged(trainer.task.inpainter(trainer.selected_model)) for trainer in pair)
     mean_face = judged(create_inpainter("mean_face").fit(synthetic_faces.split("train").images))
     print({name: {m: round(r[m], 4) for m in ("accuracy", "psnr_hole", "ssim_hole")}
            for name, r in (("base", base), ("expr", expr), ("mean_face", mean_face))})

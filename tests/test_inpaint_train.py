@@ -8,7 +8,8 @@ import torch
 
 from unveil.inpaint import GENERATORS, create_inpainter, load_inpainter
 from unveil.inpaint.evaluate import evaluate_inpainter
-from unveil.inpaint.train import InpaintConfig, InpaintTrainer, load_inpaint_config, train_inpainter
+from unveil.inpaint.config import InpaintConfig, load_inpaint_config
+from unveil.inpaint.train import build_trainer, train_inpainter
 from unveil.config import apply_overrides, from_dict
 from unveil.errors import UnveilError
 from unveil.metrics.image import psnr
@@ -19,11 +20,10 @@ CONFIGS = sorted((ROOT / "configs").glob("inpaint_*.yaml"))
 
 
 def tiny_config(**overrides) -> InpaintConfig:
-    data = {"model": {"arch": "unet", "args": {"widths": [8, 16, 32]}},
-            "train": {"epochs": 1, "steps_per_epoch": 10, "batch_size": 32, "lr": 2e-3, "warmup_epochs": 0.1,
-                      "device": "cpu", "sample_every": 1}}
+    data = {"model": {"arch": "unet", "args": {"widths": [8, 16, 32]}}, "device": "cpu", "sample_every": 1,
+            "train": {"epochs": 1, "steps_per_epoch": 10, "batch_size": 32, "optim": {"lr": 2e-3, "warmup": 0.1}}}
     apply_overrides(data, [f"{k}={v}" for k, v in overrides.items()])
-    return from_dict(InpaintConfig, data).validate()
+    return from_dict(InpaintConfig, data)
 
 
 # --------------------------------------------------------------------------- configs
@@ -38,7 +38,7 @@ def test_every_inpaint_config_loads():
         if path.name.startswith("inpaint_fer_"):
             assert cfg.loss.guide == "checkpoints/classifier_guide"
             assert cfg.model.conditioning == "checkpoints/classifier_occluded"
-            assert cfg.select.metric != "selector_accuracy" or cfg.select.classifier != cfg.loss.guide
+            assert cfg.train.select != "selector_accuracy" or cfg.selector != cfg.loss.guide
 
 
 def test_the_six_shipped_models_fit_the_budget():
@@ -58,7 +58,7 @@ def test_the_six_shipped_models_fit_the_budget():
         total += fp16_bytes(create_classifier(cfg.model.arch, **cfg.model.args))
     for path in (p for p in CONFIGS if p.name.startswith("inpaint_fer_")):
         cfg = load_inpaint_config(path)
-        assert cfg.train.save_half and not cfg.model.embed_conditioner, path.name
+        assert cfg.train.half and not cfg.model.embed_conditioner, path.name
         total += fp16_bytes(create_generator(cfg.model.arch, **cfg.model.args, cond_dim=7))
     assert total < 15.5e6, f"the six shipped models would take {total / 1e6:.2f} MB of the 16 MB budget"
 
@@ -72,8 +72,8 @@ def test_config_rules():
         tiny_config(**{"loss.l2": 1.0})
     with pytest.raises(UnveilError, match="expression_kind"):
         tiny_config(**{"loss.expression_kind": "mse"})
-    with pytest.raises(UnveilError, match="select.classifier"):
-        tiny_config(**{"select.metric": "selector_accuracy"})
+    with pytest.raises(UnveilError, match="needs selector"):
+        tiny_config(**{"train.select": "selector_accuracy"})
 
 
 # --------------------------------------------------------------------------- a short real run
@@ -83,7 +83,7 @@ def test_config_rules():
 def unet_run(synthetic_faces, tmp_path_factory):
     """A few hundred steps of a tiny U-Net (with EMA) on synthetic faces."""
     out = tmp_path_factory.mktemp("unet_run")
-    cfg = tiny_config(**{"train.epochs": 3, "train.steps_per_epoch": 50, "train.ema": 0.99, "train.sample_every": 3})
+    cfg = tiny_config(**{"train.epochs": 3, "train.steps_per_epoch": 50, "train.ema": 0.99, "sample_every": 3})
     summary = train_inpainter(cfg, out, faces=synthetic_faces)
     return out, summary
 
@@ -165,8 +165,7 @@ def occluded_classifier(synthetic_faces, tmp_path_factory):
 def test_conditioned_generator_is_self_contained(synthetic_faces, occluded_classifier, tmp_path, embed):
     cfg = tiny_config(**{"model.conditioning": str(occluded_classifier), "model.embed_conditioner": embed,
                          "train.steps_per_epoch": 4, "data.val_limit": 64})
-    trainer = InpaintTrainer(cfg, tmp_path, faces=synthetic_faces)
-    trainer.fit()
+    train_inpainter(cfg, tmp_path, faces=synthetic_faces)
     meta = json.loads((tmp_path / "best.json").read_text())
     assert meta["arch_args"]["cond_dim"] == 7
     assert meta["conditioning"]["embedded"] is embed and meta["conditioning"]["weights_sha256"]
@@ -176,8 +175,8 @@ def test_conditioned_generator_is_self_contained(synthetic_faces, occluded_class
     occluded, hole = Occlusion()(images)
     probs = loaded.condition(occluded)
     assert probs.shape == (16, 7) and torch.allclose(probs.sum(1), torch.ones(16), atol=1e-5)
-    best = InpaintTrainer(cfg, tmp_path / "again", faces=synthetic_faces)  # rebuilds the same conditioner
-    assert torch.allclose(best.inpainter().condition(occluded), probs, atol=1e-6)
+    task = build_trainer(cfg, tmp_path / "again", faces=synthetic_faces).task  # rebuilds the same conditioner
+    assert torch.allclose(task.inpainter(task.models["generator"]).condition(occluded), probs, atol=1e-6)
     out = loaded.reconstruct(occluded, hole)
     assert torch.equal(out[hole == 0], images[hole == 0])
 

@@ -19,7 +19,8 @@ def models(tmp_path_factory):
     """A full-face judge, an occluded-face classifier, and a briefly trained U-Net (tiny, seconds each)."""
     from unveil.classify import save_classifier
     from unveil.classify.train import train_quick
-    from unveil.inpaint.train import load_inpaint_config, train_inpainter
+    from unveil.inpaint.config import load_inpaint_config
+    from unveil.inpaint.train import train_inpainter
     from unveil.data import load_faces
 
     root = tmp_path_factory.mktemp("models")
@@ -30,7 +31,7 @@ def models(tmp_path_factory):
     save_classifier(root / "occluded", occluded, {"arch": "tiny_cnn", "condition": "occluded",
                                                   "occlusion": "lower-half", "seed": 1})
     cfg = load_inpaint_config(Path("configs/inpaint_synthetic_unet.yaml"),
-                              [f"data.source={DATA}", "train.epochs=1", "train.device=cpu"])
+                              [f"data.source={DATA}", "train.epochs=1", "device=cpu"])
     train_inpainter(cfg, root / "unet")
     return root
 

@@ -1,12 +1,20 @@
-"""The one config path: a YAML file per experiment -> nested dataclasses, with `key.sub=value` overrides.
+"""The one config path: a YAML file per experiment -> typed, nested dataclasses, with `key.sub=value`
+overrides from the command line.
 
-Unknown keys are errors (a typo never silently falls back to a default), and the resolved config is
-saved beside every run's outputs so a checkpoint can always be traced back to what made it.
+Every value is checked against its field's type and the key is named when it is wrong: unknown keys,
+`epochs: 2.5`, `epochs: true`, `lr: .nan` and `batch_size: ten` are errors. Numbers written as strings
+(`lr: "2e-3"`) are read as numbers. A partial section only changes the keys it names: the rest keep the
+stage's own defaults. The resolved config is saved beside every run's outputs, so a checkpoint can
+always be traced back to what made it.
+
+    cfg = load_config(ClassifierConfig, "configs/classifier_synthetic.yaml", ["train.epochs=3"])
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import types
 import typing
 from pathlib import Path
@@ -23,44 +31,140 @@ T = TypeVar("T")
 def load_yaml(path: str | Path) -> dict:
     path = resolve_config(path)  # `configs/x.yaml` also works from an installed package
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise UnveilError(f"{path}: invalid YAML ({exc})") from None
+    except OSError as exc:
+        raise UnveilError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
+    if data is None:
+        raise UnveilError(f"{path}: the config is empty (an experiment must say what it trains)")
     if not isinstance(data, dict):
-        raise UnveilError(f"{path}: expected a mapping at the top level")
+        raise UnveilError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
     return data
 
 
 def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
     """Apply `a.b=value` strings (values parsed as YAML) to a nested dict, in place."""
     for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
             raise UnveilError(f"bad override {item!r}: expected KEY=VALUE, e.g. train.epochs=3")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise UnveilError(f"bad override {item!r}: the value is not valid YAML ({str(exc).splitlines()[0]})") from None
         node = data
-        *parents, leaf = key.strip().split(".")
-        for part in parents:
+        for depth, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
+            if not isinstance(node, dict):
+                raise UnveilError(f"bad override {item!r}: {'.'.join(parts[:depth + 1])} is a value, not a section")
+        node[parts[-1]] = value
     return data
 
 
-def from_dict(cls: type[T], data: dict | None, where: str = "config") -> T:
-    """Build dataclass `cls` from a dict, recursing into nested dataclasses; unknown keys raise."""
-    data = dict(data or {})
+def from_dict(cls: type[T], data: dict | None, where: str = "config", base: T | None = None,
+              section: str = "") -> T:
+    """Build dataclass `cls` from a mapping, checking every value against its field's type.
+
+    Keys not given keep their value in `base` (default: the fields' own defaults), recursively: so a
+    section names only what it changes, and a stage's shared sections keep that stage's defaults. Raises UnveilError naming `where` (the file), the key and
+    the problem.
+    """
+    at = f"{where}: {section}" if section else f"{where}:"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UnveilError(f"{at} expected a mapping of keys, got {_shown(data)}")
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names), key=str)
     if unknown:
-        raise UnveilError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-    kwargs = {}
+        keys = ", ".join(f"{section}.{k}" if section else str(k) for k in unknown)
+        raise UnveilError(f"{where}: unknown key(s) {keys}; valid{' in ' + section if section else ''}: "
+                          f"{', '.join(names)}")
+    values = {}
     for name, value in data.items():
-        kind = _dataclass_in(hints[name])
-        kwargs[name] = from_dict(kind, value, f"{where}.{name}") if kind and isinstance(value, dict) else value
+        key = f"{section}.{name}" if section else name
+        nested = _dataclass_in(hints[name])
+        if nested is not None and (isinstance(value, dict) or value is None):
+            current = getattr(base, name) if base is not None else _field_default(cls, name)
+            values[name] = from_dict(nested, value, where, current if isinstance(current, nested) else None, key)
+        else:
+            values[name] = _typed(value, hints[name], f"{where}: {key}")
     try:
-        return cls(**kwargs)
+        return dataclasses.replace(base, **values) if base is not None else cls(**values)
     except (TypeError, ValueError) as exc:
-        raise UnveilError(f"{where}: {exc}") from None
+        raise UnveilError(f"{at} {exc}") from None
+
+
+def _field_default(cls: type, name: str) -> Any:
+    """The default a dataclass field would get (a stage's own defaults for a shared section)."""
+    spec = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if spec.default_factory is not dataclasses.MISSING:
+        return spec.default_factory()
+    return None if spec.default is dataclasses.MISSING else spec.default
+
+
+def _typed(value: Any, hint: Any, key: str) -> Any:
+    """`value` as type `hint`, or an UnveilError naming `key`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        errors = []
+        for option in options:
+            try:
+                return _typed(value, option, key)
+            except UnveilError as exc:
+                errors.append(str(exc))
+        raise UnveilError(errors[0] if len(errors) == 1 else f"{key}: expected {_name(hint)}, got {_shown(value)}")
+    if hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise UnveilError(f"{key}: expected true or false, got {_shown(value)}")
+    if hint is int:
+        number = _number(value, key, "an integer")
+        if isinstance(number, float) and not number.is_integer():
+            raise UnveilError(f"{key}: expected an integer, got {_shown(value)}")
+        return int(number)
+    if hint is float:
+        return float(_number(value, key, "a number"))
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise UnveilError(f"{key}: expected text, got {_shown(value)}")
+    if origin is tuple or origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise UnveilError(f"{key}: expected a list, got {_shown(value)}")
+        items = args if origin is tuple and args and args[-1] is not Ellipsis else (args[:1] or (Any,)) * len(value)
+        if len(items) != len(value):
+            raise UnveilError(f"{key}: expected {len(items)} values, got {len(value)} ({_shown(value)})")
+        typed = [_typed(v, t, f"{key}[{i}]") for i, (v, t) in enumerate(zip(value, items))]
+        return tuple(typed) if origin is tuple else typed
+    if origin is dict or hint is dict:
+        if isinstance(value, dict):
+            return value
+        raise UnveilError(f"{key}: expected a mapping of keys, got {_shown(value)}")
+    return value
+
+
+def _number(value: Any, key: str, what: str) -> int | float:
+    if isinstance(value, bool):
+        raise UnveilError(f"{key}: expected {what}, got {_shown(value)}")
+    if isinstance(value, str):  # YAML reads 2e-3 (no dot) as text
+        try:
+            value = float(value) if any(c in value.lower() for c in ".en") else int(value)
+        except ValueError:
+            raise UnveilError(f"{key}: expected {what}, got {_shown(value)}") from None
+    if not isinstance(value, (int, float)):
+        raise UnveilError(f"{key}: expected {what}, got {_shown(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UnveilError(f"{key}: expected a finite number, got {value}")
+    return value
 
 
 def _dataclass_in(hint: Any) -> type | None:
@@ -71,8 +175,24 @@ def _dataclass_in(hint: Any) -> type | None:
     return None
 
 
+def _name(hint: Any) -> str:
+    return getattr(hint, "__name__", str(hint))
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, (str, list, dict, bool)) or value is None else repr(value)
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+def check_choice(key: str, value: Any, choices) -> None:
+    """For a config's `__post_init__`: a ValueError naming `key` unless `value` is one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
 def to_dict(obj: Any) -> dict:
-    return dataclasses.asdict(obj)
+    """A config as plain YAML/JSON-able data (tuples as lists)."""
+    return json.loads(json.dumps(dataclasses.asdict(obj)))
 
 
 def load_config(cls: type[T], path: str | Path, overrides: list[str] | None = None) -> T:

@@ -177,20 +177,23 @@ def face_mask(
     pick = torch.tensor([names.index(s) for s in styles])[choice].to(images.device).view(n, 1, 1, 1)
     p = {k: v.to(images.device).view(n, 1, 1, 1) for k, v in draws.items()}
     frame, in_box = _mask_frame(p, noise.to(images.device), height, width, float(jitter))
-
-    # Render each requested style for the whole batch (cheap at face sizes) and keep it
-    # where it was picked: a loop over <= 4 styles, never over images or pixels.
-    alpha = torch.zeros(frame.u.shape, dtype=torch.bool, device=images.device)
-    paint = torch.zeros(frame.u.shape, device=images.device)
-    for k, name in enumerate(names):
-        a, v = _RENDER[name](frame, p)
-        alpha = torch.where(pick == k, a, alpha)
-        paint = torch.where(pick == k, v, paint)
-
+    alpha, paint = _render_picked(frame, p, pick, names)
     # Loops and straps run off towards the ears; the face box trims their ends.
     hole = alpha & in_box
     occluded = torch.where(hole, paint.clamp(0, 1).to(images.dtype), images)
     return occluded, hole.to(images.dtype)
+
+
+def _render_picked(frame: _Frame, p: dict[str, Tensor], pick: Tensor, names: tuple[str, ...]) -> tuple[Tensor, Tensor]:
+    """Render each requested style for the whole batch (cheap at face sizes) and keep it where it
+    was picked: a loop over <= 4 styles, never over images or pixels. Returns (alpha, paint)."""
+    alpha = torch.zeros(frame.u.shape, dtype=torch.bool, device=frame.u.device)
+    paint = torch.zeros(frame.u.shape, device=frame.u.device)
+    for k, name in enumerate(names):
+        a, v = _RENDER[name](frame, p)
+        alpha = torch.where(pick == k, a, alpha)
+        paint = torch.where(pick == k, v, paint)
+    return alpha, paint
 
 
 def _draw(n: int, height: int, width: int, seed: int) -> tuple[dict[str, Tensor], Tensor]:

@@ -19,7 +19,19 @@ from .checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatt
 from .errors import UnveilError
 
 
+def check_device(name: str) -> str:
+    """`name` if it names a device Unveil can use (auto, cpu, cuda, cuda:N), else a ValueError."""
+    kind, _, index = name.partition(":")
+    if name == "auto" or (kind in ("cpu", "cuda") and (not index or index.isdigit()) and not (kind == "cpu" and index)):
+        return name
+    raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
+
+
 def pick_device(name: str = "auto") -> torch.device:
+    try:
+        check_device(name)
+    except ValueError as exc:
+        raise UnveilError(str(exc)) from None
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
