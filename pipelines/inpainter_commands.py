@@ -48,6 +48,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--occlusion", help="default: the generator's training occlusion (lower-half for baselines)")
     add_evaluation_arguments(p, "folder for metrics.json and a sample grid PNG")
     p.set_defaults(run=run_eval)
+    _register_segmenter(sub)
+
+
+def _register_segmenter(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-segmenter", help="train the mask segmenter behind predict --hole auto",
+                       description="Train the small U-Net that marks the pixels a face mask hides, on faces "
+                                   "wearing synthetic masks; the run folder gets best.* (the segmenter).")
+    add_train_arguments(p, "configs/segmenter_fer.yaml")
+    p.set_defaults(run=run_train_segmenter)
+
+    p = sub.add_parser("eval-segmenter", help="score a mask segmenter on faces wearing held-out synthetic masks",
+                       description="Put synthetic masks (drawn from --seed) on the faces of a split, leave a fifth "
+                                   "bare, and report the segmenter's mean IoU on the masked faces and the share of "
+                                   "pixels it marks on the bare ones.")
+    p.add_argument("segmenter", nargs="?", default="segmenter", help="a checkpoint path or shipped name (default "
+                                                                       "the shipped segmenter)")
+    p.add_argument("--seed", type=int, default=1, help="the masks' seed (training validated on seed 0)")
+    add_evaluation_arguments(p, "folder for metrics.json")
+    p.set_defaults(run=run_eval_segmenter)
 
 
 # --------------------------------------------------------------------------- train
@@ -61,6 +80,38 @@ def run_train(args: argparse.Namespace) -> int:
     summary = train_inpainter(cfg, cfg.run_dir(), resume=args.resume)
     if args.json:
         print(json.dumps(summary))
+    return 0
+
+
+def run_train_segmenter(args: argparse.Namespace) -> int:
+    from unveil.inpaint.segmenter_train import load_segmenter_config, train_segmenter
+
+    cfg = load_segmenter_config(args.config, train_overrides(args))
+    history = train_segmenter(cfg, cfg.run_dir(), resume=args.resume)
+    if args.json:
+        print(json.dumps({"run": str(cfg.run_dir()), "best": history["best"]}))
+    return 0
+
+
+def run_eval_segmenter(args: argparse.Namespace) -> int:
+    from unveil.inpaint.segmenter import load_segmenter
+    from unveil.inpaint.segmenter_train import MasksConfig, masked, score
+
+    device = pick_device(args.device)
+    segmenter = load_segmenter(args.segmenter, device, args.checkpoints)
+    faces = load_source(args, args.data, args.split)
+    if len(faces) == 0:
+        raise UnveilError(f"{args.data}: the {args.split} split is empty")
+    masks = MasksConfig(**segmenter.meta.get("masks", {}))
+    images, hole = masked(faces.float_images().to(device), masks, args.seed)
+    result = {"segmenter": args.segmenter, "data": faces.source, "split": args.split, "seed": args.seed,
+              "masks": segmenter.meta.get("masks"), **score(segmenter.predict(images, precision=args.precision), hole)}
+    if args.out:
+        write_json(Path(args.out) / "metrics.json", result)
+    print(json.dumps(result) if args.json else
+          f"{args.segmenter} on {result['masked_faces']} masked and {result['bare_faces']} bare faces of "
+          f"{faces.source} ({args.split}, masks seed {args.seed}): mean IoU {result['iou']:.4f}, "
+          f"pixels marked on bare faces {100 * result['bare_marked']:.2f} %")
     return 0
 
 

@@ -8,15 +8,19 @@ functions as its own command.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from unveil.config import from_dict, load_yaml
+from unveil.errors import UnveilError
 from unveil.io import write_json
 
 from .compare_commands import run_comparison
+from .predict import Predictor, sample_photos
+from .predict_commands import photo_table
 from .report import summary_table
 
 @dataclass
@@ -43,6 +47,7 @@ class QuickstartConfig:
     classifiers: dict[str, Stage] = field(default_factory=dict)   # must include `judge`
     inpainters: dict[str, Stage] = field(default_factory=dict)
     compare: CompareOptions = field(default_factory=CompareOptions)
+    photos: bool = True   # end with the shipped FER2013 models on the sample photo, bare and masked
 
 
 def load_quickstart(path: str | Path) -> QuickstartConfig:
@@ -54,7 +59,6 @@ def load_quickstart(path: str | Path) -> QuickstartConfig:
                   for name, spec in (raw.get(group) or {}).items()}
         setattr(cfg, group, stages)
     if "judge" not in cfg.classifiers:
-        from unveil.errors import UnveilError
         raise UnveilError(f"{path}: classifiers must include 'judge'")
     return cfg
 
@@ -75,10 +79,31 @@ def run_quickstart_command(args: argparse.Namespace) -> int:
     cfg = load_quickstart(args.config)
     if args.data:
         cfg.data = args.data
-    report = quickstart(cfg, Path(args.out), use_wandb=not args.no_wandb)
+    out = Path(args.out)
+    report = quickstart(cfg, out, use_wandb=not args.no_wandb)
     print(summary_table(report))
-    print(f"report: {Path(args.out) / 'compare' / 'report.md'}\ngallery: {Path(args.out) / 'compare' / 'gallery.html'}")
+    print(f"report: {out / 'compare' / 'report.md'}\ngallery: {out / 'compare' / 'gallery.html'}")
+    if cfg.photos:
+        print("\nThe shipped FER2013 models on a sample photo (unveil predict), bare and with a synthetic mask:")
+        print(photo_table(shipped_models_on_sample(out / "predict")))
     return 0
+
+
+def shipped_models_on_sample(out: Path):
+    """`unveil predict` on the sample photos: the FER2013 judge, generator and segmenter at work."""
+    predictor = Predictor(hole="auto")
+    return [predictor.predict(rgb, picture=out / f"{name}.png", name=name)
+            for rgb, name in sample_photos(predictor.detector)]
+
+
+def _fresh(out: Path) -> None:
+    """Start from an empty folder: a previous quickstart's is replaced, anything else is refused."""
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if not (out / "timings.json").exists() and not (out / "judge").exists():
+        raise UnveilError(f"{out} holds files that are not a quickstart's; choose another --out")
+    print(f"[quickstart] replacing the previous quickstart in {out}", file=sys.stderr)
+    shutil.rmtree(out)
 
 
 def quickstart(cfg: QuickstartConfig, out: Path, use_wandb: bool = True) -> dict:
@@ -87,6 +112,7 @@ def quickstart(cfg: QuickstartConfig, out: Path, use_wandb: bool = True) -> dict
     from unveil.inpaint.config import load_inpaint_config
     from unveil.inpaint.train import train_inpainter
 
+    _fresh(out)
     started = time.perf_counter()
     fill = {"out": str(out), "data": cfg.data, "occlusion": cfg.occlusion}
     run = None

@@ -237,3 +237,17 @@ def test_cuda_matches_cpu():
         assert (hole.cpu() != ref_hole).float().mean() < 2e-3
         agree = hole.cpu() == ref_hole
         assert torch.allclose(out.cpu()[agree], ref_out[agree], atol=1e-4)
+
+
+def test_mixed_gives_each_image_one_of_the_two_holes():
+    images = torch.rand(200, 1, 48, 48)
+    mixed = Occlusion.parse("mixed:lower=0.3,seed=4")
+    occluded, hole = mixed(images)
+    lower, _ = Occlusion.parse("lower-half")(images)
+    masked, mask_hole = Occlusion.parse("mask:seed=4")(images)
+    is_lower = (hole == Occlusion.parse("lower-half")(images)[1]).flatten(1).all(1)
+    assert 0.15 < is_lower.float().mean() < 0.45
+    assert torch.equal(occluded[is_lower], lower[is_lower])
+    assert torch.equal(occluded[~is_lower], masked[~is_lower]) and torch.equal(hole[~is_lower], mask_hole[~is_lower])
+    assert torch.equal(mixed(images)[1], hole)  # the same seed draws the same holes
+    assert Occlusion.parse(str(mixed)) == mixed

@@ -123,3 +123,27 @@ def accuracy_chart(names: list[str], values: list[float], intervals: list[list[f
             draw.line([(x(hi), mid - 5), (x(hi), mid + 5)], fill=INK, width=2)
         draw.text((x(end) + 6, y + bar_height // 2 - 6), f"{value:.3f}", fill=INK)
     return canvas
+
+
+def annotated_photo(rgb: np.ndarray, boxes: list, landmarks: list, labels: list[str], height: int = 360) -> Image.Image:
+    """A photo scaled to `height` pixels with each face's box, its five landmarks and a label."""
+    image = Image.fromarray(rgb)
+    scale = height / image.height
+    image = image.resize((max(1, round(image.width * scale)), height), Image.Resampling.BILINEAR)
+    draw = ImageDraw.Draw(image)
+    for box, points, label in zip(boxes, landmarks, labels):
+        x0, y0, x1, y1 = (v * scale for v in box)
+        draw.rectangle((x0, y0, x1, y1), outline=(255, 210, 0), width=2)
+        for x, y in points:
+            draw.ellipse((x * scale - 2, y * scale - 2, x * scale + 2, y * scale + 2), fill=(0, 200, 255))
+        draw.rectangle((x0, max(0, y0 - 13), x0 + 6 * len(label) + 4, max(13, y0)), fill=(255, 210, 0))
+        draw.text((x0 + 2, max(0, y0 - 12)), label, fill=INK)
+    return image
+
+
+def beside(left: Image.Image, right: Image.Image, gap: int = 8) -> Image.Image:
+    """Two pictures side by side on white, tops aligned."""
+    canvas = Image.new("RGB", (left.width + gap + right.width, max(left.height, right.height)), "white")
+    canvas.paste(left, (0, 0))
+    canvas.paste(right, (left.width + gap, 0))
+    return canvas

@@ -23,7 +23,7 @@ from .errors import UnveilError
 
 __all__ = ["OCCLUSIONS", "MASK_STYLES", "Occlusion", "lower_half", "face_mask"]
 
-OCCLUSIONS = ("none", "lower-half", "mask")
+OCCLUSIONS = ("none", "lower-half", "mask", "mixed")
 MASK_STYLES = ("surgical", "cloth", "n95", "black")
 
 # Mask geometry is written in the 48x48 FER2013 frame ("face units", pixel centres at
@@ -396,9 +396,11 @@ class Occlusion:
     """A configured occlusion, parseable from and printable to a short text form.
 
     Text form: ``kind[:key=value,...]`` listing only non-default fields, e.g.
-    ``"lower-half:start_row=20,fill=0.5"`` or ``"mask:styles=surgical+n95,seed=3"``.
-    Fields that do not apply to ``kind`` are ignored when called (``start_row`` and
-    ``fill`` are for lower-half, ``styles`` and ``seed`` for mask).
+    ``"lower-half:start_row=20,fill=0.5"``, ``"mask:styles=surgical+n95,seed=3"`` or
+    ``"mixed:lower=0.3"``. Fields that do not apply to ``kind`` are ignored when called
+    (``start_row`` and ``fill`` are for lower-half, ``styles`` and ``seed`` for mask; ``mixed``
+    gives each image the lower-half hole with probability ``lower``, else a mask: for generators
+    that must fill both the benchmark's hole and a real mask's).
 
     Shape:
         - images: :math:`(N, 1, H, W)`
@@ -410,6 +412,7 @@ class Occlusion:
     fill: float = 0.0
     styles: tuple[str, ...] = MASK_STYLES
     seed: int = 0
+    lower: float = 0.5
 
     def __post_init__(self) -> None:
         if self.kind not in OCCLUSIONS:
@@ -420,13 +423,23 @@ class Occlusion:
         # Normalise so that equal configurations compare (and hash) equal.
         object.__setattr__(self, "fill", _check_fill(self.fill))
         object.__setattr__(self, "styles", _check_styles(self.styles))
+        if isinstance(self.lower, bool) or not isinstance(self.lower, (int, float)) or not 0 <= self.lower <= 1:
+            raise UnveilError(f"lower must be a probability in [0, 1], got {self.lower!r}")
+        object.__setattr__(self, "lower", float(self.lower))
 
     def __call__(self, images: Tensor, seed: int | None = None) -> tuple[Tensor, Tensor]:
         """Occlude ``images``; ``seed`` overrides ``self.seed`` (e.g. per batch or epoch)."""
         if self.kind == "lower-half":
             return lower_half(images, self.start_row, self.fill)
+        seed = self.seed if seed is None else seed
         if self.kind == "mask":
-            return face_mask(images, self.styles, self.seed if seed is None else seed)
+            return face_mask(images, self.styles, seed)
+        if self.kind == "mixed":
+            (cut, cut_hole), (masked, mask_hole) = lower_half(images, self.start_row, self.fill), face_mask(
+                images, self.styles, seed)
+            pick = torch.rand(images.shape[0], generator=torch.Generator().manual_seed(seed)) < self.lower
+            pick = pick.to(images.device).view(-1, 1, 1, 1)
+            return torch.where(pick, cut, masked), torch.where(pick, cut_hole, mask_hole)
         _check_images(images)
         return images, torch.zeros_like(images)
 
@@ -490,9 +503,9 @@ def _parse_value(key: str, value: str, text: str):
     try:
         if key == "styles":
             return tuple(s.strip() for s in value.split("+"))
-        if key == "fill":
+        if key in ("fill", "lower"):
             return float(value)
         return int(value)
     except ValueError:
-        kind = "a number" if key == "fill" else "an int"
+        kind = "a number" if key in ("fill", "lower") else "an int"
         raise UnveilError(f"occlusion option {key}={value!r} in {text!r} must be {kind}") from None

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import nms, roi_align
 
 from ..errors import UnveilError
 from ..runtime import prepare_model
@@ -40,6 +39,14 @@ INSTALL_HINT = 'pip install "facenet-pytorch>=2.5,<2.6"'
 
 PYRAMID_FACTOR = 0.709  # the paper's scale step: about sqrt(1/2), two pyramid levels per octave
 PNET_CELL, PNET_STRIDE = 12, 2  # P-Net's window and its output stride, in pyramid pixels
+
+
+def _ops():
+    """torchvision.ops (NMS, RoIAlign), imported on the first detection: importing torchvision costs
+    about 1.3 s, which every other `unveil` command would otherwise pay at start-up."""
+    from torchvision import ops
+
+    return ops
 
 
 # --------------------------------------------------------------------------- the three networks
@@ -323,13 +330,13 @@ class FaceDetector:
             window = torch.cat([corner, corner + PNET_CELL], 1)
             window /= torch.tensor([size[1] / width, size[0] / height] * 2, device=x.device)
             scores = prob[0, rows, cols]
-            keep = nms(window, scores, 0.5)  # one scale's many overlapping windows first: keeps K small
+            keep = _ops().nms(window, scores, 0.5)  # one scale's many overlapping windows first: keeps K small
             found.append(torch.cat([window[keep], offsets[0, :, rows[keep], cols[keep]].T], 1))
             found_scores.append(scores[keep])
         if not found:
             return x.new_zeros(0, 4)
         boxes, scores = torch.cat(found), torch.cat(found_scores)
-        boxes = boxes[nms(boxes[:, :4], scores, 0.7)]  # then across scales
+        boxes = boxes[_ops().nms(boxes[:, :4], scores, 0.7)]  # then across scales
         return _square(_regress(boxes[:, :4], boxes[:, 4:]))
 
     def _crops(self, chain: list[Tensor], boxes: Tensor, size: int) -> Tensor:
@@ -351,7 +358,7 @@ class FaceDetector:
         for k in levels.unique().tolist():
             pick = levels == k
             rois = torch.cat([boxes.new_zeros(int(pick.sum()), 1), boxes[pick]], 1)
-            crops[pick] = roi_align(chain[k], rois, (size, size), spatial_scale=0.5**k, sampling_ratio=2,
+            crops[pick] = _ops().roi_align(chain[k], rois, (size, size), spatial_scale=0.5**k, sampling_ratio=2,
                                     aligned=True)
         return _caffe_input(crops)
 
@@ -362,7 +369,7 @@ class FaceDetector:
         prob, offsets = self.rnet(self._crops(chain, boxes, 24))
         ok = prob >= self.thresholds[1]
         boxes, prob, offsets = boxes[ok], prob[ok], offsets[ok]
-        keep = nms(boxes, prob, 0.7)
+        keep = _ops().nms(boxes, prob, 0.7)
         return _square(_regress(boxes[keep], offsets[keep]))
 
     def _output(self, chain: list[Tensor], boxes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -432,4 +439,5 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
         image = np.repeat(image[:, :, None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] != 3:
         raise UnveilError(f"image must be RGB [H, W, 3] or grayscale [H, W], got shape {image.shape}")
-    return np.ascontiguousarray(image)
+    image = np.ascontiguousarray(image)
+    return image if image.flags.writeable else image.copy()  # torch.from_numpy wants a writable array

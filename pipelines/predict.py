@@ -1,0 +1,178 @@
+"""Your own photos: find each face, align it as FER2013 frames its faces, find the hidden lower face,
+reconstruct it and read the expression — with the shipped FER2013 models, nothing downloaded.
+
+    predictor = Predictor(inpainter="inpainter_unet", hole="auto")    # loads every model once
+    result = predictor.predict("me_with_a_mask.jpg")                   # a path, an RGB array or a PIL image
+    for face in result.faces:
+        print(face.readings["reconstructed"].top)                      # [("happy", 0.71), ...]
+
+Per face, the judge (the full-face classifier) reads three crops: the `untouched` crop (on a masked
+photo it shows the mask), the `occluded` one (the hole blacked out, as the models were trained) and the
+`reconstructed` one; the upper-half reader (trained on occluded faces) reads the occluded crop too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from unveil.classes import CLASSES
+from unveil.classify import load_classifier, predict_proba
+from unveil.errors import UnveilError
+from unveil.figures import Tile, annotated_photo, beside, save_png, tile_grid
+from unveil.inpaint import open_inpainter
+from unveil.inpaint.segmenter import load_segmenter
+from unveil.photo import FaceDetector, align_face, landmark_hole, lower_half_hole, transform_points
+from unveil.photo.read import PhotoSource, read_photo
+from unveil.runtime import fused_for_inference, pick_device
+from unveil.shipped import JUDGE, OCCLUDED, resolve_checkpoint
+
+HOLES = ("auto", "landmarks", "lower-half")
+MIN_USABLE_FACE = 40   # px: a smaller face holds too little detail for a 48x48 crop
+SEARCH_FACE = 20       # px: faces are searched from this size, so a small one is reported, not missed
+NO_MASK = 0.02         # `auto`: a hole under 2 % of the crop means no mask was found
+MIN_SCORE = 0.9        # MTCNN's final face probability: below it, mostly patterns that look like faces
+CROPS = ("untouched", "occluded", "reconstructed")
+
+
+@dataclass
+class Reading:
+    """One classifier's reading of one crop: every class's probability, and the top ones."""
+
+    probabilities: dict[str, float]
+    top: list[tuple[str, float]]
+
+
+@dataclass
+class FaceResult:
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: list[list[float]]
+    hole: str                       # the hole actually used (auto that found no mask says so)
+    hole_fraction: float            # share of the 48x48 crop hidden
+    crops: dict[str, np.ndarray]    # untouched / occluded / reconstructed / hole (255 = hidden), uint8 [48, 48]
+    readings: dict[str, Reading]    # judge on each crop, and the upper-half reader on the occluded one
+
+    def to_json(self) -> dict:
+        return {"box": [round(v, 1) for v in self.box], "score": round(self.score, 4), "landmarks": self.landmarks,
+                "hole": self.hole, "hole_fraction": round(self.hole_fraction, 4),
+                "readings": {k: {"top": r.top, "probabilities": r.probabilities} for k, r in self.readings.items()}}
+
+
+@dataclass
+class PhotoResult:
+    source: str
+    faces: list[FaceResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)   # one line each: no face, a face too small, ...
+    picture: str | None = None
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "faces": [f.to_json() for f in self.faces], "errors": self.errors,
+                "picture": self.picture}
+
+
+class Predictor:
+    """Every model `unveil predict` needs, loaded once (shipped names or checkpoint paths)."""
+
+    def __init__(self, inpainter: str = "inpainter_unet", hole: str = "auto", judge: str = JUDGE,
+                 reader: str = OCCLUDED, segmenter: str = "segmenter", checkpoints: str | Path | None = None,
+                 device: str = "auto", precision: str = "auto", top: int = 3):
+        if hole not in HOLES:
+            raise UnveilError(f"unknown hole {hole!r}; choose one of {', '.join(HOLES)}")
+        self.device, self.precision, self.hole_mode, self.top = pick_device(device), precision, hole, top
+        self.detector = FaceDetector(min_face=SEARCH_FACE, device=self.device)
+        self.inpainter = fused_for_inference(open_inpainter(inpainter, self.device, checkpoints=checkpoints))
+        self.judge = fused_for_inference(load_classifier(resolve_checkpoint(judge, checkpoints), self.device)[0])
+        self.reader = fused_for_inference(load_classifier(resolve_checkpoint(reader, checkpoints), self.device)[0])
+        self.segmenter = load_segmenter(segmenter, self.device, checkpoints) if hole == "auto" else None
+
+    def predict(self, source: PhotoSource, picture: str | Path | None = None, name: str | None = None) -> PhotoResult:
+        """Every face of one photo; problems become `errors` lines, never exceptions. With `picture`,
+        also write the photo with its faces boxed beside each face's crops and readings (PNG)."""
+        try:
+            rgb, read_name = read_photo(source)
+        except UnveilError as exc:
+            return PhotoResult(str(source), errors=[str(exc)])
+        result = PhotoResult(name or read_name)
+        name = result.source
+        faces = [f for f in self.detector.detect(rgb) if f.score >= MIN_SCORE]
+        if not faces:
+            result.errors.append(f"{name}: no face found (faces of {SEARCH_FACE} px and more are searched)")
+        for face in faces:
+            if face.size < MIN_USABLE_FACE:
+                x0, y0, _, _ = face.box
+                result.errors.append(f"{name}: the face at ({x0:.0f}, {y0:.0f}) is {face.size:.0f} px, too small "
+                                     f"to use (at least {MIN_USABLE_FACE} px)")
+                continue
+            result.faces.append(self.read_face(rgb, face))
+        if picture is not None and result.faces:
+            result.picture = str(save_png(result_picture(rgb, result), picture))
+        return result
+
+    def read_face(self, rgb: np.ndarray, face) -> FaceResult:
+        crop, matrix = align_face(rgb, face)
+        full = torch.from_numpy(crop)[None, None].float().div(255).to(self.device)
+        hole, used = self._hole(full, transform_points(matrix, face.landmarks))
+        occluded = full * (1 - hole)
+        reconstructed = self.inpainter.reconstruct(occluded, hole, precision=self.precision)
+        shown = {"untouched": full, "occluded": occluded, "reconstructed": reconstructed}
+        probs = predict_proba(self.judge, torch.cat(list(shown.values())), precision=self.precision)
+        readings = {name: self._reading(p) for name, p in zip(shown, probs)}
+        readings["upper_half_reader"] = self._reading(predict_proba(self.reader, occluded, precision=self.precision)[0])
+        crops = {k: _uint8(v) for k, v in {**shown, "hole": hole}.items()}
+        return FaceResult(face.box, face.score, np.round(face.landmarks, 1).tolist(), used, float(hole.mean()),
+                          crops, readings)
+
+    def _hole(self, full: torch.Tensor, points: np.ndarray) -> tuple[torch.Tensor, str]:
+        if self.hole_mode == "lower-half":
+            return lower_half_hole().to(self.device), "lower-half"
+        if self.hole_mode == "landmarks":
+            return landmark_hole(points).to(self.device), "landmarks"
+        hole = self.segmenter.predict(full, precision=self.precision)
+        return hole, "auto" if hole.mean() >= NO_MASK else "auto (no mask found)"
+
+    def _reading(self, probs: torch.Tensor) -> Reading:
+        values = {c: round(float(p), 4) for c, p in zip(CLASSES, probs)}
+        return Reading(values, sorted(values.items(), key=lambda kv: -kv[1])[: self.top])
+
+
+def result_picture(rgb: np.ndarray, result: PhotoResult) -> Image.Image:
+    """The photo with numbered boxes, beside a row per face: what the judge read on the untouched, the
+    occluded and the reconstructed crop, and what the upper-half reader read on the occluded one."""
+    rows, labels = [], []
+    for k, face in enumerate(result.faces, 1):
+        shown = [face.crops["untouched"], face.crops["occluded"], face.crops["reconstructed"], face.crops["occluded"]]
+        readings = [face.readings[n] for n in (*CROPS, "upper_half_reader")]
+        rows.append([Tile(img, f"{r.top[0][0]} {r.top[0][1]:.2f}") for img, r in zip(shown, readings)])
+        labels.append(f"face {k}\n{face.hole.split(' ')[0]}")
+    crops = tile_grid(rows, labels, ["untouched (as taken)", "occluded (the hole)", "reconstructed", "upper-half reader"],
+                      scale=3, gap=6, label_width=64)
+    photo = annotated_photo(rgb, [f.box for f in result.faces], [f.landmarks for f in result.faces],
+                            [f"face {k}" for k in range(1, len(result.faces) + 1)], height=max(crops.height, 240))
+    return beside(photo, crops)
+
+
+def _uint8(image: torch.Tensor) -> np.ndarray:
+    return (image[0, 0].float().clamp(0, 1) * 255).round().byte().cpu().numpy()
+
+
+def sample_photo() -> tuple[np.ndarray, str]:
+    """The photo `predict` runs on without arguments: scikit-image's `astronaut` (public domain, NASA)."""
+    from skimage import data
+
+    return data.astronaut(), "astronaut"
+
+
+def sample_photos(detector: FaceDetector) -> list[tuple[np.ndarray, str]]:
+    """The sample photo as it is, and wearing a synthetic surgical mask (`unveil.photo.masks`)."""
+    from unveil.photo.masks import wear_mask
+
+    rgb, name = sample_photo()
+    face = max(detector.detect(rgb), key=lambda f: f.score)
+    return [(rgb, name), (wear_mask(rgb, face, ("surgical",), seed=0)[0], f"{name}_masked")]
+
+

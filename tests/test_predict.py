@@ -1,0 +1,117 @@
+"""`unveil predict` on real photos: the sample photo, masked versions of it, blank and unreadable files,
+and the command line agreeing with the Python API. Uses the shipped FER2013 models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from unveil.photo import FaceDetector, align_face, transform_points
+from unveil.photo.masks import wear_mask
+from unveil.pipelines.cli import main
+from unveil.pipelines.predict import MIN_SCORE, Predictor, sample_photo
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return sample_photo()[0]
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor(hole="lower-half", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory, astronaut):
+    """One real photo, one blank image and one file that is not an image."""
+    root = tmp_path_factory.mktemp("photos")
+    Image.fromarray(astronaut).save(root / "a_real.jpg", quality=92)
+    Image.new("RGB", (320, 240), (128, 128, 128)).save(root / "b_blank.png")
+    (root / "c_broken.jpg").write_bytes(b"these bytes are not a JPEG")
+    return root
+
+
+def test_the_sample_photo_gives_one_face_framed_like_fer2013(predictor, astronaut):
+    result = predictor.predict(astronaut, name="astronaut")
+    assert result.errors == [] and len(result.faces) == 1
+    face = result.faces[0]
+    assert face.hole == "lower-half" and face.hole_fraction == pytest.approx(0.5)
+    for name in ("untouched", "occluded", "reconstructed", "upper_half_reader"):
+        probs = face.readings[name].probabilities
+        assert sum(probs.values()) == pytest.approx(1, abs=1e-3) and len(face.readings[name].top) == 3
+    assert face.readings["untouched"].top[0][0] == "happy"  # she smiles
+    # Her eyes land in the upper half of the aligned crop, where FER2013 keeps them.
+    [detected] = [f for f in FaceDetector().detect(astronaut) if f.score >= MIN_SCORE]
+    _, matrix = align_face(astronaut, detected)
+    eyes = transform_points(matrix, detected.landmarks[:2])
+    assert (eyes[:, 1] < 24).all() and (eyes[:, 1] > 8).all()
+
+
+def test_a_folder_gives_one_result_and_two_clear_messages(folder, tmp_path, capsys):
+    code = main(["predict", str(folder), "--hole", "lower-half", "--out", str(tmp_path), "--json"])
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)  # stdout holds the JSON only
+    assert code == 0
+    by_name = {p["source"].split("/")[-1]: p for p in report["photos"]}
+    assert len(by_name["a_real.jpg"]["faces"]) == 1 and by_name["a_real.jpg"]["errors"] == []
+    assert by_name["a_real.jpg"]["picture"] and (tmp_path / "predictions.json").exists()
+    assert by_name["b_blank.png"]["faces"] == [] and "no face found" in by_name["b_blank.png"]["errors"][0]
+    assert "cannot read it as an image" in by_name["c_broken.jpg"]["errors"][0]
+    messages = [line for line in captured.err.splitlines() if line.startswith("unveil: ")]
+    assert len(messages) == 2 and all("b_blank.png" in m or "c_broken.jpg" in m for m in messages)
+
+
+def test_nothing_processed_is_a_failure(folder, tmp_path, capsys):
+    assert main(["predict", str(folder / "b_blank.png"), str(folder / "c_broken.jpg"), "--hole", "lower-half",
+                 "--out", str(tmp_path)]) != 0
+    assert "no face found" in capsys.readouterr().err
+
+
+def test_a_face_too_small_to_use_is_named(predictor, astronaut):
+    small = np.asarray(Image.fromarray(astronaut).resize((128, 128), Image.Resampling.BOX))
+    result = predictor.predict(np.pad(small, ((100, 100), (100, 100), (0, 0)), mode="edge"), name="small")
+    assert result.faces == [] and len(result.errors) == 1
+    assert "too small to use" in result.errors[0] or "no face found" in result.errors[0]
+
+
+def test_command_line_and_python_api_agree(predictor, astronaut, tmp_path, capsys):
+    assert main(["predict", "--hole", "lower-half", "--out", str(tmp_path), "--json", "--device", "cpu"]) == 0
+    photos = json.loads(capsys.readouterr().out)["photos"]
+    assert [p["source"] for p in photos] == ["astronaut", "astronaut_masked"]
+    assert all(len(p["faces"]) == 1 for p in photos)
+    cli = photos[0]["faces"][0]
+    api = predictor.predict(astronaut).faces[0].to_json()
+    assert cli["box"] == api["box"] and cli["hole"] == api["hole"]
+    for name, reading in api["readings"].items():
+        for emotion, p in reading["probabilities"].items():
+            assert cli["readings"][name]["probabilities"][emotion] == pytest.approx(p, abs=2e-3)
+
+
+def test_masked_photos_are_found_and_the_landmark_hole_covers_the_mask(astronaut):
+    detector = FaceDetector()
+    [face] = [f for f in detector.detect(astronaut) if f.score >= MIN_SCORE]
+    predictor = Predictor(hole="landmarks", device="cpu")
+    for seed, style in enumerate(("surgical", "cloth", "n95", "black")):
+        masked, cover = wear_mask(astronaut, face, (style,), seed=seed)
+        result = predictor.predict(masked, name=style)
+        assert len(result.faces) == 1, (style, result.errors)
+        # The mask, mapped into the crop, lies mostly inside the landmark hole.
+        crop_cover = _cover_in_crop(masked, cover, detector)
+        hole = torch.from_numpy(result.faces[0].crops["hole"] > 127)
+        assert (hole & crop_cover).sum() > 0.6 * crop_cover.sum(), style
+
+
+def _cover_in_crop(masked: np.ndarray, cover: np.ndarray, detector: FaceDetector) -> torch.Tensor:
+    import cv2
+
+    [face] = [f for f in detector.detect(masked) if f.score >= MIN_SCORE]
+    _, matrix = align_face(masked, face)
+    inside = cv2.warpAffine(cover.astype(np.float32), matrix, (48, 48), flags=cv2.INTER_LINEAR) > 0.5
+    return torch.from_numpy(inside)

@@ -1,0 +1,39 @@
+"""Putting a synthetic face mask on a real photo: the project's masks (`unveil.occlusion.face_mask`),
+drawn in the FER2013 frame of a detected face and mapped back onto the photo. Tests and the masked-photo
+test sets are made with it from photos of unmasked faces.
+
+    masked, hole = wear_mask(rgb, face, styles=("surgical",), seed=3)
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from ..occlusion import MASK_STYLES, face_mask
+from .align import fer_landmarks, similarity_transform
+from .mtcnn import Face
+
+DETAIL = 4  # the mask is drawn at 4 x 48 pixels, so it stays sharp on a large face
+
+
+def wear_mask(rgb: np.ndarray, face: Face, styles=MASK_STYLES, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The photo with a synthetic mask over `face`'s nose, mouth and chin, and the mask's pixels.
+
+    The mask's gray paint is written to all three channels (the project's faces are grayscale).
+
+    Shape:
+        rgb: uint8 [H, W, 3] -> (uint8 [H, W, 3], bool [H, W]).
+    """
+    size = 48 * DETAIL
+    matrix = similarity_transform(face.landmarks[:2], fer_landmarks(size)[:2])  # photo -> mask frame
+    blank = torch.full((1, 1, size, size), 0.5)
+    painted, hole = face_mask(blank, styles, seed=seed)
+    back = (rgb.shape[1], rgb.shape[0])
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    paint = cv2.warpAffine(painted[0, 0].numpy(), matrix, back, flags=flags, borderValue=0)
+    cover = cv2.warpAffine(hole[0, 0].numpy(), matrix, back, flags=flags, borderValue=0) > 0.5
+    out = rgb.copy()
+    out[cover] = np.round(np.clip(paint[cover], 0, 1) * 255).astype(np.uint8)[:, None]
+    return out, cover

@@ -1,0 +1,66 @@
+"""Reading a user's photo: a path, a numpy array or a PIL image -> RGB uint8 [H, W, 3].
+
+Errors name the file and say what is wrong (cannot be read, not an image, too large to decode safely),
+so that one bad file among many costs only its own result.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..data.sources import IMAGE_EXTENSIONS
+from ..errors import DataError
+
+PhotoSource = Union[str, Path, np.ndarray, Image.Image]
+MAX_PIXELS = 64_000_000   # a larger image is refused instead of decoded (decompression bombs)
+
+
+def read_photo(source: PhotoSource) -> tuple[np.ndarray, str]:
+    """(RGB uint8 [H, W, 3], a name for messages) from a path, an array ([H, W] or [H, W, 3|4],
+    uint8) or a PIL image. EXIF orientation is applied, as a photo viewer would."""
+    if isinstance(source, np.ndarray):
+        return _from_array(source), f"array {tuple(source.shape)}"
+    if isinstance(source, Image.Image):
+        return np.array(ImageOps.exif_transpose(source).convert("RGB")), f"PIL image {source.size}"
+    path = Path(source)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise DataError(f"{path}: {img.width}x{img.height} pixels is too large to decode safely "
+                                    f"(the limit is {MAX_PIXELS:,})")
+                img.load()
+                return np.array(ImageOps.exif_transpose(img).convert("RGB")), str(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"{path}: refused as a possible decompression bomb ({exc})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read it as an image ({exc})") from None
+
+
+def _from_array(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8:
+        raise DataError(f"an image array must be uint8 (0..255), got {image.dtype}")
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        return np.ascontiguousarray(image[:, :, :3])
+    raise DataError(f"an image array must be [H, W], [H, W, 3] or [H, W, 4], got {image.shape}")
+
+
+def photos_in(paths: list[str | Path]) -> list[Path]:
+    """Files as given, and the image files inside folders (sorted, not recursive)."""
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            out.append(p)
+    return out
