@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Train every shipped FER2013 model in one go on one GPU, then pack the candidates for the trip back.
 #
-#   DATA=DIR RUNS=DIR [STAGES=classifiers|inpainters] bash scripts/train_fer_gpu.sh
+#   DATA=DIR RUNS=DIR [STAGES=classifiers|inpainters] [OCCLUSION=mixed] bash scripts/train_fer_gpu.sh
 #
+# OCCLUSION trains the generators on another hole (default: their configs' lower half; `mixed` gives
+# each face the lower half or a synthetic mask, for photos of masked faces).
+# Unveil installs under one import name (unveil.classify, unveil.inpaint, ...), so a machine without the
+# install needs the wheel: `pip wheel --no-deps -w dist .` here, then `pip install --no-deps dist/*.whl`
+# there (the safetensors wheel too, where it is missing).
 # DATA holds FER2013 Training and PublicTest (the archives of ../shared/data/fer2013, or their folders);
-# PrivateTest is not needed here: it is evaluated once, afterwards, by scripts/install_shipped.sh.
+# PrivateTest is not needed here: it is evaluated once, afterwards, on the CPU by scripts/evaluate_fer_cpu.sh.
 # Order matters: the generators read the occluded-face classifier (conditioning) and the guide from
 # checkpoints/, so the classifiers are trained and copied there first. The judge (classifier_full) is
 # never inside any generator's loss.
@@ -12,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data/fer2013}
 RUNS=${RUNS:-runs/fer}
-UNVEIL=${UNVEIL:-unveil}   # on a machine without the install: UNVEIL="python3 -m unveil.pipelines.cli"
+UNVEIL=${UNVEIL:-unveil}
 mkdir -p "$RUNS" checkpoints
 
 ship() {  # copy a run's selected model into checkpoints/NAME.*
@@ -27,7 +32,8 @@ STAGES=${STAGES:-"classifiers inpainters"}  # one 10-minute device call may hold
   ship "classifier_$name" "classifier_$name"
 done
 [[ $STAGES == *inpainters* ]] && for gen in unet ra_unet resnet_cgan; do
-  $UNVEIL train-inpainter --config "configs/inpaint_fer_$gen.yaml" --set "data.source=$DATA" --out "$RUNS/inpainter_$gen"
+  $UNVEIL train-inpainter --config "configs/inpaint_fer_$gen.yaml" --set "data.source=$DATA" --out "$RUNS/inpainter_$gen" \
+    ${OCCLUSION:+--set "occlusion=$OCCLUSION"}
   ship "inpainter_$gen" "inpainter_$gen"
 done
 
