@@ -57,6 +57,11 @@ class LossConfig:
     # Adversarial training (FGSM with a random start, Wong et al. 2020) within this L-inf radius in
     # [0, 1] pixel units; 0 disables. A robust guide's gradients point at faces, not textures.
     adversarial_eps: float = 0.0
+    # Mixup (Zhang et al. 2018) and CutMix (Yun et al. 2019): Beta(alpha, alpha) mixing of two faces and
+    # their labels; 0 disables. With both on, each mixed batch uses one of them (half the time each).
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    mix_prob: float = 1.0         # share of batches that are mixed
 
     def __post_init__(self):
         check_choice("loss.name", self.name, LOSSES)
@@ -66,6 +71,9 @@ class LossConfig:
                              f"{self.label_smoothing}, {self.focal_gamma}")
         if not 0 <= self.adversarial_eps < 0.5:
             raise ValueError(f"loss.adversarial_eps must be in [0, 0.5), got {self.adversarial_eps}")
+        if self.mixup < 0 or self.cutmix < 0 or not 0 <= self.mix_prob <= 1:
+            raise ValueError(f"need loss.mixup, loss.cutmix >= 0 and 0 <= loss.mix_prob <= 1 (got {self.mixup}, "
+                             f"{self.cutmix}, {self.mix_prob})")
 
 
 def default_train() -> TrainConfig:

@@ -68,3 +68,29 @@ def fgsm_perturb(net: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion, ep
     grad, = torch.autograd.grad(loss, delta)
     delta = (delta.detach() + 1.25 * eps * grad.sign()).clamp_(-eps, eps)
     return (x + delta).clamp_(0, 1)
+
+
+def mix_batch(x: torch.Tensor, y: torch.Tensor, cfg: LossConfig) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Mixup or CutMix of a batch with a shuffled copy of itself (`cfg.mixup`, `cfg.cutmix`: Beta
+    alphas; 0 off). Returns the mixed faces, the partner labels and the weight `lam` of the original
+    labels (1.0 when the batch is left alone). Draws from torch's global generator, which the trainer
+    seeds per epoch, so a resumed run mixes the same way.
+
+    Shape:
+        x: [N, 1, H, W]; y: [N] -> ([N, 1, H, W], [N], float).
+    """
+    kinds = [k for k, alpha in (("mixup", cfg.mixup), ("cutmix", cfg.cutmix)) if alpha > 0]
+    if not kinds or float(torch.rand(())) >= cfg.mix_prob:
+        return x, y, 1.0
+    kind = kinds[int(torch.randint(len(kinds), ()))]
+    alpha = cfg.mixup if kind == "mixup" else cfg.cutmix
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    perm = torch.randperm(len(y)).to(y.device)
+    if kind == "mixup":
+        return lam * x + (1 - lam) * x[perm], y[perm], lam
+    h, w = x.shape[-2:]
+    ch, cw = int(h * (1 - lam) ** 0.5), int(w * (1 - lam) ** 0.5)
+    top, left = int(torch.randint(h - ch + 1, ())), int(torch.randint(w - cw + 1, ()))
+    x = x.clone()
+    x[..., top:top + ch, left:left + cw] = x[perm][..., top:top + ch, left:left + cw]
+    return x, y[perm], 1 - ch * cw / (h * w)  # the label weight is the share of pixels actually kept

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from unveil.checkpoint import load_checkpoint, save_checkpoint
+from unveil.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from unveil.classes import CLASSES, NUM_CLASSES
 from unveil.errors import UnveilError
 from unveil.registry import Registry
@@ -109,12 +109,7 @@ def save_classifier(path: str | Path, model: nn.Module, meta: dict, half: bool =
 
 def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild a classifier from its sidecar and load its weights; returns (model in eval mode, meta)."""
-    tensors, meta = load_checkpoint(path, device)
-    if meta.get("kind") != "classifier":
-        raise UnveilError(f"{path}: not a classifier checkpoint (kind {meta.get('kind')!r})")
-    model = create_classifier(meta["arch"], **meta.get("arch_args", {}))
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise UnveilError(f"{path}: weights do not match architecture {meta['arch']!r} ({exc})") from None
+    tensors, meta = load_checkpoint(path, device, kind="classifier")
+    model = create_classifier(meta["arch"], **meta.get("arch_args") or {})
+    load_weights(model, tensors, path)
     return model.to(device).eval(), meta

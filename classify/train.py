@@ -31,7 +31,7 @@ from unveil.trainer import OptimConfig, Trainer, TrainConfig
 from .condition import Condition, LoadReconstruct
 from .config import ClassifierConfig, LossConfig
 from .evaluate import evaluate, predict_proba
-from .losses import fgsm_perturb, make_criterion
+from .losses import fgsm_perturb, make_criterion, mix_batch
 from .models import create_classifier, save_classifier
 
 VAL_SEED = 0  # masks of the fixed val (and test) faces: the same for every model, every epoch
@@ -56,7 +56,7 @@ class ClassifierTask:
         # The last partial batch is dropped (BatchNorm needs more than one face).
         self.steps_per_epoch = cfg.steps_per_epoch or len(train) // self.batch
         self.criterion = make_criterion(loss, self.labels)
-        self.adversarial_eps = loss.adversarial_eps
+        self.loss = loss
         self.augment = cfg.augment.build()
         self.val = val if val is not None and len(val) else None
         self.val_images = condition.over_set(self.val.float_images().to(device), VAL_SEED) if self.val else None
@@ -74,12 +74,14 @@ class ClassifierTask:
         x, y = self.images[index].unsqueeze(1).float().div_(255), self.labels[index]
         if self.augment is not None:
             x = self.augment(x, gen)
+        x, partner, lam = mix_batch(x, y, self.loss)
         x = self.condition(x, seed=mask_seed)
-        if self.adversarial_eps > 0:
-            x = fgsm_perturb(self.net, x, y, self.criterion, self.adversarial_eps, gen)
+        if self.loss.adversarial_eps > 0:
+            x = fgsm_perturb(self.net, x, y, self.criterion, self.loss.adversarial_eps, gen)
         with autocast(self.device):
             logits = self.net(x.contiguous(memory_format=torch.channels_last))
-        loss = self.criterion(logits, y)
+        loss = self.criterion(logits, y) if lam == 1.0 else (
+            lam * self.criterion(logits, y) + (1 - lam) * self.criterion(logits, partner))
         yield "model", loss, {"loss": loss.detach(), "accuracy": (logits.detach().argmax(1) == y).float().mean()}
 
     def validate(self, model: nn.Module) -> dict[str, float]:

@@ -26,11 +26,13 @@ class ModelConfig:
     arch: str = "unet"
     args: dict = field(default_factory=dict)
     conditioning: str | None = None    # occluded-face classifier checkpoint -> expression conditioning
+    conditioning_features: str = "probabilities"   # probabilities | embedding (its pre-logits, normalised)
     embed_conditioner: bool = True     # store its weights in the generator checkpoint (self-contained)
     feather: int = 0                   # stitching seam width (0: hard seam)
 
     def __post_init__(self):
         check_choice("model.arch", self.arch, GENERATORS.names())
+        check_choice("model.conditioning_features", self.conditioning_features, ("probabilities", "embedding"))
         if self.feather < 0:
             raise ValueError(f"model.feather must be >= 0, got {self.feather}")
 

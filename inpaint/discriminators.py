@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from unveil.registry import Registry
@@ -29,11 +30,15 @@ class PatchGAN(nn.Module):
     Spectral normalisation replaces pix2pix's batch norm: it keeps the critic Lipschitz without
     mixing statistics of the real and fake batches, and is stable with small batches.
 
+    With `num_classes` > 0 it is class-conditional by projection (Miyato & Koyama 2018): each patch's
+    score adds the inner product of its features with an embedding of the face's class, so a drawn
+    mouth must look like the expression it is labelled with, not only like a mouth.
+
     Shape:
-        occluded, hole, candidate: [N, 1, H, W] -> logits [N, 1, H', W'].
+        occluded, hole, candidate: [N, 1, H, W]; labels: [N] (class-conditional only) -> logits [N, 1, H', W'].
     """
 
-    def __init__(self, ndf: int = 32, n_layers: int = 2, spectral: bool = True):
+    def __init__(self, ndf: int = 32, n_layers: int = 2, spectral: bool = True, num_classes: int = 0):
         super().__init__()
         sn = spectral_norm if spectral else (lambda m: m)
         layers: list[nn.Module] = []
@@ -41,20 +46,32 @@ class PatchGAN(nn.Module):
         for i in range(int(n_layers)):
             layers += [sn(nn.Conv2d(cin, cout, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
             cin, cout = cout, cout * 2
-        layers += [sn(nn.Conv2d(cin, cout, 4, 1, 1)), nn.LeakyReLU(0.2, inplace=True),
-                   sn(nn.Conv2d(cout, 1, 4, 1, 1))]
-        self.net = nn.Sequential(*layers)
+        layers += [sn(nn.Conv2d(cin, cout, 4, 1, 1)), nn.LeakyReLU(0.2, inplace=True)]
+        self.features = nn.Sequential(*layers)
+        self.out = sn(nn.Conv2d(cout, 1, 4, 1, 1))
+        self.num_classes = int(num_classes)
+        self.embed = sn(nn.Embedding(self.num_classes, cout)) if self.num_classes else None
 
-    def forward(self, occluded: torch.Tensor, hole: torch.Tensor, candidate: torch.Tensor) -> torch.Tensor:
+    def forward(self, occluded: torch.Tensor, hole: torch.Tensor, candidate: torch.Tensor,
+                labels: torch.Tensor | None = None) -> torch.Tensor:
         hole = hole.to(candidate.dtype)
         x = torch.cat([occluded.to(candidate.dtype) * (1 - hole), hole, candidate], 1)
-        return self.net((x - 0.5) * 2)
+        h = self.features((x - 0.5) * 2)
+        logits = self.out(h)
+        if self.embed is None:
+            return logits
+        if labels is None:
+            raise ValueError("this discriminator is class-conditional: pass the faces' labels")
+        # The projection on the output's grid: the 4x4 stride-1 output conv shrinks the map by one.
+        pooled = F.avg_pool2d(h, 2, stride=1)
+        return logits + (pooled * self.embed(labels).to(h.dtype)[:, :, None, None]).sum(1, keepdim=True)
 
 
 @DISCRIMINATORS.register("patchgan")
-def patchgan(ndf: int = 32, n_layers: int = 2, spectral: bool = True) -> PatchGAN:
-    """Conditional PatchGAN: 34x34 patches on a 10x10 grid at 48x48 (~0.17 M parameters)."""
-    return PatchGAN(ndf, n_layers, spectral)
+def patchgan(ndf: int = 32, n_layers: int = 2, spectral: bool = True, num_classes: int = 0) -> PatchGAN:
+    """Conditional PatchGAN: 34x34 patches on a 10x10 grid at 48x48 (~0.17 M parameters); with
+    `num_classes`, class-conditional by projection."""
+    return PatchGAN(ndf, n_layers, spectral, num_classes)
 
 
 def create_discriminator(name: str, **kwargs) -> nn.Module:

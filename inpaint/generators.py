@@ -9,7 +9,8 @@ One interface for all of them (and for the classical baselines in `inpaint.class
 The generator never sees hidden pixels: `occluded` is zeroed inside the hole before anything else
 (a painted face mask is as invisible to it as the lower-half fill). Optional expression conditioning:
 a generator built with `cond_dim=7` also takes `cond` [N, 7], the class distribution an
-occluded-face classifier reads from the upper half; it enters as constant input planes and as a
+occluded-face classifier reads from the upper half (or, with a larger `cond_dim`, that classifier's
+embedding, brought in through `cond_planes` learned planes); it enters as constant input planes and as a
 per-channel bias on the bottleneck, so the decoder can draw the mouth that goes with it.
 
 Default widths keep each generator at about 1.1-1.3 M parameters (2.2-2.6 MB in fp16): three
@@ -95,10 +96,13 @@ class InpaintGenerator(nn.Module):
 
     bottleneck_channels: int
 
-    def __init__(self, cond_dim: int = 0):
+    def __init__(self, cond_dim: int = 0, cond_planes: int | None = None):
         super().__init__()
         self.cond_dim = int(cond_dim)
-        self.in_channels = 2 + self.cond_dim
+        # A long conditioning vector (a classifier's embedding) enters through a few learned planes
+        # instead of one constant plane per entry.
+        self.cond_planes = nn.Linear(self.cond_dim, int(cond_planes)) if cond_planes and self.cond_dim else None
+        self.in_channels = 2 + (int(cond_planes) if self.cond_planes is not None else self.cond_dim)
 
     def _init_conditioning(self) -> None:
         """Call at the end of a subclass's __init__, once `bottleneck_channels` is known."""
@@ -113,7 +117,8 @@ class InpaintGenerator(nn.Module):
                 got = None if cond is None else tuple(cond.shape)
                 raise ValueError(f"this generator is conditioned: pass cond of shape [N, {self.cond_dim}], got {got}")
             cond = cond.to(occluded.dtype)
-            x.append(cond[:, :, None, None].expand(-1, -1, *occluded.shape[-2:]))
+            planes = self.cond_planes(cond) if self.cond_planes is not None else cond
+            x.append(planes[:, :, None, None].expand(-1, -1, *occluded.shape[-2:]))
         elif cond is not None:
             raise ValueError("this generator was built without conditioning (cond_dim=0); do not pass cond")
 
@@ -146,8 +151,8 @@ class UNet(InpaintGenerator):
     """
 
     def __init__(self, widths: tuple[int, ...] = (24, 48, 96, 192), residual: bool = False,
-                 attention: bool = False, cond_dim: int = 0):
-        super().__init__(cond_dim)
+                 attention: bool = False, cond_dim: int = 0, cond_planes: int | None = None):
+        super().__init__(cond_dim, cond_planes)
         widths = tuple(int(w) for w in widths)
         if len(widths) < 2:
             raise ValueError(f"widths needs at least two levels, got {widths}")
@@ -185,8 +190,9 @@ class ResNetGenerator(InpaintGenerator):
     (no checkerboard), 7x7 output conv. Reflection padding at the borders, as in pix2pix.
     """
 
-    def __init__(self, ngf: int = 24, n_down: int = 2, n_blocks: int = 6, cond_dim: int = 0):
-        super().__init__(cond_dim)
+    def __init__(self, ngf: int = 24, n_down: int = 2, n_blocks: int = 6, cond_dim: int = 0,
+                 cond_planes: int | None = None):
+        super().__init__(cond_dim, cond_planes)
         ngf, n_down, n_blocks = int(ngf), int(n_down), int(n_blocks)
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(self.in_channels, ngf, 7, bias=False),
                                    nn.BatchNorm2d(ngf), nn.ReLU(inplace=True)]
@@ -226,22 +232,23 @@ class _ReflectResBlock(nn.Module):
 
 
 @GENERATORS.register("unet")
-def unet(widths: tuple[int, ...] = (24, 48, 96, 192), cond_dim: int = 0) -> UNet:
+def unet(widths: tuple[int, ...] = (24, 48, 96, 192), cond_dim: int = 0, cond_planes: int | None = None) -> UNet:
     """Plain U-Net: double-conv stages, max-pool down, resize-conv up, skip connections (~1.2 M)."""
-    return UNet(tuple(widths), residual=False, attention=False, cond_dim=cond_dim)
+    return UNet(tuple(widths), residual=False, attention=False, cond_dim=cond_dim, cond_planes=cond_planes)
 
 
 @GENERATORS.register("ra_unet")
-def ra_unet(widths: tuple[int, ...] = (24, 48, 96, 192), cond_dim: int = 0) -> UNet:
+def ra_unet(widths: tuple[int, ...] = (24, 48, 96, 192), cond_dim: int = 0, cond_planes: int | None = None) -> UNet:
     """Residual-attention U-Net (Hosen & Islam 2022, "Masked Face Inpainting Through Residual
     Attention UNet"): residual blocks in every stage, attention gates on the skips (~1.3 M)."""
-    return UNet(tuple(widths), residual=True, attention=True, cond_dim=cond_dim)
+    return UNet(tuple(widths), residual=True, attention=True, cond_dim=cond_dim, cond_planes=cond_planes)
 
 
 @GENERATORS.register("resnet_cgan")
-def resnet_cgan(ngf: int = 24, n_down: int = 2, n_blocks: int = 6, cond_dim: int = 0) -> ResNetGenerator:
+def resnet_cgan(ngf: int = 24, n_down: int = 2, n_blocks: int = 6, cond_dim: int = 0,
+                cond_planes: int | None = None) -> ResNetGenerator:
     """pix2pix-style ResNet generator, trained against the `patchgan` discriminator (~1.1 M)."""
-    return ResNetGenerator(ngf, n_down, n_blocks, cond_dim)
+    return ResNetGenerator(ngf, n_down, n_blocks, cond_dim, cond_planes)
 
 
 def create_generator(name: str, **kwargs) -> nn.Module:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from unveil.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint, weights_digest
+from unveil.checkpoint import checkpoint_paths, load_checkpoint, load_weights, save_checkpoint, weights_digest
 from unveil.classify import create_classifier, load_classifier
 from unveil.classify.identity import same_classifier
 from unveil.classes import CLASSES
@@ -72,7 +72,7 @@ class Inpainter(nn.Module):
         return self
 
     def condition(self, occluded: torch.Tensor) -> torch.Tensor | None:
-        return conditioning(self.conditioner, occluded)
+        return conditioning(self.conditioner, occluded, (self.meta.get("conditioning") or {}).get("features"))
 
     def generate(self, occluded: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         """The raw generator output over the whole frame (not stitched)."""
@@ -127,16 +127,25 @@ class Inpainter(nn.Module):
         return conflicts
 
 
-def conditioning(conditioner: nn.Module | None, occluded: torch.Tensor) -> torch.Tensor | None:
-    """The conditioning vector: the conditioner's class probabilities on the occluded face, never
-    differentiated (the conditioner is frozen and only reads the input); None without a conditioner.
+CONDITIONING_FEATURES = ("probabilities", "embedding")
+
+
+def conditioning(conditioner: nn.Module | None, occluded: torch.Tensor, features: str | None = None) -> torch.Tensor | None:
+    """The conditioning vector: what the conditioner reads on the occluded face, never differentiated
+    (the conditioner is frozen and only reads the input); None without a conditioner.
+
+    `features`: "probabilities" (default: its class distribution) or "embedding" (its L2-normalised
+    pre-logits embedding, which keeps more of what the upper half shows than seven numbers do).
 
     Shape:
-        occluded: [N, 1, H, W] -> [N, C] float32.
+        occluded: [N, 1, H, W] -> [N, C] or [N, embedding] float32.
     """
     if conditioner is None:
         return None
     with torch.no_grad():
+        if features == "embedding":
+            embedding = conditioner.forward_head(conditioner.forward_features(occluded), pre_logits=True)
+            return torch.nn.functional.normalize(embedding.float(), dim=1)
         return torch.softmax(conditioner(occluded).float(), 1)
 
 
@@ -204,11 +213,10 @@ def save_inpainter(path: str | Path, inpainter: Inpainter, meta: dict[str, Any],
 
 def load_inpainter(path: str | Path, device: str | torch.device = "cpu") -> Inpainter:
     """Rebuild an inpainter from its checkpoint (sidecar + weights), in eval mode on `device`."""
-    tensors, meta = load_checkpoint(path, device)
-    if meta.get("kind") != "inpainter":
-        raise UnveilError(f"{path}: not an inpainter checkpoint (kind {meta.get('kind')!r})")
-    arch = meta.get("arch")
-    args = meta.get("arch_args", {})
+    tensors, meta = load_checkpoint(path, device, kind="inpainter")
+    _check_conditioning(meta.get("conditioning"), path)
+    arch = meta["arch"]
+    args = meta.get("arch_args") or {}
     if arch in GENERATORS:
         generator = create_generator(arch, **args)
     elif arch in BASELINES:
@@ -220,20 +228,34 @@ def load_inpainter(path: str | Path, device: str | torch.device = "cpu") -> Inpa
     cond = meta.get("conditioning")
     if cond:
         if cond.get("embedded"):
-            conditioner = create_classifier(cond["arch"], **cond.get("arch_args", {}))
+            conditioner = create_classifier(cond["arch"], **cond.get("arch_args") or {})
             _load_part(conditioner, tensors, CONDITIONER_PREFIX, path)
         else:
             conditioner = _load_referenced_conditioner(path, cond, device)
-    feather = meta.get("stitch", {}).get("feather", 0)
-    return Inpainter(generator, conditioner, feather, meta).to(device).eval()
+    return Inpainter(generator, conditioner, _feather(meta, path), meta).to(device).eval()
+
+
+def _check_conditioning(cond: dict | None, path) -> None:
+    """An inpainter sidecar's `conditioning` names the classifier it reads: checked before it is used."""
+    if not cond:
+        return
+    needs = {"arch": str, "arch_args": dict} if cond.get("embedded") else {"path": str}
+    for key, kind in needs.items():
+        if not isinstance(cond.get(key, {} if key == "arch_args" else None), kind):
+            raise UnveilError(f"{path}: the sidecar's conditioning.{key} must be a {kind.__name__}, "
+                              f"got {cond.get(key)!r}")
+
+
+def _feather(meta: dict, path) -> int:
+    feather = (meta.get("stitch") or {}).get("feather", 0)
+    if isinstance(feather, bool) or not isinstance(feather, int) or feather < 0:
+        raise UnveilError(f"{path}: the sidecar's stitch.feather must be an integer >= 0, got {feather!r}")
+    return feather
 
 
 def _load_part(module: nn.Module, tensors: dict, prefix: str, path) -> None:
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as exc:
-        raise UnveilError(f"{path}: {prefix.rstrip('.')} weights do not match the sidecar's architecture ({exc})") from None
+    load_weights(module, state, path, f"{prefix.rstrip('.')} weights")
 
 
 def _load_referenced_conditioner(path, cond: dict, device) -> nn.Module:

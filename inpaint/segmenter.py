@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from unveil.checkpoint import load_checkpoint, save_checkpoint
+from unveil.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from unveil.errors import UnveilError
 from unveil.registry import Registry
 from unveil.runtime import inference_precision
@@ -83,14 +83,9 @@ def load_segmenter(spec: str | Path, device: str | torch.device = "cpu",
                    checkpoints: str | Path | None = None) -> MaskSegmenter:
     """A segmenter checkpoint by path or shipped name, in eval mode on `device`."""
     path = resolve_checkpoint(spec, checkpoints)
-    tensors, meta = load_checkpoint(path, device)
-    if meta.get("kind") != "segmenter":
-        raise UnveilError(f"{path}: not a segmenter checkpoint (kind {meta.get('kind')!r})")
-    model = SEGMENTERS.create(meta.get("arch", ""), **meta.get("arch_args", {}))
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as exc:
-        raise UnveilError(f"{path}: weights do not match architecture {meta['arch']!r} ({exc})") from None
+    tensors, meta = load_checkpoint(path, device, kind="segmenter")
+    model = SEGMENTERS.create(meta["arch"], **meta.get("arch_args") or {})
+    load_weights(model, tensors, path)
     model.meta = meta
     return model.to(device).to(memory_format=torch.channels_last).eval()
 

@@ -70,7 +70,7 @@ class InpaintTask:
         self.fingerprint = faces.fingerprint
         self.steps_per_epoch = cfg.train.steps_per_epoch or len(self.train_faces) // cfg.train.batch_size
         self._load_classifiers()
-        self.g_args = {**cfg.model.args, **({"cond_dim": len(CLASSES)} if self.conditioner is not None else {})}
+        self.g_args = {**self._conditioning_args(), **cfg.model.args}
         generator = prepare_model(create_generator(cfg.model.arch, **self.g_args), device)
         self.models = {"generator": generator}
         self.optim = {"generator": ([generator], cfg.train.optim)}
@@ -100,6 +100,8 @@ class InpaintTask:
         """Conditioner (input), guide (loss), selector (val score): never the same one twice."""
         cfg = self.cfg
         self.conditioner, self.conditioning_info = load_frozen(cfg.model.conditioning, self.device)
+        if self.conditioning_info:
+            self.conditioning_info["features"] = cfg.model.conditioning_features
         self.guide, self.guide_info = load_frozen(cfg.loss.guide if cfg.loss.expression > 0 else None, self.device)
         selector = cfg.selector if cfg.train.select == "selector_accuracy" else None
         self.selector, self.selector_info = load_frozen(selector, self.device)
@@ -109,6 +111,16 @@ class InpaintTask:
                               f"use an independently trained classifier or select by psnr_hole")
         if self.guide_info:
             self.guide_info.update(loss=cfg.loss.expression_kind, weight=cfg.loss.expression)
+
+    def _conditioning_args(self) -> dict:
+        """The generator's conditioning input: seven probabilities, or the conditioner's embedding
+        (its size read off the conditioner) through 16 learned planes."""
+        if self.conditioner is None:
+            return {}
+        if self.cfg.model.conditioning_features == "probabilities":
+            return {"cond_dim": len(CLASSES)}
+        probe = torch.zeros(2, 1, 48, 48, device=self.device)
+        return {"cond_dim": conditioning(self.conditioner, probe, "embedding").shape[1], "cond_planes": 16}
 
     def inpainter(self, generator: nn.Module) -> Inpainter:
         return Inpainter(generator, self.conditioner, self.cfg.model.feather, self.sidecar())
@@ -128,7 +140,7 @@ class InpaintTask:
                 full = self.augment(full, generator=rng_device).clamp_(0, 1)
             occluded, hole = self.occlusion(full, seed=int(torch.randint(0, 2 ** 31 - 1, (1,), generator=rng)))
             with autocast(self.device):
-                cond = conditioning(self.conditioner, occluded)
+                cond = conditioning(self.conditioner, occluded, self.cfg.model.conditioning_features)
             yield {"full": full, "occluded": occluded, "hole": hole, "labels": self.train_faces.labels[index],
                    "cond": cond, "progress": (epoch * self.steps_per_epoch + step) / (self.cfg.train.epochs *
                                                                                     self.steps_per_epoch)}
@@ -144,9 +156,10 @@ class InpaintTask:
     def discriminator_loss(self, batch: dict, stitched: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """D learns real (true face) vs fake (stitched reconstruction), both given the visible half."""
         self.D.requires_grad_(True)
+        labels = batch["labels"] if self.D.num_classes else None
         with autocast(self.device):
-            real = self.D(batch["occluded"], batch["hole"], batch["full"])
-            fake = self.D(batch["occluded"], batch["hole"], stitched.detach())
+            real = self.D(batch["occluded"], batch["hole"], batch["full"], labels)
+            fake = self.D(batch["occluded"], batch["hole"], stitched.detach(), labels)
         loss = discriminator_adversarial_loss(real, fake, self.cfg.loss.adversarial_kind)
         return loss, {"d_loss": loss.detach(), "d_real": real.detach().float().mean(),
                       "d_fake": fake.detach().float().mean()}
@@ -159,8 +172,9 @@ class InpaintTask:
         metrics = {"l1": loss.detach()}
         if self.D is not None:
             self.D.requires_grad_(False)  # the generator's step leaves no gradients in D
+            labels = batch["labels"] if self.D.num_classes else None
             with autocast(self.device):
-                adv = generator_adversarial_loss(self.D(batch["occluded"], hole, stitched), lc.adversarial_kind)
+                adv = generator_adversarial_loss(self.D(batch["occluded"], hole, stitched, labels), lc.adversarial_kind)
             loss, metrics["adv"] = loss + lc.adversarial * adv, adv.detach()
         if self.perceptual is not None:
             perc = self.perceptual(stitched.float(), full, hole)

@@ -44,7 +44,7 @@ def test_shipped_sidecar_is_complete(path):
 
 def test_shipped_checkpoints_fit_the_budget():
     total = sum(f.stat().st_size for f in CHECKPOINTS.glob("*") if f.is_file())
-    assert total < 16e6, f"checkpoints/ holds {total / 1e6:.1f} MB; the budget is 16 MB"
+    assert total < 32e6, f"checkpoints/ holds {total / 1e6:.1f} MB; the budget is 32 MB"
 
 
 @pytest.mark.slow

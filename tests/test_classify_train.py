@@ -110,6 +110,24 @@ def test_fit_selects_on_val(synthetic_faces):
     assert again == pytest.approx(best["val_accuracy"])  # the returned model is the selected one
 
 
+def test_mixup_and_cutmix_train_a_classifier(synthetic_faces):
+    from unveil.classify.losses import mix_batch
+
+    x, y = torch.rand(16, 1, 48, 48), torch.arange(16) % 7
+    torch.manual_seed(0)
+    mixed, partner, lam = mix_batch(x, y, LossConfig(cutmix=1.0))
+    kept = (mixed == x).float().mean()  # CutMix's label weight is the share of pixels kept
+    assert lam == pytest.approx(float(kept), abs=0.02) and partner.shape == y.shape
+    assert mix_batch(x, y, LossConfig()) == (x, y, 1.0)  # off: the batch as it was
+    cfg = default_train()
+    cfg.epochs, cfg.batch_size = 4, 64
+    cfg.optim.name, cfg.optim.lr = "adamw", 4e-3
+    model, _ = fit_classifier(create_classifier("tiny_cnn"), synthetic_faces.split("train"), None, cfg,
+                              LossConfig(mixup=0.4, cutmix=1.0), progress=False)
+    test = synthetic_faces.split("test")
+    assert evaluate(model, test, n_boot=0)["accuracy"] > 3 * CHANCE
+
+
 def test_fit_stops_early(synthetic_faces):
     train = synthetic_faces.split("train").select(torch.arange(200))
     # Identical val faces: accuracy is 0 or 1, so it can improve at most twice; with patience 1 the

@@ -176,3 +176,17 @@ def test_ssim_matches_scikit_image():
                                   use_sample_covariance=False, data_range=1.0) for i in range(3)]
     assert torch.allclose(ssim(a, b), torch.tensor(want, dtype=torch.float32), atol=1e-5)
     assert torch.allclose(ssim(a, a), torch.ones(3))
+
+
+def test_class_conditional_patchgan_reads_the_label():
+    from unveil.inpaint import create_discriminator
+
+    torch.manual_seed(0)
+    d = create_discriminator("patchgan", ndf=8, num_classes=7)
+    x = torch.rand(4, 1, 48, 48)
+    hole = torch.zeros_like(x)
+    hole[..., 24:, :] = 1
+    a, b = d(x, hole, x, torch.zeros(4, dtype=torch.long)), d(x, hole, x, torch.full((4,), 3))
+    assert a.shape == (4, 1, 10, 10) and not torch.allclose(a, b)  # the same face scored for another class
+    with pytest.raises(ValueError, match="labels"):
+        d(x, hole, x)

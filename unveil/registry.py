@@ -25,9 +25,24 @@ class Registry(Generic[T]):
         return decorator
 
     def create(self, name: str, **kwargs) -> T:
-        if name not in self._builders:
+        """Build `name`; arguments it does not take or cannot use (from a config or a sidecar) are an
+        UnveilError that names them."""
+        if not isinstance(name, str) or name not in self._builders:
             raise UnveilError(f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}")
-        return self._builders[name](**kwargs)
+        try:
+            return self._builders[name](**kwargs)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, UnveilError):
+                raise
+            raise UnveilError(f"{self.kind} {name!r} cannot be built with arguments {kwargs} ({exc})") from None
+
+    def check(self, name: str, kwargs: dict) -> None:
+        """Build `name` with `kwargs` on the meta device (no memory, no time) to catch bad arguments when
+        a config is read instead of when training starts."""
+        import torch
+
+        with torch.device("meta"):
+            self.create(name, **kwargs)
 
     def names(self) -> list[str]:
         return sorted(self._builders)
