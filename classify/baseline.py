@@ -109,10 +109,15 @@ class SVMBaseline:
 
     @classmethod
     def load(cls, path: str | Path) -> tuple["SVMBaseline", dict]:
-        tensors, meta = load_checkpoint(path)
-        if meta.get("kind") != "svm_baseline":
-            raise UnveilError(f"{path}: not an SVM baseline (kind {meta.get('kind')!r})")
-        arrays = {k: v.double() if v.is_floating_point() else v for k, v in tensors.items()}
+        tensors, meta = load_checkpoint(path, kind="svm_baseline")
+        integer = {"n_support", "classes"}
+        for name in _ARRAYS:
+            if name not in tensors or tensors[name].is_floating_point() == (name in integer):
+                raise UnveilError(f"{path}: the SVM baseline needs {'an integer' if name in integer else 'a float'} "
+                                  f"tensor {name!r}")
+        if not all(isinstance(meta.get(k), (int, float)) and not isinstance(meta[k], bool) for k in ("gamma", "C")):
+            raise UnveilError(f"{path}: the sidecar's gamma and C must be numbers")
+        arrays = {k: v.double() if v.is_floating_point() else v for k, v in tensors.items() if k in _ARRAYS}
         return cls(**arrays, gamma=meta["gamma"], C=meta["C"], num_classes=len(meta["classes"])), meta
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unveil.config import check_choice, load_config
+from unveil.config import check_args, check_choice, load_config
 from unveil.occlusion import Occlusion
 from unveil.trainer import AugmentConfig, ExperimentConfig, OptimConfig, TrainConfig
 
@@ -28,6 +28,7 @@ class ModelConfig:
 
     def __post_init__(self):
         check_choice("model.arch", self.arch, CLASSIFIERS.names())
+        check_args("model.args", CLASSIFIERS, self.arch, self.args)
 
 
 @dataclass

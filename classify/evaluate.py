@@ -7,6 +7,7 @@ classification report of a classifier on a split under a condition, and its JSON
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -15,8 +16,8 @@ import torch.nn.functional as F
 
 from unveil.classes import CLASSES
 from unveil.data import Faces
-from unveil.figures import confusion_image, save_png
-from unveil.io import write_json, write_text
+from unveil.figures import confusion_image
+from unveil.io import atomic_path, json_text
 from unveil.metrics import classification_report
 from unveil.runtime import inference_batch_size, inference_precision
 
@@ -107,9 +108,13 @@ def write_report(report: dict, out_dir: str | Path, title: str, info: dict | Non
     """Write `metrics.json` (report plus `info`), `report.md` and `confusion.png` into `out_dir`."""
     out_dir = Path(out_dir)
     paths = {"json": out_dir / "metrics.json", "markdown": out_dir / "report.md", "png": out_dir / "confusion.png"}
-    write_json(paths["json"], {**(info or {}), **report})
-    write_text(paths["markdown"], report_markdown(report, title, info))
-    save_png(confusion_image(report["confusion"]), paths["png"])
+    # The three must agree: each is staged under a temporary name and all are renamed together at the
+    # end (microseconds apart), so an interruption while rendering leaves the previous report whole.
+    with contextlib.ExitStack() as stack:
+        staged = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
+        staged["json"].write_text(json_text({**(info or {}), **report}), encoding="utf-8")
+        staged["markdown"].write_text(report_markdown(report, title, info), encoding="utf-8")
+        confusion_image(report["confusion"]).save(staged["png"], format="PNG", optimize=True)
     return paths
 
 

@@ -11,9 +11,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from unveil.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from unveil.checkpoint import load_checkpoint, load_model, save_checkpoint
 from unveil.classes import CLASSES, NUM_CLASSES
-from unveil.errors import UnveilError
 from unveil.registry import Registry
 
 CLASSIFIERS: Registry[nn.Module] = Registry("classifier")
@@ -110,6 +109,5 @@ def save_classifier(path: str | Path, model: nn.Module, meta: dict, half: bool =
 def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild a classifier from its sidecar and load its weights; returns (model in eval mode, meta)."""
     tensors, meta = load_checkpoint(path, device, kind="classifier")
-    model = create_classifier(meta["arch"], **meta.get("arch_args") or {})
-    load_weights(model, tensors, path)
+    model = load_model(lambda: create_classifier(meta["arch"], **meta.get("arch_args") or {}), tensors, path)
     return model.to(device).eval(), meta

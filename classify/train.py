@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from unveil.config import to_dict
 from unveil.data import Faces, load_faces
+from unveil.distributed import is_main, shard_index, world
 from unveil.errors import UnveilError
 from unveil.io import write_json
 from unveil.metrics import classification_report
@@ -44,6 +45,8 @@ class ClassifierTask:
 
     def __init__(self, model: nn.Module, train: Faces, val: Faces | None, cfg: TrainConfig, loss: LossConfig,
                  device: torch.device, condition: Condition, meta: dict | None = None):
+        if world()[1] > 1 and not train.sharded:
+            train = train.select(shard_index(len(train)))  # this rank's shard
         if len(train) < 2:
             raise UnveilError(f"need at least 2 training faces, got {len(train)}")
         self.device, self.cfg, self.condition, self.meta = device, cfg, condition, meta
@@ -160,8 +163,9 @@ def train_from_config(cfg: ClassifierConfig, out_dir: str | Path | None = None, 
     model = create_classifier(cfg.model.arch, **cfg.model.args)
     meta = {"arch": cfg.model.arch, "arch_args": cfg.model.args, "name": cfg.name, "data_source": faces.source,
             "data_fingerprint": faces.fingerprint, "train_faces": len(train)}
-    print(f"[train-classifier] {cfg.name}: {cfg.model.arch} on {len(train)} faces ({faces.source}), "
-          f"condition {cfg.condition.name}, {cfg.train.epochs} epochs on {device}; run folder {out}", file=sys.stderr)
+    if is_main():
+        print(f"[train-classifier] {cfg.name}: {cfg.model.arch} on {len(train)} faces ({faces.source}), condition "
+              f"{cfg.condition.name}, {cfg.train.epochs} epochs on {device}; run folder {out}", file=sys.stderr)
     started = time.perf_counter()
     model, history = fit_classifier(model, train, val, cfg.train, cfg.loss, device, condition, out, meta,
                                     to_dict(cfg), resume, on_epoch_end=on_epoch_end)
@@ -173,6 +177,8 @@ def train_from_config(cfg: ClassifierConfig, out_dir: str | Path | None = None, 
             metrics[split] = evaluate(model, part, condition, seed=VAL_SEED)
             tta = evaluate(model, part, condition, tta=True, n_boot=0, seed=VAL_SEED)
             metrics[f"{split}_tta"] = {"accuracy": tta["accuracy"], "macro_f1": tta["macro_f1"]}
+    if not is_main():
+        return metrics  # rank 0 writes the run folder
     write_json(out / "metrics.json", metrics)
     save_classifier(out / "best", model, {**meta, **condition.describe(), "seed": cfg.train.seed,
                                           "epochs": cfg.train.epochs, "best_epoch": history["best_epoch"],

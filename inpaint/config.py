@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unveil.config import check_choice, load_config
+from unveil.config import check_args, check_choice, load_config
 from unveil.occlusion import Occlusion
 from unveil.trainer import AugmentConfig, ExperimentConfig, OptimConfig, TrainConfig
 
@@ -32,6 +32,7 @@ class ModelConfig:
 
     def __post_init__(self):
         check_choice("model.arch", self.arch, GENERATORS.names())
+        check_args("model.args", GENERATORS, self.arch, self.args)
         check_choice("model.conditioning_features", self.conditioning_features, ("probabilities", "embedding"))
         if self.feather < 0:
             raise ValueError(f"model.feather must be >= 0, got {self.feather}")
@@ -46,6 +47,7 @@ class DiscriminatorConfig:
 
     def __post_init__(self):
         check_choice("discriminator.arch", self.arch, DISCRIMINATORS.names())
+        check_args("discriminator.args", DISCRIMINATORS, self.arch, self.args)
 
 
 @dataclass

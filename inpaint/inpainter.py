@@ -22,7 +22,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from unveil.checkpoint import checkpoint_paths, load_checkpoint, load_weights, save_checkpoint, weights_digest
+from unveil.checkpoint import checkpoint_paths, load_checkpoint, load_model, save_checkpoint, weights_digest
 from unveil.classify import create_classifier, load_classifier
 from unveil.classify.identity import same_classifier
 from unveil.classes import CLASSES
@@ -217,21 +217,21 @@ def load_inpainter(path: str | Path, device: str | torch.device = "cpu") -> Inpa
     _check_conditioning(meta.get("conditioning"), path)
     arch = meta["arch"]
     args = meta.get("arch_args") or {}
-    if arch in GENERATORS:
-        generator = create_generator(arch, **args)
-    elif arch in BASELINES:
-        generator = create_baseline(arch, **args)
-    else:
+    if arch not in GENERATORS and arch not in BASELINES:
         raise UnveilError(f"{path}: unknown inpainter architecture {arch!r}")
-    _load_part(generator, tensors, GENERATOR_PREFIX, path)
+    create = create_generator if arch in GENERATORS else create_baseline
+    generator = _load_part(lambda: create(arch, **args), tensors, GENERATOR_PREFIX, path)
     conditioner = None
     cond = meta.get("conditioning")
     if cond:
         if cond.get("embedded"):
-            conditioner = create_classifier(cond["arch"], **cond.get("arch_args") or {})
-            _load_part(conditioner, tensors, CONDITIONER_PREFIX, path)
+            build = lambda: create_classifier(cond["arch"], **cond.get("arch_args") or {})  # noqa: E731
+            conditioner = _load_part(build, tensors, CONDITIONER_PREFIX, path)
         else:
             conditioner = _load_referenced_conditioner(path, cond, device)
+    if getattr(generator, "cond_dim", 0) and conditioner is None:
+        raise UnveilError(f"{path}: the generator reads a classifier's output (cond_dim > 0), but the sidecar "
+                          f"names no conditioning classifier")
     return Inpainter(generator, conditioner, _feather(meta, path), meta).to(device).eval()
 
 
@@ -241,7 +241,8 @@ def _check_conditioning(cond: dict | None, path) -> None:
         return
     needs = {"arch": str, "arch_args": dict} if cond.get("embedded") else {"path": str}
     for key, kind in needs.items():
-        if not isinstance(cond.get(key, {} if key == "arch_args" else None), kind):
+        value = cond.get(key, {} if key == "arch_args" else None)
+        if not isinstance(value, kind) or (kind is str and not value.strip()):
             raise UnveilError(f"{path}: the sidecar's conditioning.{key} must be a {kind.__name__}, "
                               f"got {cond.get(key)!r}")
 
@@ -253,9 +254,9 @@ def _feather(meta: dict, path) -> int:
     return feather
 
 
-def _load_part(module: nn.Module, tensors: dict, prefix: str, path) -> None:
+def _load_part(build: Callable[[], nn.Module], tensors: dict, prefix: str, path) -> nn.Module:
     state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    load_weights(module, state, path, f"{prefix.rstrip('.')} weights")
+    return load_model(build, state, path, f"{prefix.rstrip('.')} weights")
 
 
 def _load_referenced_conditioner(path, cond: dict, device) -> nn.Module:

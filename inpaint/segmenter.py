@@ -16,8 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from unveil.checkpoint import load_checkpoint, load_weights, save_checkpoint
-from unveil.errors import UnveilError
+from unveil.checkpoint import load_checkpoint, load_model, save_checkpoint
 from unveil.registry import Registry
 from unveil.runtime import inference_precision
 from unveil.shipped import resolve_checkpoint
@@ -84,8 +83,7 @@ def load_segmenter(spec: str | Path, device: str | torch.device = "cpu",
     """A segmenter checkpoint by path or shipped name, in eval mode on `device`."""
     path = resolve_checkpoint(spec, checkpoints)
     tensors, meta = load_checkpoint(path, device, kind="segmenter")
-    model = SEGMENTERS.create(meta["arch"], **meta.get("arch_args") or {})
-    load_weights(model, tensors, path)
+    model = load_model(lambda: SEGMENTERS.create(meta["arch"], **meta.get("arch_args") or {}), tensors, path)
     model.meta = meta
     return model.to(device).to(memory_format=torch.channels_last).eval()
 

@@ -20,8 +20,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from unveil.config import check_choice, load_config, to_dict
+from unveil.config import check_args, check_choice, load_config, to_dict
 from unveil.data import Faces, load_faces
+from unveil.distributed import shard_index, world
 from unveil.errors import UnveilError
 from unveil.occlusion import MASK_STYLES, face_mask
 from unveil.runtime import autocast, pick_device, prepare_model, seed_everything
@@ -52,6 +53,7 @@ class SegmenterModelConfig:
 
     def __post_init__(self):
         check_choice("model.arch", self.arch, SEGMENTERS.names())
+        check_args("model.args", SEGMENTERS, self.arch, self.args)
 
 
 def default_train() -> TrainConfig:
@@ -120,6 +122,8 @@ class SegmenterTask:
             train = train.select(pick[: cfg.data.limit].sort().values)
         if cfg.data.val_limit:
             val = val.select(torch.arange(min(cfg.data.val_limit, len(val))))
+        if world()[1] > 1 and not train.sharded:
+            train = train.select(shard_index(len(train)))  # this rank's shard
         if len(train) < cfg.train.batch_size or len(val) == 0:
             raise UnveilError(f"{cfg.data.source}: {len(train)} training / {len(val)} val faces is too few")
         self.images = train.images.to(device)

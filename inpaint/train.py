@@ -32,6 +32,7 @@ from unveil.classify import load_classifier, predict_proba
 from unveil.classify.identity import classifier_record, same_classifier
 from unveil.config import to_dict
 from unveil.data import Faces, load_faces
+from unveil.distributed import is_main, shard_index, world
 from unveil.errors import UnveilError
 from unveil.io import write_json
 from unveil.occlusion import Occlusion
@@ -91,6 +92,8 @@ class InpaintTask:
             train = train.select(pick[: data.limit].sort().values)
         if data.val_limit:
             val = val.select(torch.arange(min(data.val_limit, len(val))))
+        if world()[1] > 1 and not train.sharded:
+            train = train.select(shard_index(len(train)))  # this rank's shard
         if len(train) < self.cfg.train.batch_size or len(val) == 0:
             raise UnveilError(f"{data.source}: {len(train)} training / {len(val)} val faces is too few for "
                               f"batch size {self.cfg.train.batch_size}")
@@ -247,7 +250,7 @@ def train_inpainter(cfg: InpaintConfig, out_dir: str | Path, resume: bool = Fals
     """Train from a config; returns the run's summary (also in OUT/metrics.json)."""
     trainer = build_trainer(cfg, out_dir, faces)
     history = trainer.fit(resume=resume, stop_after=stop_after)
-    return finish(trainer.task, Path(out_dir), history)
+    return finish(trainer.task, Path(out_dir), history) if is_main() else {"best": history["best"]}
 
 
 def finish(task: InpaintTask, out: Path, history: dict) -> dict:

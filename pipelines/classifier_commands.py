@@ -13,6 +13,7 @@ import torch
 from unveil.checkpoint import checkpoint_paths
 from unveil.classes import CLASSES
 from unveil.data import SPLIT_CHOICES
+from unveil.distributed import init_from_env, is_main
 from unveil.errors import UnveilError
 from unveil.figures import save_png
 from unveil.io import write_json
@@ -20,7 +21,7 @@ from unveil.runtime import fused_for_inference, pick_device, resolve_precision
 from unveil.shipped import resolve_checkpoint
 
 from .options import (add_evaluation_arguments, add_model_arguments, add_source_arguments, add_train_arguments,
-                      load_source, train_overrides)
+                      count, load_source, train_overrides)
 
 OCCLUSION_HELP = "none (default), lower-half[:start_row=24,fill=0] or mask[:styles=surgical+n95,seed=0]"
 
@@ -47,7 +48,7 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
                                       "or a shipped name such as classifier_full")
     p.add_argument("--occlusion", default="none", help=OCCLUSION_HELP)
     p.add_argument("--inpainter", help="reconstruct the occluded faces with this inpainter checkpoint first")
-    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the intervals (0: none)")
+    p.add_argument("--n-boot", type=count(0), default=1000, help="bootstrap resamples for the intervals (0: none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the masks and of the bootstrap")
     p.add_argument("--record", action="store_true",
                    help="also store accuracy and macro-F1 in the checkpoint's sidecar under metrics.<split> "
@@ -64,13 +65,13 @@ def _register_baseline(sub: argparse._SubParsersAction) -> None:
                                         "cross-validation on it only) and report on --split.")
     p.add_argument("--data", required=True)
     p.add_argument("--occlusion", default="none", help=OCCLUSION_HELP + "; applied to training and test faces")
-    p.add_argument("--train-size", type=int, default=5000, help="training faces for the fit and the CV (5000)")
-    p.add_argument("--components", type=int, default=150, help="PCA components (150)")
-    p.add_argument("--folds", type=int, default=3, help="cross-validation folds (3)")
+    p.add_argument("--train-size", type=count(2), default=5000, help="training faces for the fit and the CV (5000)")
+    p.add_argument("--components", type=count(1), default=150, help="PCA components (150)")
+    p.add_argument("--folds", type=count(2), default=3, help="cross-validation folds (3)")
     p.add_argument("--split", default="test", choices=SPLIT_CHOICES, help="where to report (default test)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jobs", type=int, default=1, help="parallel CV fits (-1: all cores)")
-    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--n-boot", type=count(0), default=1000, help="bootstrap resamples for the intervals (0: none)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
     p.add_argument("--out", help="folder for the report files (default runs/baseline/svm-<occlusion>)")
     p.add_argument("--save", help="also save the fitted baseline (safetensors + JSON) under this name")
@@ -83,7 +84,7 @@ def _register_saliency(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="a classifier checkpoint: a path or a shipped name")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", choices=SPLIT_CHOICES)
-    p.add_argument("--n", type=int, default=16, help="faces (default 16)")
+    p.add_argument("--n", type=count(1), default=16, help="faces (default 16)")
     p.add_argument("--occlusion", default="none", help=OCCLUSION_HELP)
     p.add_argument("--seed", type=int, default=0, help="which faces, and their masks")
     p.add_argument("--out", required=True, help="the PNG file to write")
@@ -96,6 +97,7 @@ def _register_saliency(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    init_from_env()  # under torchrun: one data-parallel rank per process
     from unveil.classify.config import load_classifier_config
     from unveil.classify.train import train_from_config
 
@@ -104,7 +106,7 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = load_classifier_config(args.config, train_overrides(args))
     loader = reconstruct_loader(pick_device(cfg.device))
     metrics = train_from_config(cfg, cfg.run_dir(), resume=args.resume, load_reconstruct=loader)
-    if args.json:
+    if args.json and is_main():
         print(json.dumps(metrics))
     return 0
 
@@ -196,6 +198,8 @@ def run_svm(args: argparse.Namespace) -> int:
     from unveil.classify.evaluate import write_report
     from unveil.metrics import classification_report
 
+    if args.jobs == 0:
+        raise UnveilError("--jobs must be a number of parallel fits (1, 2, ...) or -1 for all cores, not 0")
     if args.train_size < 2 * args.folds:
         raise UnveilError(f"--train-size {args.train_size} is too small for {args.folds}-fold cross-validation")
     faces = load_source(args, args.data)
@@ -236,8 +240,6 @@ def run_saliency(args: argparse.Namespace) -> int:
     from unveil.classify.condition import Condition
     from unveil.classify.saliency import saliency_grid
 
-    if args.n < 1:
-        raise UnveilError("--n must be at least 1")
     device = pick_device(args.device)
     model, _, _ = _load_model(args.checkpoint, device, args.checkpoints)
     faces = load_source(args, args.data, args.split)

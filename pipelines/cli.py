@@ -19,8 +19,18 @@ COMMAND_MODULES = [data_commands, classifier_commands, inpainter_commands, compa
                    quickstart]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad option reported like any other bad input: one line, exit status 2.
+
+    (argparse's own `error` prints the whole usage first; sub-commands inherit this class.)
+    """
+
+    def error(self, message: str):
+        raise UnveilError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="unveil",
         description="Facial-expression recognition on faces whose lower half is hidden: "
                     "reconstruct the lower face, then classify — and compare occluded, "
@@ -36,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         return int(args.run(args) or 0)
     except UnveilError as exc:
         print(f"unveil: error: {exc}", file=sys.stderr)

@@ -10,14 +10,20 @@ from pathlib import Path
 
 from unveil.errors import UnveilError
 from unveil.inpaint import BASELINES
+from unveil.io import atomic_folder, check_replaceable
 from unveil.occlusion import Occlusion
 from unveil.runtime import pick_device
 from unveil.shipped import JUDGE, shipped_inpainters
 
 from . import compare as cmp
 from .gallery import build_rows, write_html, write_png
-from .options import add_evaluation_arguments, load_source
+from .options import add_evaluation_arguments, count, load_source
 from .report import summary_table, write_comparison
+
+
+# What a comparison writes into its folder: only such a folder is replaced by the next run into it.
+REPORT_FILES = {"metrics.json", "report.md", "accuracy.png", "confusion_*.png", "gallery.html", "gallery.png",
+                "gallery", "wandb"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,9 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cross", help="comma-separated classifiers trained on other conditions, for the "
                                    "cross-condition matrix")
     p.add_argument("--occlusion", default="lower-half", help="lower-half[:...] or mask[:...] (default lower-half)")
-    p.add_argument("--per-class", type=int, default=2, help="gallery faces per class (default 2)")
+    p.add_argument("--per-class", type=count(1), default=2, help="gallery faces per class (default 2)")
     p.add_argument("--seed", type=int, default=0, help="occlusion draw, bootstrap and gallery sample")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95 %% intervals")
+    p.add_argument("--bootstrap", type=count(0), default=1000,
+                   help="bootstrap resamples for the 95 %% intervals (0: none)")
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     p.add_argument("--no-wandb", action="store_true", help="do not log the gallery to W&B")
     add_evaluation_arguments(p, "output folder (default runs/compare-<time>)")
@@ -51,23 +58,27 @@ def run_compare_command(args: argparse.Namespace) -> int:
     judge = args.classifier or JUDGE
     specs = _split_list(args.inpainters) if args.inpainters else default_inpainters(args.checkpoints)
     out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
-    run = None
-    if not args.no_wandb:
-        from .tracking import start_run
+    check_replaceable(out, REPORT_FILES, "a comparison")
+    # The report, figures, gallery and W&B files must agree: written as one folder that replaces `out`
+    # only when complete (an interrupted run leaves the previous report whole, and no stale figures).
+    with atomic_folder(out) as folder:
+        run = None
+        if not args.no_wandb:
+            from .tracking import start_run
 
-        run = start_run(out, name=out.name, job_type="compare", config={
-            "data": args.data, "split": args.split, "judge": judge, "inpainters": specs,
-            "occlusion": args.occlusion, "tta": args.tta, "seed": args.seed})
-    try:
-        report = run_comparison(
-            data=args.data, judge_spec=judge, inpainter_specs=specs, occlusion=args.occlusion,
-            split=args.split, out_dir=out, cross=_split_list(args.cross), tta=args.tta,
-            per_class=args.per_class, seed=args.seed, n_boot=args.bootstrap, use_lpips=not args.no_lpips,
-            wandb_run=run, device=args.device, precision=args.precision, checkpoints=args.checkpoints,
-            load=lambda source, split: load_source(args, source, split))
-    finally:
-        if run is not None:
-            run.finish()
+            run = start_run(folder, name=out.name, job_type="compare", config={
+                "data": args.data, "split": args.split, "judge": judge, "inpainters": specs,
+                "occlusion": args.occlusion, "tta": args.tta, "seed": args.seed})
+        try:
+            report = run_comparison(
+                data=args.data, judge_spec=judge, inpainter_specs=specs, occlusion=args.occlusion,
+                split=args.split, out_dir=folder, cross=_split_list(args.cross), tta=args.tta,
+                per_class=args.per_class, seed=args.seed, n_boot=args.bootstrap, use_lpips=not args.no_lpips,
+                wandb_run=run, device=args.device, precision=args.precision, checkpoints=args.checkpoints,
+                load=lambda source, split: load_source(args, source, split))
+        finally:
+            if run is not None:
+                run.finish()
     stream = sys.stderr if args.json else sys.stdout
     print(summary_table(report), file=stream)
     for warning in report["warnings"]:

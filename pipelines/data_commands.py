@@ -9,10 +9,11 @@ import torch
 
 from unveil.classes import CLASSES
 from unveil.data import SPLIT_CHOICES
+from unveil.errors import UnveilError
 from unveil.figures import Tile, save_png, tile_grid, to_uint8
 from unveil.occlusion import Occlusion
 
-from .options import add_source_arguments, load_source
+from .options import add_source_arguments, count, load_source
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     preview.add_argument("--occlusion", default="lower-half",
                          help="none, lower-half[:start_row=24,fill=0] or mask[:styles=surgical+n95,seed=0]")
     preview.add_argument("--split", default="all", choices=SPLIT_CHOICES)
-    preview.add_argument("--per-class", type=int, default=4, help="faces per class (default 4)")
+    preview.add_argument("--per-class", type=count(1), default=4, help="faces per class (default 4)")
     preview.add_argument("--seed", type=int, default=0, help="which faces are drawn")
     preview.add_argument("--out", required=True, help="the PNG file to write")
     add_source_arguments(preview)
@@ -57,6 +58,8 @@ def run_info(args: argparse.Namespace) -> int:
 def run_preview(args: argparse.Namespace) -> int:
     occlusion = Occlusion.parse(args.occlusion)
     faces = load_source(args, args.source, args.split)
+    if len(faces) == 0:
+        raise UnveilError(f"{args.source}: no faces in split {args.split!r} (see unveil data info {args.source})")
     gen = torch.Generator().manual_seed(args.seed)
     rows, labels = [], []
     for k, name in enumerate(CLASSES):

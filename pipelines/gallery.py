@@ -90,7 +90,6 @@ def _uint8(images: torch.Tensor) -> np.ndarray:
 def write_html(rows: list[GalleryRow], conditions: list[str], out_dir: str | Path, title: str) -> Path:
     """gallery.html plus gallery/*.png beside it; the page references only the files written here."""
     out = Path(out_dir)
-    (out / "gallery").mkdir(parents=True, exist_ok=True)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in conditions)
     body = []
     for r, row in enumerate(rows):

@@ -18,11 +18,14 @@ import json
 import sys
 from pathlib import Path
 
+from unveil.distributed import init_from_env, is_main
+from unveil.checkpoint import checkpoint_paths
+from unveil.config import from_dict
 from unveil.errors import UnveilError
 from unveil.io import write_json
 from unveil.occlusion import Occlusion
 from unveil.runtime import pick_device
-from unveil.shipped import JUDGE
+from unveil.shipped import JUDGE, resolve_checkpoint
 
 from .options import add_evaluation_arguments, add_train_arguments, load_source, train_overrides
 
@@ -73,17 +76,19 @@ def _register_segmenter(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    init_from_env()  # under torchrun: one data-parallel rank per process
     from unveil.inpaint.config import load_inpaint_config
     from unveil.inpaint.train import train_inpainter
 
     cfg = load_inpaint_config(args.config, train_overrides(args))
     summary = train_inpainter(cfg, cfg.run_dir(), resume=args.resume)
-    if args.json:
+    if args.json and is_main():
         print(json.dumps(summary))
     return 0
 
 
 def run_train_segmenter(args: argparse.Namespace) -> int:
+    init_from_env()  # under torchrun: one data-parallel rank per process
     from unveil.inpaint.segmenter_train import load_segmenter_config, train_segmenter
 
     cfg = load_segmenter_config(args.config, train_overrides(args))
@@ -102,7 +107,8 @@ def run_eval_segmenter(args: argparse.Namespace) -> int:
     faces = load_source(args, args.data, args.split)
     if len(faces) == 0:
         raise UnveilError(f"{args.data}: the {args.split} split is empty")
-    masks = MasksConfig(**segmenter.meta.get("masks", {}))
+    sidecar = checkpoint_paths(resolve_checkpoint(args.segmenter, args.checkpoints))[1]
+    masks = from_dict(MasksConfig, segmenter.meta.get("masks"), where=f"{sidecar}: masks")  # typed, keys named
     images, hole = masked(faces.float_images().to(device), masks, args.seed)
     result = {"segmenter": args.segmenter, "data": faces.source, "split": args.split, "seed": args.seed,
               "masks": segmenter.meta.get("masks"), **score(segmenter.predict(images, precision=args.precision), hole)}

@@ -9,6 +9,22 @@ from unveil.data import SPLIT_CHOICES, Faces, load_faces
 from unveil.runtime import PRECISIONS
 
 
+def count(minimum: int = 0):
+    """An argparse type for a number of things (faces, resamples, folds): a whole number >= `minimum`,
+    so `--per-class -3` is an error instead of a slice that drops three faces."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = "count"
+    return parse
+
+
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every command that reads a data source shares."""
     parser.add_argument("--alias", action="append", metavar="NAME=CLASS",

@@ -12,7 +12,7 @@ from unveil.inpaint import BASELINES
 from unveil.io import write_json
 from unveil.photo.read import photos_in
 
-from .options import add_model_arguments
+from .options import add_model_arguments, count
 from .predict import HOLES, Predictor, sample_photos
 
 
@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="auto: the shipped segmenter finds the mask; landmarks: placed from the nose and mouth "
                         "points, as a mask would sit; lower-half: the lower half of the aligned crop")
     p.add_argument("--out", default="runs/predict", help="folder for one annotated PNG per photo (runs/predict)")
-    p.add_argument("--top", type=int, default=3, help="emotions listed per reading (default 3)")
+    p.add_argument("--top", type=count(1), default=3, help="emotions listed per reading (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")
     add_model_arguments(p)
     p.set_defaults(run=run_predict)

@@ -12,17 +12,17 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_bytes
-from safetensors.torch import save_file
+from safetensors.torch import save as save_bytes
 
 from . import __version__
 from .classes import CLASSES
 from .errors import UnveilError
-from .io import atomic_path, write_json
+from .io import write_bytes, write_json
 from .occlusion import Occlusion
 
 DIGEST_KEY = "weights_sha256"   # the sidecar's record of its weights file
@@ -54,8 +54,8 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
     _check_finite(tensors, weights, "refusing to save")
     if sidecar.exists() and not _has_digest(sidecar):
         sidecar.unlink()
-    with atomic_path(weights) as tmp:
-        save_file(tensors, str(tmp))
+    # safetensors' own save_file creates its file 0600; serialised here, the umask applies.
+    write_bytes(weights, save_bytes(tensors))
     write_json(sidecar, {"version": __version__, **meta, DIGEST_KEY: weights_digest(weights)})
     return weights
 
@@ -108,7 +108,8 @@ def check_sidecar(meta: Any, where: str | Path, kind: str | None = None) -> None
         raise UnveilError(f"{where}: a sidecar must be a JSON object, got {type(meta).__name__}")
     found = meta.get("kind")
     if not isinstance(found, str) or (kind is not None and found != kind):
-        raise UnveilError(f"{where}: not {'a ' + kind if kind else 'an Unveil'} checkpoint (kind {found!r})")
+        wanted = f"{'an' if (kind or 'u')[0] in 'aeiou' else 'a'} {kind or 'Unveil'}"
+        raise UnveilError(f"{where}: not {wanted} checkpoint (kind {found!r})")
     if found in NEEDS_ARCH and (not isinstance(meta.get("arch"), str) or not meta["arch"]):
         raise UnveilError(f"{where}: the sidecar has no 'arch' (the architecture to rebuild)")
     for key in ("arch_args", "stitch", "conditioning", "guide", "selector", "metrics", "masks"):
@@ -123,11 +124,11 @@ def check_sidecar(meta: Any, where: str | Path, kind: str | None = None) -> None
 
 def _check_classes(meta: dict, where, kind: str) -> None:
     classes = meta.get("classes")
-    if classes is None and kind not in CANONICAL_CLASSES:
+    if classes is None and kind not in (*CANONICAL_CLASSES, "svm_baseline"):
         return
-    ok = isinstance(classes, list) and (classes == list(CLASSES) if kind in CANONICAL_CLASSES
-                                        else 0 < len(classes) <= len(CLASSES) and classes == list(CLASSES[:len(classes)]))
-    if not ok:
+    # The SVM baseline may have seen the first classes only; every network predicts all of them.
+    allowed = [list(CLASSES)] if kind in CANONICAL_CLASSES else [list(CLASSES[:n]) for n in range(1, len(CLASSES) + 1)]
+    if classes not in allowed:
         raise UnveilError(f"{where}: 'classes' must be Unveil's canonical class list {list(CLASSES)}, "
                           f"got {_shown(classes)}")
 
@@ -179,12 +180,28 @@ def _shown(value: Any) -> str:
     return text if len(text) < 80 else text[:77] + "..."
 
 
+def load_model(build: Callable[[], torch.nn.Module], tensors: dict[str, torch.Tensor], path: str | Path,
+               what: str = "weights") -> torch.nn.Module:
+    """`build()` with `tensors` loaded (see `load_weights`). The model is first built on the meta device
+    and checked against the weights, so a sidecar whose `arch_args` ask for a model other than the
+    one stored (a huge one, say) costs no memory before it is refused."""
+    with torch.device("meta"):
+        _check_weights(build().state_dict(), tensors, path, what)
+    model = build()
+    model.load_state_dict(tensors)
+    return model
+
+
 def load_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path: str | Path,
                  what: str = "weights") -> None:
     """`module.load_state_dict(tensors)`, refusing what it would accept silently: an integer tensor where
     the model holds floats (or the reverse) is an UnveilError naming the file, as are missing, extra
     and misshapen tensors."""
-    expected = module.state_dict()
+    _check_weights(module.state_dict(), tensors, path, what)
+    module.load_state_dict(tensors)
+
+
+def _check_weights(expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], path, what: str) -> None:
     missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
     if missing or extra:
         raise UnveilError(f"{path}: {what} do not match the sidecar's architecture (missing "
@@ -195,7 +212,6 @@ def load_weights(module: torch.nn.Module, tensors: dict[str, torch.Tensor], path
             raise UnveilError(f"{path}: {what} tensor {name!r} is {str(got.dtype).removeprefix('torch.')} "
                               f"{list(got.shape)}, the architecture needs {str(want.dtype).removeprefix('torch.')} "
                               f"{list(want.shape)}")
-    module.load_state_dict(tensors)
 
 
 def _storable(t: torch.Tensor, half: bool) -> torch.Tensor:

@@ -95,7 +95,18 @@ def from_dict(cls: type[T], data: dict | None, where: str = "config", base: T | 
     try:
         return dataclasses.replace(base, **values) if base is not None else cls(**values)
     except (TypeError, ValueError) as exc:
-        raise UnveilError(f"{at} {exc}") from None
+        raise UnveilError(f"{where}: {_keyed(section, str(exc))}") from None
+
+
+def _keyed(section: str, message: str) -> str:
+    """A section's error with its full key once: `train.augment` + "augment.scale must ..." reads
+    "train.augment.scale must ...", and a message that names no key gets "section: " in front."""
+    head, last = message.split(" ")[0], section.rsplit(".", 1)[-1]
+    if not section or head.startswith(section):
+        return message
+    if head.startswith(last):
+        return section[: -len(last)] + message
+    return f"{section}: {message}"
 
 
 def _field_default(cls: type, name: str) -> Any:
@@ -122,6 +133,8 @@ def _typed(value: Any, hint: Any, key: str) -> Any:
         raise UnveilError(errors[0] if len(errors) == 1 else f"{key}: expected {_name(hint)}, got {_shown(value)}")
     if hint is Any:
         return value
+    if dataclasses.is_dataclass(hint):  # a section given a plain value, e.g. --set train=3
+        raise UnveilError(f"{key}: expected a section (a mapping of keys), got {_shown(value)}")
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -182,6 +195,16 @@ def _name(hint: Any) -> str:
 def _shown(value: Any) -> str:
     text = json.dumps(value) if isinstance(value, (str, list, dict, bool)) or value is None else repr(value)
     return text if len(text) < 60 else text[:57] + "..."
+
+
+def check_args(key: str, registry, name: str, args: dict) -> None:
+    """For a config's `__post_init__`: a ValueError naming `key` unless the registered `name` can be
+    built with `args` (unknown keys, wrong types and bad values are caught here, not mid-run)."""
+    if args:
+        try:
+            registry.check(name, args)
+        except UnveilError as exc:
+            raise ValueError(f"{key}: {exc}") from None
 
 
 def check_choice(key: str, value: Any, choices) -> None:

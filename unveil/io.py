@@ -10,6 +10,7 @@ Outputs are created with the usual permissions (0666 less the umask, e.g. 0644),
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import glob
 import json
 import os
@@ -75,14 +76,15 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def check_replaceable(path: str | os.PathLike, owned: set[str], what: str) -> None:
-    """Refuse to replace a folder that holds anything but `owned` names (what an earlier run of the same
-    command wrote): `--out .` must never delete someone's files."""
+    """Refuse to replace a folder that holds anything but the `owned` names or patterns (what an earlier
+    run of the same command wrote): `--out .` must never delete someone's files."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UnveilError(f"{path}: --out must be a folder, and this is a file")
     if not path.is_dir():
         return
-    foreign = sorted(p.name for p in path.iterdir() if p.name not in owned and not _is_temp(p.name))
+    foreign = sorted(p.name for p in path.iterdir()
+                     if not any(fnmatch.fnmatchcase(p.name, o) for o in owned) and not _is_temp(p.name))
     if foreign:
         shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
         raise UnveilError(f"{path} holds files that are not {what}'s ({shown}); it would be replaced as a "
@@ -94,6 +96,8 @@ def make_folder(path: str | os.PathLike) -> Path:
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UnveilError(f"{path}: cannot create the folder (a file is in the way)") from None
     except OSError as exc:
         raise UnveilError(f"{path}: cannot create the folder ({exc.strerror or exc})") from None
     return path
@@ -144,6 +148,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -151,7 +161,12 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    return write_text(path, json_text(obj))
+
+
+def json_text(obj: Any) -> str:
+    """What `write_json` writes: indented JSON, numpy / torch scalars and paths allowed."""
+    return json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n"
 
 
 def _jsonable(obj: Any) -> Any:

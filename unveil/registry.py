@@ -31,8 +31,8 @@ class Registry(Generic[T]):
             raise UnveilError(f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}")
         try:
             return self._builders[name](**kwargs)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, UnveilError):
+        except (TypeError, ValueError, LookupError, ArithmeticError, RuntimeError) as exc:
+            if isinstance(exc, UnveilError) or type(exc).__name__ == "OutOfMemoryError":
                 raise
             raise UnveilError(f"{self.kind} {name!r} cannot be built with arguments {kwargs} ({exc})") from None
 

@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from .checkpoint import flatten_state, load_checkpoint, save_checkpoint, unflatten_state
+from .checkpoint import flatten_state, load_checkpoint, load_weights, save_checkpoint, unflatten_state
 from .errors import UnveilError
 
 
@@ -32,6 +32,10 @@ def pick_device(name: str = "auto") -> torch.device:
         check_device(name)
     except ValueError as exc:
         raise UnveilError(str(exc)) from None
+    from .distributed import local_cuda_device
+
+    if name in ("auto", "cuda") and local_cuda_device() is not None:
+        return local_cuda_device()  # one GPU per rank under torchrun
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -218,12 +222,12 @@ def save_training_state(path: str | Path, modules: dict[str, torch.nn.Module | N
 def load_training_state(path: str | Path, modules: dict[str, torch.nn.Module | None],
                         optimizers: dict[str, object], device: torch.device) -> dict:
     """Restore what `save_training_state` wrote into the given objects; return its sidecar."""
-    tensors, meta = load_checkpoint(path, device)
+    tensors, meta = load_checkpoint(path, device, kind="training_state")
     for name, module in modules.items():
         if module is not None:
             prefix = f"{name}."
             state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            module.load_state_dict(state)
+            load_weights(module, state, path, f"{name} weights")
     for name, opt in optimizers.items():
         opt.load_state_dict(unflatten_state(meta["states"][name], tensors))
     return meta

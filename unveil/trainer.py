@@ -32,10 +32,11 @@ import torch
 import torch.nn as nn
 import yaml
 
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, read_sidecar
 from .config import check_choice
 from .errors import UnveilError
-from .io import write_json, write_text
+from .io import remove_stale_temps, write_json, write_text
+from .distributed import average_buffers, average_gradients, average_sums, is_main
 from .runtime import EMA, Progress, check_device, load_training_state, save_training_state, warmup_cosine
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
@@ -237,6 +238,10 @@ class Trainer:
 
     def _open_run_folder(self, resume: bool) -> None:
         out = self.out
+        if not resume and not is_main():
+            return  # rank 0 owns the run folder
+        if is_main():
+            remove_stale_temps(out, recursive=True)  # what a killed run was writing when it died
         if not resume:
             if (out / "last.json").exists():
                 raise UnveilError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
@@ -244,7 +249,7 @@ class Trainer:
             return
         if not (out / "last.json").exists():
             raise UnveilError(f"{out}: nothing to resume (no last.json there); run without --resume")
-        saved = load_checkpoint(out / "last")[1].get("config")
+        saved = read_sidecar(out / "last", "training_state").get("config")
         changed = sorted(k for k in _flat(saved) | _flat(self.config) if _flat(saved).get(k) != _flat(self.config).get(k)
                          and k.split(".")[0] not in ("out", "device"))
         if changed:
@@ -286,7 +291,7 @@ class Trainer:
         elif resume:
             raise UnveilError("resume needs a run folder")
         cfg, state = self.cfg, self.state
-        bar = Progress(cfg.epochs, self.what, start_epoch=state["epoch"]) if self.progress else None
+        bar = Progress(cfg.epochs, self.what, start_epoch=state["epoch"]) if self.progress and is_main() else None
         end = min(cfg.epochs, stop_after or cfg.epochs)
         for epoch in range(state["epoch"], end):
             if state["stopped_early"]:
@@ -314,6 +319,9 @@ class Trainer:
             for key, value in self.train_step(batch).items():  # summed on the device: no host sync per step
                 sums[key] = sums.get(key, 0) + value
             steps += 1
+        # Every rank validates and saves the same model: BatchNorm statistics averaged, the EMA's too.
+        average_buffers([*self.task.models.values(), *([self.ema.model] if self.ema else [])])
+        sums = average_sums(sums)
         seconds = time.perf_counter() - started
         return {"epoch": epoch + 1, **{f"train_{k}": float(v) / max(steps, 1) for k, v in sums.items()},
                 "lr": next(iter(self.optimizers.values())).param_groups[0]["lr"], "train_seconds": seconds,
@@ -333,6 +341,7 @@ class Trainer:
         optimizer, ocfg = self.optimizers[name], self.task.optim[name][1]
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(self.task.optim[name][0])  # data-parallel ranks take the same step
         if ocfg.grad_clip > 0:
             params = [p for m in self.task.optim[name][0] for p in m.parameters()]
             nn.utils.clip_grad_norm_(params, ocfg.grad_clip)
@@ -361,7 +370,7 @@ class Trainer:
         state["stopped_early"] = (bool(self.cfg.patience) and state["bad_epochs"] >= self.cfg.patience
                                   and epoch + 1 < self.cfg.epochs)
         state["history"].append(record)
-        if self.out is not None:
+        if self.out is not None and is_main():
             if improved:
                 self.task.save_best(self.out / "best", self.selected_model, {**state["best"], "val": val})
             self._save_state()

@@ -14,17 +14,20 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save as save_bytes
 
-from ..io import atomic_path
+from ..errors import UnveilError
+from ..io import write_bytes
 from .faces import SPLIT_CHOICES, SPLITS, Faces
 from .preprocess import minmax_normalize
 from .sources import Source, assign_splits, resolve_source
 
 __all__ = ["Faces", "SPLITS", "SPLIT_CHOICES", "load_faces", "resolve_source", "cache_dir"]
 
-# Bump when decoding or splitting changes, so old caches are not reused.
-LOADER_VERSION = 1
+# Bump when decoding, splitting or the cache layout changes, so old caches are not reused.
+LOADER_VERSION = 2
+CACHED = ("images", "labels", "splits")
 
 
 def cache_dir() -> Path:
@@ -66,26 +69,46 @@ def _decode(src: Source, fingerprint: str, normalize: bool) -> Faces:
 
 
 def _read_cache(path: Path, src: Source, fingerprint: str) -> Faces | None:
+    """The cached faces, or None (decode again) when the file is missing, stale or damaged: a damaged
+    cache is rebuilt, never trusted. The content digest covers every tensor byte and the ids, so a
+    flipped bit anywhere in the data is caught, not only one that breaks the file's structure."""
     if not path.exists():
         return None
     try:
-        tensors = load_file(path)
-        with open(path, "rb") as handle:  # metadata lives in the safetensors header
-            header_len = int.from_bytes(handle.read(8), "little")
-            meta = json.loads(handle.read(header_len))["__metadata__"]
-    except (SafetensorError, OSError, ValueError, KeyError):
-        return None  # a damaged cache is rebuilt, never trusted
-    if meta.get("fingerprint") != fingerprint:
+        data = path.read_bytes()
+        tensors = load_bytes(data)
+        header_len = int.from_bytes(data[:8], "little")  # metadata lives in the safetensors header
+        meta = json.loads(data[8:8 + header_len])["__metadata__"]
+        ids = json.loads(meta["ids"])
+        intact = (meta.get("fingerprint") == fingerprint and set(tensors) == set(CACHED)
+                  and meta.get("sha256") == _content_digest(tensors, meta["ids"]))
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        intact = False
+    if not intact:
+        if path.exists():
+            print(f"note: {path} is stale or damaged; decoding the source again", file=sys.stderr)
         return None
-    return Faces(tensors["images"], tensors["labels"], tensors["splits"], json.loads(meta["ids"]),
+    return Faces(tensors["images"], tensors["labels"], tensors["splits"], ids,
                  source=src.describe(), fingerprint=fingerprint)
 
 
 def _write_cache(path: Path, faces: Faces) -> None:
     tensors = {"images": faces.images.contiguous(), "labels": faces.labels, "splits": faces.splits}
-    meta = {"fingerprint": faces.fingerprint, "source": faces.source, "ids": json.dumps(faces.ids)}
+    ids = json.dumps(faces.ids)
+    meta = {"fingerprint": faces.fingerprint, "source": faces.source, "ids": ids,
+            "sha256": _content_digest(tensors, ids)}
     try:
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=meta)
-    except OSError as exc:  # a read-only cache folder costs speed, not correctness
-        print(f"warning: cannot write cache {path}: {exc}", file=sys.stderr)
+        write_bytes(path, save_bytes(tensors, metadata=meta))  # save_file would make it 0600
+    except UnveilError as exc:  # a read-only cache folder costs speed, not correctness
+        print(f"warning: cannot write the faces cache: {exc}", file=sys.stderr)
+
+
+def _content_digest(tensors: dict[str, torch.Tensor], ids: str) -> str:
+    """SHA-256 of the cached tensors' bytes (in a fixed order, with their dtypes and shapes) and the ids."""
+    digest = hashlib.sha256()
+    for name in CACHED:
+        t = tensors[name].contiguous().cpu()
+        digest.update(f"{name}:{t.dtype}:{list(t.shape)};".encode())
+        digest.update(t.numpy())  # the buffer itself, no copy
+    digest.update(ids.encode())
+    return digest.hexdigest()

@@ -28,6 +28,7 @@ class Faces:
     ids: list[str] = field(repr=False)
     source: str = ""
     fingerprint: str = ""
+    sharded: bool = False   # the training faces are already this data-parallel rank's shard (a face store)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

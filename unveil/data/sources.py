@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import lzma
 import os
 import tarfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -76,7 +78,10 @@ class Source:
         if self.kind == "csv":
             files = [Path(self.location)]
         for f in files:
-            st = f.stat()
+            try:
+                st = f.stat()
+            except OSError as exc:
+                raise DataError(f"{f}: cannot read ({exc.strerror or exc})") from None
             parts.append([str(f), st.st_size, st.st_mtime_ns])
         return parts
 
@@ -151,21 +156,45 @@ def read_synthetic(n: int, seed: int) -> RawFaces:
 
 def read_csv(path: Path) -> RawFaces:
     """Read `emotion,pixels[,Usage]`; labels use the challenge order and are mapped to canonical."""
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise DataError(f"{path}: empty CSV file")
-        columns = {name.strip().lower(): i for i, name in enumerate(header)}
-        missing = [c for c in ("emotion", "pixels") if c not in columns]
-        if missing:
-            raise DataError(f"{path}: missing column(s) {', '.join(missing)} "
-                            f"(found {', '.join(header)}; expected emotion,pixels[,Usage])")
-        rows = [_csv_row(path, reader.line_num, row, columns) for row in reader if row]
+    reader = None
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            rows = _csv_rows(path, reader)
+    except UnicodeDecodeError:
+        raise DataError(_not_utf8(path)) from None
+    except csv.Error as exc:  # e.g. a quote never closed swallows the rest of the file into one field
+        raise DataError(f"{path} line {reader.line_num}: malformed CSV ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if not rows:
         raise DataError(f"{path}: no faces after the header")
     images, labels, splits, ids = zip(*rows)
     return RawFaces(np.stack(images), np.array(labels, np.int64), np.array(splits, np.int8), list(ids))
+
+
+def _not_utf8(path: Path) -> str:
+    """Where the text stops being UTF-8: the reader decodes in blocks, so its line count is not exact."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return (f"{path} line {line}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start}); "
+                f"a FER2013 CSV is plain text")
+    return f"{path}: not UTF-8 text"
+
+
+def _csv_rows(path: Path, reader) -> list:
+    header = next(reader, None)
+    if header is None:
+        raise DataError(f"{path}: empty CSV file")
+    columns = {name.strip().lower(): i for i, name in enumerate(header)}
+    missing = [c for c in ("emotion", "pixels") if c not in columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)} "
+                        f"(found {', '.join(header)}; expected emotion,pixels[,Usage])")
+    return [_csv_row(path, reader.line_num, row, columns) for row in reader if row]
 
 
 def _csv_row(path: Path, line: int, row: list[str], columns: dict[str, int]):
@@ -212,7 +241,11 @@ def read_records(records: Iterable[Record], root: str, aliases: dict[str, str] |
             raise DataError(f"{rec.where}: image outside a class folder (expected <class>/<image>)")
         labels.append(canonical_label(rec.parts[-2], aliases, where=rec.where))
         splits.append(_split_hint(rec.parts))
-        images.append(decode_image(rec.read(), rec.where))
+        try:
+            data = rec.read()
+        except OSError as exc:
+            raise DataError(f"{rec.where}: cannot read ({exc.strerror or exc})") from None
+        images.append(decode_image(data, rec.where))
         ids.append("/".join(rec.parts))
     if not images:
         raise DataError(f"{root}: no images found (expected <class>/<image> folders, optionally under "
@@ -249,8 +282,9 @@ def _archive_records(archives: Iterable[Path]) -> Iterator[Record]:
     for archive in archives:
         try:
             yield from (_zip_records(archive) if archive.suffix.lower() == ".zip" else _tar_records(archive))
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
-            raise DataError(f"{archive}: cannot read archive ({exc})") from None
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
+            # Streamed: damage deep inside (a bad CRC, corrupt xz data) surfaces only while reading.
+            raise DataError(f"{archive}: cannot read archive ({exc or type(exc).__name__})") from None
 
 
 def _tar_records(archive: Path) -> Iterator[Record]:
@@ -265,7 +299,8 @@ def _zip_records(archive: Path) -> Iterator[Record]:
     with zipfile.ZipFile(archive) as zf:
         for name in sorted(zf.namelist()):
             if not name.endswith("/") and _is_image_name(name):
-                yield Record(f"{archive}:{name}", _parts(name), lambda n=name: zf.read(n))
+                data = zf.read(name)  # here, inside the archive's error handling (a bad CRC raises on read)
+                yield Record(f"{archive}:{name}", _parts(name), lambda d=data: d)
 
 
 def _parts(name: str) -> tuple[str, ...]:
