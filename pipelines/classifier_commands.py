@@ -20,23 +20,19 @@ from unveil.io import write_json
 from unveil.runtime import fused_for_inference, pick_device, resolve_precision
 from unveil.shipped import resolve_checkpoint
 
-from .options import (add_evaluation_arguments, add_model_arguments, add_source_arguments, add_train_arguments,
+from .options import (add_evaluation_arguments, add_model_arguments, add_source_arguments, add_train_command,
                       count, load_source, train_overrides)
 
 OCCLUSION_HELP = "none (default), lower-half[:start_row=24,fill=0] or mask[:styles=surgical+n95,seed=0]"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    for add in (_register_train, _register_eval, _register_baseline, _register_saliency):
+    add_train_command(sub, "train-classifier", "train a classifier from a YAML config",
+                      "Train a classifier from configs/classifier_*.yaml; the run folder gets config.yaml, "
+                      "history.json, metrics.json, last.* (resume) and best.*.", "configs/classifier_synthetic.yaml",
+                      run_train)
+    for add in (_register_eval, _register_baseline, _register_saliency):
         add(sub)
-
-
-def _register_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train-classifier", help="train a classifier from a YAML config",
-                       description="Train a classifier from configs/classifier_*.yaml; the run folder gets "
-                                   "config.yaml, history.json, metrics.json, last.* (resume) and best.*.")
-    add_train_arguments(p, "configs/classifier_synthetic.yaml")
-    p.set_defaults(run=run_train)
 
 
 def _register_eval(sub: argparse._SubParsersAction) -> None:
@@ -123,6 +119,16 @@ def _load_model(spec: str, device: torch.device, checkpoints: str | None):
     return fused_for_inference(model), meta, path
 
 
+def _model_and_faces(args: argparse.Namespace):
+    """(device, the classifier folded for inference, its sidecar, its path, the faces of --split)."""
+    device = pick_device(args.device)
+    model, meta, path = _load_model(args.checkpoint, device, args.checkpoints)
+    faces = load_source(args, args.data, args.split)
+    if len(faces) == 0:
+        raise UnveilError(f"{args.data}: no faces in split {args.split!r}")
+    return device, model, meta, path, faces
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("_") or "x"
 
@@ -133,11 +139,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from .compare import reconstruct_loader
 
-    device = pick_device(args.device)
-    model, meta, path = _load_model(args.checkpoint, device, args.checkpoints)
-    faces = load_source(args, args.data, args.split)
-    if len(faces) == 0:
-        raise UnveilError(f"{args.data}: no faces in split {args.split!r}")
+    device, model, meta, path, faces = _model_and_faces(args)
     condition = Condition.build(args.occlusion, args.inpainter, reconstruct_loader(device, args.checkpoints))
     report = evaluate(model, faces, condition, tta=args.tta, n_boot=args.n_boot, seed=args.seed,
                       precision=args.precision)
@@ -240,11 +242,7 @@ def run_saliency(args: argparse.Namespace) -> int:
     from unveil.classify.condition import Condition
     from unveil.classify.saliency import saliency_grid
 
-    device = pick_device(args.device)
-    model, _, _ = _load_model(args.checkpoint, device, args.checkpoints)
-    faces = load_source(args, args.data, args.split)
-    if len(faces) == 0:
-        raise UnveilError(f"{args.data}: no faces in split {args.split!r}")
+    device, model, _, _, faces = _model_and_faces(args)
     pick = torch.randperm(len(faces), generator=torch.Generator().manual_seed(args.seed))[: args.n]
     chosen = faces.select(pick.sort().values)
     images = Condition.build(args.occlusion)(chosen.float_images(), seed=args.seed).to(device)

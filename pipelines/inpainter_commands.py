@@ -27,16 +27,14 @@ from unveil.occlusion import Occlusion
 from unveil.runtime import pick_device
 from unveil.shipped import JUDGE, resolve_checkpoint
 
-from .options import add_evaluation_arguments, add_train_arguments, load_source, train_overrides
+from .options import add_evaluation_arguments, add_train_command, load_source, train_overrides
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train-inpainter", help="train an inpainting generator from a config",
-                       description="Train an inpainting generator (unet, ra_unet, resnet_cgan) from a YAML "
-                                   "config; writes config.yaml, history.json, metrics.json, samples/, best.* "
-                                   "(the generator) and last.* (resume state) into the run folder.")
-    add_train_arguments(p, "configs/inpaint_synthetic_unet.yaml")
-    p.set_defaults(run=run_train)
+    add_train_command(sub, "train-inpainter", "train an inpainting generator from a config",
+                      "Train an inpainting generator (unet, ra_unet, resnet_cgan) from a YAML config; writes "
+                      "config.yaml, history.json, metrics.json, samples/, best.* (the generator) and last.* "
+                      "(resume state) into the run folder.", "configs/inpaint_synthetic_unet.yaml", run_train)
 
     p = sub.add_parser("eval-inpainter", help="score an inpainter: image quality and a judge's accuracy",
                        description="Reconstruct the occluded faces of a split, stitch them, and report hole and "
@@ -55,11 +53,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _register_segmenter(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train-segmenter", help="train the mask segmenter behind predict --hole auto",
-                       description="Train the small U-Net that marks the pixels a face mask hides, on faces "
-                                   "wearing synthetic masks; the run folder gets best.* (the segmenter).")
-    add_train_arguments(p, "configs/segmenter_fer.yaml")
-    p.set_defaults(run=run_train_segmenter)
+    add_train_command(sub, "train-segmenter", "train the mask segmenter behind predict --hole auto",
+                      "Train the small U-Net that marks the pixels a face mask hides, on faces wearing synthetic "
+                      "masks; the run folder gets best.* (the segmenter).", "configs/segmenter_fer.yaml",
+                      run_train_segmenter)
 
     p = sub.add_parser("eval-segmenter", help="score a mask segmenter on faces wearing held-out synthetic masks",
                        description="Put synthetic masks (drawn from --seed) on the faces of a split, leave a fifth "

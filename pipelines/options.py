@@ -91,3 +91,10 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser, out_help: str) -> 
     parser.add_argument("--out", help=out_help)
     add_model_arguments(parser)
     add_source_arguments(parser)
+
+
+def add_train_command(sub, name: str, help: str, description: str, example: str, run) -> None:
+    """A `train-*` command: its parser with the train options, calling `run`."""
+    parser = sub.add_parser(name, help=help, description=description)
+    add_train_arguments(parser, example)
+    parser.set_defaults(run=run)
