@@ -39,6 +39,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_source_arguments(preview)
     preview.set_defaults(run=run_preview)
 
+    store = data_sub.add_parser("store", help="decode a source once into a memory-mapped face store",
+                                description="Write a source's decoded faces as a face store (uint8 shards read "
+                                            "through memory maps): for sets too large to decode per run or to hold "
+                                            "on one GPU. The store is then a source like any other.")
+    store.add_argument("source")
+    store.add_argument("out", help="a new folder for the store")
+    store.add_argument("--shard-faces", type=count(1), default=65_536, help="faces per shard file (65,536)")
+    add_source_arguments(store)
+    store.set_defaults(run=run_store)
+
+
+def run_store(args: argparse.Namespace) -> int:
+    from unveil.data.store import write_store
+
+    faces = load_source(args, args.source)
+    folder = write_store(faces, args.out, shard_faces=args.shard_faces)
+    print(f"wrote {folder}: {len(faces)} faces of {faces.source} ({', '.join(f'{k} {sum(v.values())}' for k, v in faces.counts().items())})")
+    return 0
+
 
 def run_info(args: argparse.Namespace) -> int:
     faces = load_source(args, args.source)

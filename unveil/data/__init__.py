@@ -21,6 +21,7 @@ from ..errors import UnveilError
 from ..io import write_bytes
 from .faces import SPLIT_CHOICES, SPLITS, Faces
 from .preprocess import minmax_normalize
+from .store import is_store, open_store
 from .sources import Source, assign_splits, resolve_source
 
 __all__ = ["Faces", "SPLITS", "SPLIT_CHOICES", "load_faces", "resolve_source", "cache_dir"]
@@ -39,7 +40,13 @@ def load_faces(source: str, split: str = "all", normalize: bool = True,
     """Load a source (see `unveil.data.sources`) as Faces, from the cache when it is unchanged.
 
     `normalize` applies the per-image min-max stretch (on by default for everything Unveil trains).
+    A face store (`unveil.data.store`) is read through memory maps, not cached again; under data-parallel
+    training each rank reads only its block of the training faces.
     """
+    if is_store(source):
+        from ..distributed import world
+
+        return open_store(source, *world()).split(split)
     src = resolve_source(source, aliases)
     fingerprint = _fingerprint(src, normalize)
     path = cache_dir() / f"faces-{fingerprint[:24]}.safetensors"
