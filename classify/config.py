@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from unveil.classes import ClassMap, ClassView
 from unveil.config import check_args, check_choice, load_config
 from unveil.occlusion import Occlusion
 from unveil.trainer import AugmentConfig, ExperimentConfig, OptimConfig, TrainConfig
@@ -96,10 +97,22 @@ class ClassifierConfig(ExperimentConfig):
     condition: ConditionConfig = field(default_factory=ConditionConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     report_test: bool = True      # evaluate the selected model once on the test split, if it has faces
+    # Train on coarser classes (unveil.classes.ClassMap): none (the 7 canonical ones), valence (negative /
+    # neutral / positive), "GROUP=CLASS+CLASS,..." or a mapping {group: [classes]}. Recorded in the sidecar.
+    class_map: str | dict | None = None
 
     def __post_init__(self):
         super().__post_init__()
         check_choice("train.select", self.train.select, SELECT_METRICS)
+        outputs = ClassMap.parse(self.class_map, "class_map")
+        wanted = self.model.args.get("num_classes")
+        if outputs is not None and wanted is not None and wanted != len(outputs.names):
+            raise ValueError(f"model.args.num_classes is {wanted} but class_map {outputs.name} has "
+                             f"{len(outputs.names)} groups; leave num_classes out, the map sets it")
+
+    def class_view(self) -> ClassView:
+        """The classes this experiment trains on and reports: canonical, or the map's groups."""
+        return ClassView(ClassMap.parse(self.class_map, "class_map"))
 
 
 def load_classifier_config(path: str | Path, overrides: list[str] | None = None) -> ClassifierConfig:

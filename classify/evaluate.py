@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from unveil.classes import CLASSES
+from unveil.classes import CLASSES, ClassView
 from unveil.data import Faces
 from unveil.figures import confusion_image
 from unveil.io import atomic_path, json_text
@@ -88,8 +88,9 @@ def predict_proba(model: nn.Module, images: torch.Tensor, batch_size: int | None
 
 
 def evaluate(model: nn.Module, faces: Faces, condition: Condition | None = None, tta: bool = False,
-             n_boot: int = 1000, seed: int = 0, precision: str = "auto") -> dict:
-    """unveil.metrics.classification_report of `model` on `faces` shown under `condition`.
+             n_boot: int = 1000, seed: int = 0, precision: str = "auto", view: ClassView | None = None) -> dict:
+    """unveil.metrics.classification_report of `model` on `faces` shown under `condition`, in `view`
+    (default: the canonical classes; see `unveil.classes.class_view`).
 
     The condition's masks are drawn from `seed`, so two models evaluated with the same seed see the
     same occluded faces.
@@ -98,7 +99,12 @@ def evaluate(model: nn.Module, faces: Faces, condition: Condition | None = None,
     if condition is not None:
         images = condition.over_set(images, seed=seed)
     probs = predict_proba(model, images, tta=tta, precision=precision)
-    return classification_report(faces.labels, probs, n_boot=n_boot, seed=seed)
+    return scored(faces.labels, probs, view or ClassView(), n_boot=n_boot, seed=seed)
+
+
+def scored(labels: torch.Tensor, probs: torch.Tensor, view: ClassView, n_boot: int = 1000, seed: int = 0) -> dict:
+    """classification_report of a model's probabilities on canonical `labels`, in `view`."""
+    return classification_report(view.labels(labels), view.probs(probs), n_boot=n_boot, seed=seed, classes=view.names)
 
 
 # --------------------------------------------------------------------------- report files
@@ -114,7 +120,7 @@ def write_report(report: dict, out_dir: str | Path, title: str, info: dict | Non
         staged = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
         staged["json"].write_text(json_text({**(info or {}), **report}), encoding="utf-8")
         staged["markdown"].write_text(report_markdown(report, title, info), encoding="utf-8")
-        confusion_image(report["confusion"]).save(staged["png"], format="PNG", optimize=True)
+        confusion_image(report["confusion"], report.get("classes")).save(staged["png"], format="PNG", optimize=True)
     return paths
 
 

@@ -50,8 +50,9 @@ def classification_loss(logits: torch.Tensor, targets: torch.Tensor, weight: tor
     return (w * per_face).sum() / w.sum()
 
 
-def make_criterion(cfg: LossConfig, train_labels: torch.Tensor) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    weight = class_weights(train_labels, mode=cfg.class_weights) if cfg.class_weights != "none" else None
+def make_criterion(cfg: LossConfig, train_labels: torch.Tensor,
+                   num_classes: int = NUM_CLASSES) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    weight = class_weights(train_labels, num_classes, cfg.class_weights) if cfg.class_weights != "none" else None
     gamma = cfg.focal_gamma if cfg.name == "focal" else 0.0
     return lambda logits, y: classification_loss(logits, y, weight, cfg.label_smoothing, gamma)
 

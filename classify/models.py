@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from unveil.checkpoint import load_checkpoint, load_model, save_checkpoint
 from unveil.classes import CLASSES, NUM_CLASSES
+from unveil.errors import UnveilError
 from unveil.registry import Registry
 
 CLASSIFIERS: Registry[nn.Module] = Registry("classifier")
@@ -110,4 +111,8 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tup
     """Rebuild a classifier from its sidecar and load its weights; returns (model in eval mode, meta)."""
     tensors, meta = load_checkpoint(path, device, kind="classifier")
     model = load_model(lambda: create_classifier(meta["arch"], **meta.get("arch_args") or {}), tensors, path)
+    outputs = getattr(model, "num_classes", len(CLASSES))
+    if outputs != len(meta["classes"]):  # the sidecar's class list (canonical or a map's groups) names the outputs
+        raise UnveilError(f"{path}: the model predicts {outputs} classes but the sidecar names {len(meta['classes'])} "
+                          f"({', '.join(meta['classes'])})")
     return model.to(device).eval(), meta

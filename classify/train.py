@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from unveil.classes import ClassView
 from unveil.config import to_dict
 from unveil.data import Faces, load_faces
 from unveil.distributed import is_main, shard_index, world
@@ -44,21 +45,22 @@ class ClassifierTask:
     selected = "model"
 
     def __init__(self, model: nn.Module, train: Faces, val: Faces | None, cfg: TrainConfig, loss: LossConfig,
-                 device: torch.device, condition: Condition, meta: dict | None = None):
+                 device: torch.device, condition: Condition, meta: dict | None = None, view: ClassView | None = None):
         if world()[1] > 1 and not train.sharded:
             train = train.select(shard_index(len(train)))  # this rank's shard
         if len(train) < 2:
             raise UnveilError(f"need at least 2 training faces, got {len(train)}")
         self.device, self.cfg, self.condition, self.meta = device, cfg, condition, meta
+        self.view = view or ClassView()   # a class map trains on its groups: labels become group indices
         model = prepare_model(model, device)
         self.models = {"model": model}
         self.optim = {"model": ([model], cfg.optim)}
         self.net = torch.compile(model) if cfg.compile and device.type == "cuda" else model
-        self.images, self.labels = train.images.to(device), train.labels.to(device)
+        self.images, self.labels = train.images.to(device), self.view.labels(train.labels).to(device)
         self.batch = min(cfg.batch_size, len(train))
         # The last partial batch is dropped (BatchNorm needs more than one face).
         self.steps_per_epoch = cfg.steps_per_epoch or len(train) // self.batch
-        self.criterion = make_criterion(loss, self.labels)
+        self.criterion = make_criterion(loss, self.labels, len(self.view.names))
         self.loss = loss
         self.augment = cfg.augment.build()
         self.val = val if val is not None and len(val) else None
@@ -91,8 +93,9 @@ class ClassifierTask:
         if self.val is None:
             return {}
         probs = predict_proba(model, self.val_images)
-        report = classification_report(self.val.labels, probs, n_boot=0)
-        nll = F.nll_loss(probs.clamp_min(1e-8).log(), self.val.labels.to(probs.device))
+        labels = self.view.labels(self.val.labels)
+        report = classification_report(labels, probs, n_boot=0, classes=self.view.names)
+        nll = F.nll_loss(probs.clamp_min(1e-8).log(), labels.to(probs.device))
         return {"loss": float(nll), "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
 
     def save_best(self, path: Path, model: nn.Module, record: dict) -> None:
@@ -106,18 +109,20 @@ def fit_classifier(model: nn.Module, train: Faces, val: Faces | None, cfg: Train
                    loss: LossConfig | None = None, device: torch.device | str = "cpu",
                    condition: Condition | None = None, out_dir: str | Path | None = None, meta: dict | None = None,
                    config: dict | None = None, resume: bool = False, progress: bool = True,
-                   on_epoch_end: Callable[[int, dict], None] | None = None) -> tuple[nn.Module, dict]:
+                   on_epoch_end: Callable[[int, dict], None] | None = None,
+                   view: ClassView | None = None) -> tuple[nn.Module, dict]:
     """Train `model` on `train` shown under `condition`; select (and early-stop) on `val`.
 
     Returns the selected model (the EMA weights when `cfg.ema` > 0) in eval mode on `device`, and the
     trainer's history (`unveil.trainer.Trainer.fit`). Without `val` the last epoch is kept. With
     `out_dir`, the run folder gets `config.yaml` (`config`), `last.*`, `history.json` and `best.*` (a
-    classifier checkpoint whose sidecar is `meta`, which must name `arch` and `arch_args`).
+    classifier checkpoint whose sidecar is `meta`, which must name `arch` and `arch_args`). With a
+    class map's `view`, the model (built with as many outputs as groups) learns the groups.
     """
     device = torch.device(device)
     if out_dir is not None and "arch" not in (meta or {}):
         raise ValueError("fit_classifier with out_dir needs meta with 'arch' and 'arch_args' for best.*")
-    task = ClassifierTask(model, train, val, cfg, loss or LossConfig(), device, condition or Condition(), meta)
+    task = ClassifierTask(model, train, val, cfg, loss or LossConfig(), device, condition or Condition(), meta, view)
     trainer = Trainer(task, cfg, cfg.select or "accuracy", out=out_dir, config=config, what="train-classifier",
                       progress=progress, device=device, on_epoch_end=on_epoch_end)
     history = trainer.fit(resume=resume)
@@ -160,22 +165,23 @@ def train_from_config(cfg: ClassifierConfig, out_dir: str | Path | None = None, 
     faces = load_faces(cfg.data.source, normalize=cfg.data.normalize)
     train, val, test = _splits(faces, cfg)
     condition = Condition.from_config(cfg.condition, load_reconstruct)
-    model = create_classifier(cfg.model.arch, **cfg.model.args)
-    meta = {"arch": cfg.model.arch, "arch_args": cfg.model.args, "name": cfg.name, "data_source": faces.source,
-            "data_fingerprint": faces.fingerprint, "train_faces": len(train)}
+    view = cfg.class_view()
+    model, meta = _model_and_meta(cfg, view)
+    meta.update(data_source=faces.source, data_fingerprint=faces.fingerprint, train_faces=len(train))
     if is_main():
         print(f"[train-classifier] {cfg.name}: {cfg.model.arch} on {len(train)} faces ({faces.source}), condition "
-              f"{cfg.condition.name}, {cfg.train.epochs} epochs on {device}; run folder {out}", file=sys.stderr)
+              f"{cfg.condition.name}, {view.describe()}, {cfg.train.epochs} epochs on {device}; run folder {out}",
+              file=sys.stderr)
     started = time.perf_counter()
     model, history = fit_classifier(model, train, val, cfg.train, cfg.loss, device, condition, out, meta,
-                                    to_dict(cfg), resume, on_epoch_end=on_epoch_end)
-    metrics = {"name": cfg.name, **condition.describe(), "best_epoch": history["best_epoch"],
+                                    to_dict(cfg), resume, on_epoch_end=on_epoch_end, view=view)
+    metrics = {"name": cfg.name, **condition.describe(), **view.record(), "best_epoch": history["best_epoch"],
                "epochs_run": history["epochs_run"], "stopped_early": history["stopped_early"],
                "seconds_per_epoch": history["seconds_per_epoch"], "train_faces": len(train)}
     for split, part in (("val", val), ("test", test)):
         if len(part) and (split == "val" or cfg.report_test):
-            metrics[split] = evaluate(model, part, condition, seed=VAL_SEED)
-            tta = evaluate(model, part, condition, tta=True, n_boot=0, seed=VAL_SEED)
+            metrics[split] = evaluate(model, part, condition, seed=VAL_SEED, view=view)
+            tta = evaluate(model, part, condition, tta=True, n_boot=0, seed=VAL_SEED, view=view)
             metrics[f"{split}_tta"] = {"accuracy": tta["accuracy"], "macro_f1": tta["macro_f1"]}
     if not is_main():
         return metrics  # rank 0 writes the run folder
@@ -189,16 +195,21 @@ def train_from_config(cfg: ClassifierConfig, out_dir: str | Path | None = None, 
     return metrics
 
 
+def _model_and_meta(cfg: ClassifierConfig, view: ClassView) -> tuple[nn.Module, dict]:
+    """The untrained model and what its sidecar says about it. A class map gives the model one output
+    per group, and the sidecar the map and the groups as its `classes` (checked on load)."""
+    args = dict(cfg.model.args)
+    meta = {"arch": cfg.model.arch, "arch_args": args, "name": cfg.name}
+    if view.mapping is not None:
+        args["num_classes"] = len(view.names)
+        meta.update(classes=list(view.names), class_map=view.mapping.record())
+    return create_classifier(cfg.model.arch, **args), meta
+
+
 def _splits(faces: Faces, cfg: ClassifierConfig) -> tuple[Faces, Faces, Faces]:
-    train, val, test = (faces.split(s) for s in ("train", "val", "test"))
-    if len(train) == 0:
+    if len(faces.split("train")) == 0:
         raise UnveilError(f"{cfg.data.source}: no training faces")
-    if cfg.data.limit and cfg.data.limit < len(train):
-        pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.train.seed))[: cfg.data.limit]
-        train = train.select(pick.sort().values)
-    if cfg.data.val_limit and cfg.data.val_limit < len(val):
-        val = val.select(torch.arange(cfg.data.val_limit))
-    return train, val, test
+    return cfg.data.splits(faces, cfg.train.seed)
 
 
 def _sidecar_metrics(metrics: dict) -> dict:

@@ -116,12 +116,7 @@ class SegmenterTask:
 
     def __init__(self, cfg: SegmenterConfig, faces: Faces, device: torch.device):
         self.cfg, self.device = cfg, device
-        train, val = faces.split("train"), faces.split("val")
-        if cfg.data.limit and cfg.data.limit < len(train):
-            pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.train.seed))
-            train = train.select(pick[: cfg.data.limit].sort().values)
-        if cfg.data.val_limit:
-            val = val.select(torch.arange(min(cfg.data.val_limit, len(val))))
+        train, val, _ = cfg.data.splits(faces, cfg.train.seed)
         if world()[1] > 1 and not train.sharded:
             train = train.select(shard_index(len(train)))  # this rank's shard
         if len(train) < cfg.train.batch_size or len(val) == 0:

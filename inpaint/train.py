@@ -86,12 +86,8 @@ class InpaintTask:
 
     def _splits(self, faces: Faces) -> tuple[Faces, Faces]:
         """Training and val faces, resident on the device as uint8 (decoded once)."""
-        data, train, val = self.cfg.data, faces.split("train"), faces.split("val")
-        if data.limit and data.limit < len(train):
-            pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.cfg.train.seed))
-            train = train.select(pick[: data.limit].sort().values)
-        if data.val_limit:
-            val = val.select(torch.arange(min(data.val_limit, len(val))))
+        data = self.cfg.data
+        train, val, _ = data.splits(faces, self.cfg.train.seed)
         if world()[1] > 1 and not train.sharded:
             train = train.select(shard_index(len(train)))  # this rank's shard
         if len(train) < self.cfg.train.batch_size or len(val) == 0:

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from unveil.checkpoint import checkpoint_paths
-from unveil.classes import CLASSES
+from unveil.classes import CLASSES, ClassView, class_view
 from unveil.data import SPLIT_CHOICES
 from unveil.distributed import init_from_env, is_main
 from unveil.errors import UnveilError
@@ -20,8 +20,9 @@ from unveil.io import write_json
 from unveil.runtime import fused_for_inference, pick_device, resolve_precision
 from unveil.shipped import resolve_checkpoint
 
-from .options import (add_evaluation_arguments, add_model_arguments, add_source_arguments, add_train_command,
-                      count, load_source, train_overrides)
+from .options import (add_class_map_argument, add_evaluation_arguments, add_exclude_argument, add_model_arguments,
+                      add_source_arguments, add_train_command, class_map_option, count, load_scored, load_source,
+                      train_overrides)
 
 OCCLUSION_HELP = "none (default), lower-half[:start_row=24,fill=0] or mask[:styles=surgical+n95,seed=0]"
 
@@ -48,17 +49,24 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the masks and of the bootstrap")
     p.add_argument("--record", action="store_true",
                    help="also store accuracy and macro-F1 in the checkpoint's sidecar under metrics.<split> "
-                        "(only under the checkpoint's own training condition)")
+                        "(only under the checkpoint's own training condition and classes)")
+    add_class_map_argument(p)
+    add_exclude_argument(p)
     add_evaluation_arguments(p, "folder for the report files (default runs/eval/<checkpoint>-<split>-...)")
     p.set_defaults(run=run_eval)
 
 
 def _register_baseline(sub: argparse._SubParsersAction) -> None:
-    base = sub.add_parser("baseline", help="classical baselines")
-    base_sub = base.add_subparsers(dest="baseline_command", metavar="KIND", required=True)
-    p = base_sub.add_parser("svm", help="PCA (150) + RBF SVM, C and gamma by CV on a training subset",
-                            description="Fit PCA + RBF SVM on a random training subset (C and gamma chosen by "
-                                        "cross-validation on it only) and report on --split.")
+    from unveil.classify.baseline import CLASSICAL
+
+    p = sub.add_parser("baseline", help="a classical model on flattened faces: " + ", ".join(CLASSICAL.names()),
+                       description="Fit PCA (whitened) + MODEL on a random training subset, its hyper-parameters "
+                                   "chosen by cross-validation on that subset only, and report on --split with the "
+                                   "same metrics and bootstrap intervals as every classifier.",
+                       epilog="example: unveil baseline logreg --data ../shared/data/fer2013 --occlusion lower-half")
+    p.add_argument("model", choices=CLASSICAL.names(), metavar="MODEL",
+                   help="svm (RBF), logreg (multinomial), naive_bayes (Gaussian), random_forest, kmeans "
+                        "(each cluster labelled with its training faces' majority class)")
     p.add_argument("--data", required=True)
     p.add_argument("--occlusion", default="none", help=OCCLUSION_HELP + "; applied to training and test faces")
     p.add_argument("--train-size", type=count(2), default=5000, help="training faces for the fit and the CV (5000)")
@@ -69,10 +77,11 @@ def _register_baseline(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--jobs", type=int, default=1, help="parallel CV fits (-1: all cores)")
     p.add_argument("--n-boot", type=count(0), default=1000, help="bootstrap resamples for the intervals (0: none)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
-    p.add_argument("--out", help="folder for the report files (default runs/baseline/svm-<occlusion>)")
+    p.add_argument("--out", help="folder for the report files (default runs/baseline/<model>-<occlusion>)")
     p.add_argument("--save", help="also save the fitted baseline (safetensors + JSON) under this name")
+    add_class_map_argument(p)
     add_source_arguments(p)
-    p.set_defaults(run=run_svm)
+    p.set_defaults(run=run_baseline)
 
 
 def _register_saliency(sub: argparse._SubParsersAction) -> None:
@@ -120,13 +129,15 @@ def _load_model(spec: str, device: torch.device, checkpoints: str | None):
 
 
 def _model_and_faces(args: argparse.Namespace):
-    """(device, the classifier folded for inference, its sidecar, its path, the faces of --split)."""
+    """(device, the classifier folded for inference, its sidecar, its path, the faces of --split, and
+    the record of the faces --exclude-degenerate left out or None)."""
     device = pick_device(args.device)
     model, meta, path = _load_model(args.checkpoint, device, args.checkpoints)
-    faces = load_source(args, args.data, args.split)
+    faces, excluded = load_scored(lambda source, split: load_source(args, source, split), args.data, args.split,
+                                  getattr(args, "exclude_degenerate", False))
     if len(faces) == 0:
         raise UnveilError(f"{args.data}: no faces in split {args.split!r}")
-    return device, model, meta, path, faces
+    return device, model, meta, path, faces, excluded
 
 
 def _slug(text: str) -> str:
@@ -139,19 +150,24 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from .compare import reconstruct_loader
 
-    device, model, meta, path, faces = _model_and_faces(args)
+    device, model, meta, path, faces, excluded = _model_and_faces(args)
+    view = class_view(meta, class_map_option(args), str(path))
     condition = Condition.build(args.occlusion, args.inpainter, reconstruct_loader(device, args.checkpoints))
     report = evaluate(model, faces, condition, tta=args.tta, n_boot=args.n_boot, seed=args.seed,
-                      precision=args.precision)
+                      precision=args.precision, view=view)
     info = {"checkpoint": str(checkpoint_paths(path)[0]), "data": faces.source, "split": args.split,
             **condition.describe(), "tta": args.tta, "precision": resolve_precision(device, args.precision),
-            "trained_condition": meta.get("condition", "full"), "trained_occlusion": meta.get("occlusion", "none")}
+            "trained_condition": meta.get("condition", "full"), "trained_occlusion": meta.get("occlusion", "none"),
+            **view.record(), **({"excluded_degenerate": excluded} if excluded else {})}
     name = checkpoint_paths(path)[0].stem
-    default = f"{name}-{args.split}-{_slug(info['occlusion'])}" + ("-recon" if args.inpainter else "") + ("-tta" if args.tta else "")
+    default = (f"{name}-{args.split}-{_slug(info['occlusion'])}" + ("-recon" if args.inpainter else "")
+               + ("-tta" if args.tta else "") + (f"-{_slug(view.mapping.name)}" if view.mapping else "")
+               + ("-no-degenerate" if excluded else ""))
     out = Path(args.out) if args.out else Path("runs") / "eval" / default
-    paths = write_report(report, out, f"{name} on {args.split} ({info['condition']}, occlusion {info['occlusion']})", info)
+    title = f"{name} on {args.split} ({info['condition']}, occlusion {info['occlusion']}; {view.describe()})"
+    paths = write_report(report, out, title, info)
     if args.record:
-        _record(path, meta, info, report)
+        _record(path, meta, info, report, view)
     if args.json:
         print(json.dumps({**info, **report}))
     else:
@@ -160,8 +176,12 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record(checkpoint: str, meta: dict, info: dict, report: dict) -> None:
+def _record(checkpoint: str, meta: dict, info: dict, report: dict, view: ClassView) -> None:
     """Store this split's scores in the checkpoint's sidecar (its weights are untouched)."""
+    if view.collapse or "excluded_degenerate" in info:
+        raise UnveilError(f"--record stores the checkpoint's own {len(meta['classes'])}-class scores on the whole "
+                          f"split; a view collapsed from them, or a split less its flagged faces, is reported, "
+                          f"not recorded")
     same = (info["condition"] == meta.get("condition", "full") and info["occlusion"] == meta.get("occlusion", "none")
             and info["inpainter"] == meta.get("inpainter"))
     if not same:
@@ -181,6 +201,10 @@ def _summary(report: dict, info: dict) -> str:
     span = lambda k: f" [{100 * ci[k][0]:.2f}, {100 * ci[k][1]:.2f}]" if k in ci else ""  # noqa: E731
     lines = [f"{Path(info['checkpoint']).stem} on {info['split']} ({report['n']} faces, condition {info['condition']}, "
              f"occlusion {info['occlusion']}{', TTA' if info['tta'] else ''}; trained {info['trained_condition']})",
+             f"classes   {len(report['classes'])}: {', '.join(report['classes'])}"
+             + (" (collapsed from the 7-class probabilities)" if info.get("collapsed_from_canonical") else ""),
+             *([f"left out {info['excluded_degenerate']['excluded']} flagged faces (--exclude-degenerate: "
+                f"{info['excluded_degenerate']['criteria']})"] if info.get("excluded_degenerate") else []),
              f"accuracy  {100 * report['accuracy']:.2f} %{span('accuracy')}",
              f"macro-F1  {100 * report['macro_f1']:.2f} %{span('macro_f1')}"]
     if report.get("macro_roc_auc") is not None:
@@ -194,16 +218,16 @@ def _summary(report: dict, info: dict) -> str:
 # --------------------------------------------------------------------------- baseline svm
 
 
-def run_svm(args: argparse.Namespace) -> int:
-    from unveil.classify.baseline import fit_svm_baseline
+def run_baseline(args: argparse.Namespace) -> int:
+    from unveil.classify.baseline import CLASSICAL, fit_baseline
     from unveil.classify.condition import Condition
-    from unveil.classify.evaluate import write_report
-    from unveil.metrics import classification_report
+    from unveil.classify.evaluate import scored, write_report
 
     if args.jobs == 0:
         raise UnveilError("--jobs must be a number of parallel fits (1, 2, ...) or -1 for all cores, not 0")
     if args.train_size < 2 * args.folds:
         raise UnveilError(f"--train-size {args.train_size} is too small for {args.folds}-fold cross-validation")
+    view = class_view({}, class_map_option(args), f"baseline {args.model}")
     faces = load_source(args, args.data)
     train, test = faces.split("train"), faces.split(args.split)
     if len(train) == 0 or len(test) == 0:
@@ -212,14 +236,17 @@ def run_svm(args: argparse.Namespace) -> int:
     # Different mask seeds for the two sets, so no training mask is reused on a test face.
     train_images = condition.over_set(train.float_images(), seed=args.seed + 1_000)
     test_images = condition.over_set(test.float_images(), seed=args.seed)
-    print(f"[baseline svm] PCA({args.components}) + RBF SVM on {min(args.train_size, len(train))} of {len(train)} "
-          f"training faces, {args.folds}-fold CV over C and gamma ...", file=sys.stderr)
-    baseline, search = fit_svm_baseline(train_images, train.labels, args.train_size, args.components,
-                                        folds=args.folds, seed=args.seed, n_jobs=args.jobs)
-    report = classification_report(test.labels, baseline.predict_proba(test_images), n_boot=args.n_boot, seed=args.seed)
-    info = {"model": "pca_rbf_svm", "data": faces.source, "split": args.split, **condition.describe(), **search}
-    out = Path(args.out) if args.out else Path("runs") / "baseline" / f"svm-{_slug(info['occlusion'])}"
-    paths = write_report(report, out, f"PCA + RBF SVM on {args.split} (occlusion {info['occlusion']})", info)
+    family = CLASSICAL.create(args.model)
+    print(f"[baseline {args.model}] PCA({args.components}) + {family.model} on {min(args.train_size, len(train))} of "
+          f"{len(train)} training faces, {args.folds}-fold CV ...", file=sys.stderr)
+    baseline, search = fit_baseline(args.model, train_images, train.labels, args.train_size, args.components,
+                                    folds=args.folds, seed=args.seed, n_jobs=args.jobs)
+    report = scored(test.labels, baseline.predict_proba(test_images), view, n_boot=args.n_boot, seed=args.seed)
+    info = {"data": faces.source, "split": args.split, **condition.describe(), **search, **view.record()}
+    name = f"{args.model}-{_slug(info['occlusion'])}" + (f"-{_slug(view.mapping.name)}" if view.mapping else "")
+    out = Path(args.out) if args.out else Path("runs") / "baseline" / name
+    paths = write_report(report, out, f"{family.model} on {args.split} (occlusion {info['occlusion']}; "
+                                      f"{view.describe()})", info)
     if args.save:
         saved = baseline.save(args.save, {"data_fingerprint": faces.fingerprint, **condition.describe(), **search,
                                           "metrics": {args.split: {"accuracy": report["accuracy"],
@@ -228,9 +255,9 @@ def run_svm(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**info, **report}))
     else:
-        print(f"best C {search['best_params']['C']:g}, gamma {search['best_params']['gamma']:.3g} "
-              f"(CV accuracy {100 * search['cv_accuracy']:.2f} % on {search['train_size']} faces)")
-        print(_summary(report, {**info, "checkpoint": "svm", "tta": False, "trained_condition": info["condition"]}))
+        params = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in search["best_params"].items())
+        print(f"best {params} (CV accuracy {100 * search['cv_accuracy']:.2f} % on {search['train_size']} faces)")
+        print(_summary(report, {**info, "checkpoint": args.model, "tta": False, "trained_condition": info["condition"]}))
     print(f"wrote {paths['json']}, {paths['markdown'].name}, {paths['png'].name}", file=sys.stderr)
     return 0
 
@@ -242,7 +269,7 @@ def run_saliency(args: argparse.Namespace) -> int:
     from unveil.classify.condition import Condition
     from unveil.classify.saliency import saliency_grid
 
-    device, model, _, _, faces = _model_and_faces(args)
+    device, model, _, _, faces, _ = _model_and_faces(args)
     pick = torch.randperm(len(faces), generator=torch.Generator().manual_seed(args.seed))[: args.n]
     chosen = faces.select(pick.sort().values)
     images = Condition.build(args.occlusion)(chosen.float_images(), seed=args.seed).to(device)

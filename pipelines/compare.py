@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 
+from unveil.classes import ClassMap, ClassView, class_view
 from unveil.classify import load_classifier, predict_proba
 from unveil.classify.identity import classifier_record
 from unveil.data import Faces
@@ -98,48 +99,76 @@ def judge_warnings(judge: Judge, inpainters: list[NamedInpainter]) -> list[str]:
 
 def compare(faces: Faces, judge: Judge, inpainters: list[NamedInpainter], occlusion: Occlusion,
             cross: list[Judge] = (), tta: bool = False, seed: int = 0, n_boot: int = 1000,
-            use_lpips: bool = True, precision: str = "auto") -> tuple[dict, dict]:
+            use_lpips: bool = True, precision: str = "auto", classes: ClassMap | None = None) -> tuple[dict, dict]:
     """Score every condition with the judge; return (report, artefacts for the gallery).
 
-    The report is JSON-able: data, occlusion, judge, warnings, conditions{name: metrics}, and with
-    `cross` the cross-condition matrix. Artefacts hold the condition images, hole and probabilities.
+    The report is JSON-able: data, occlusion, judge, warnings, the class view, conditions{name: metrics},
+    and with `cross` the cross-condition matrix. Artefacts hold the condition images, hole and
+    probabilities. `classes` (a map such as valence) scores everything in that coarser view.
     """
     device = next(judge.model.parameters()).device
     images, labels = faces.float_images().to(device), faces.labels.to(device)
     hole, shown = condition_images(images, occlusion, inpainters, seed, precision)
-    probs = {name: predict_proba(judge.model, x, tta=tta, precision=precision) for name, x in shown.items()}
-    conditions = {}
+    scores, artefacts = judge_conditions(shown, labels, judge, inpainters, cross, tta=tta, seed=seed, n_boot=n_boot,
+                                         precision=precision, classes=classes)
     for name, x in shown.items():
-        conditions[name] = classification_report(labels, probs[name], n_boot=n_boot, seed=seed)
         if name != "full":
-            conditions[name].update(image_quality(x, images, hole, use_lpips))
+            scores["conditions"][name].update(image_quality(x, images, hole, use_lpips))
+    report = {"data": {"source": faces.source, "n": len(faces), "fingerprint": faces.fingerprint},
+              "occlusion": str(occlusion), **scores}
+    return report, {**artefacts, "hole": hole}
+
+
+def judge_conditions(shown: dict[str, torch.Tensor], labels: torch.Tensor, judge: Judge,
+                     inpainters: list[NamedInpainter], cross: list[Judge] = (), tta: bool = False, seed: int = 0,
+                     n_boot: int = 1000, precision: str = "auto", classes: ClassMap | None = None) -> tuple[dict, dict]:
+    """The judge's scores of every condition's faces (and with `cross`, every other classifier's), in
+    the judge's class view; with the artefacts the gallery needs. `labels` are canonical."""
+    device = next(judge.model.parameters()).device
+    view = class_view(judge.meta, classes, judge.path)
+    raw = {name: predict_proba(judge.model, x, tta=tta, precision=precision) for name, x in shown.items()}
+    probs = {name: view.probs(p) for name, p in raw.items()}
+    scored = view.labels(labels)
     report = {
-        "data": {"source": faces.source, "n": len(faces), "fingerprint": faces.fingerprint},
-        "occlusion": str(occlusion), "tta": tta, "seed": seed, "precision": resolve_precision(device, precision),
+        "tta": tta, "seed": seed, "precision": resolve_precision(device, precision), "class_view": view.record(),
         "judge": {**judge.record, "condition": judge.trained_on},
         "inpainters": {i.name: {"path": i.path, "arch": i.model.meta.get("arch"), "guide": i.model.meta.get("guide")}
                        for i in inpainters},
         "warnings": judge_warnings(judge, inpainters),
-        "conditions": conditions,
+        "conditions": {name: classification_report(scored, p, n_boot=n_boot, seed=seed, classes=view.names)
+                       for name, p in probs.items()},
     }
     if cross:
-        report["cross"] = cross_matrix(judge, probs, cross, shown, labels, tta, precision)
-    return report, {"images": shown, "hole": hole, "probs": probs, "labels": labels}
+        report["cross"] = cross_matrix(judge, view, report["conditions"], cross, shown, labels, tta, precision,
+                                       n_boot, seed)
+    artefacts = {"images": shown, "probs": probs, "labels": scored, "classes": view.names,
+                 "explain": {name: view.explained_class(p) for name, p in raw.items()}}
+    return report, artefacts
 
 
-def cross_matrix(judge: Judge, judge_probs: dict[str, torch.Tensor], others: list[Judge],
-                 shown: dict[str, torch.Tensor], labels: torch.Tensor, tta: bool, precision: str) -> dict:
-    """Accuracy and macro-F1 of each classifier (by training condition) on each test condition; the
-    judge's row reuses the probabilities already computed."""
-    rows, accuracy, macro_f1 = [], [], []
+def cross_matrix(judge: Judge, view: ClassView, judge_scores: dict[str, dict], others: list[Judge],
+                 shown: dict[str, torch.Tensor], labels: torch.Tensor, tta: bool, precision: str,
+                 n_boot: int = 0, seed: int = 0) -> dict:
+    """Accuracy and macro-F1 (with 95 % intervals when `n_boot`) of each classifier (by training
+    condition) on each test condition, all in the judge's class view; the judge's row reuses its scores."""
+    rows, scores = [], []
     for clf in (judge, *others):
         rows.append({"classifier": clf.path, "trained_on": clf.trained_on, "occlusion": clf.meta.get("occlusion")})
-        scores = [classification_report(labels, judge_probs[name] if clf is judge else
-                                         predict_proba(clf.model, x, tta=tta, precision=precision), n_boot=0)
-                  for name, x in shown.items()]
-        accuracy.append([s["accuracy"] for s in scores])
-        macro_f1.append([s["macro_f1"] for s in scores])
-    return {"rows": rows, "columns": list(shown), "accuracy": accuracy, "macro_f1": macro_f1}
+        if clf is judge:
+            scores.append(list(judge_scores.values()))
+            continue
+        theirs = class_view(clf.meta, view.mapping, clf.path)
+        if theirs.names != view.names:
+            raise UnveilError(f"{clf.path} predicts {len(theirs.names)} classes ({', '.join(theirs.names)}) and the "
+                              f"judge {len(view.names)}: pass --classes with the map they share (e.g. valence)")
+        scores.append([classification_report(theirs.labels(labels), theirs.probs(predict_proba(
+            clf.model, x, tta=tta, precision=precision)), n_boot=n_boot, seed=seed, classes=theirs.names)
+            for x in shown.values()])
+    out = {"rows": rows, "columns": list(shown), "accuracy": [[s["accuracy"] for s in row] for row in scores],
+           "macro_f1": [[s["macro_f1"] for s in row] for row in scores]}
+    if all("ci95" in s for row in scores for s in row):
+        out["ci95"] = [[s["ci95"] for s in row] for row in scores]
+    return out
 
 
 def reconstruct_loader(device: torch.device, checkpoints: str | Path | None = None):

@@ -9,6 +9,7 @@ import torch
 
 from unveil.classes import CLASSES
 from unveil.data import SPLIT_CHOICES
+from unveil.data.degenerate import LISTED, NEAR_CONSTANT_LEVELS, find_degenerate
 from unveil.errors import UnveilError
 from unveil.figures import Tile, save_png, tile_grid, to_uint8
 from unveil.occlusion import Occlusion
@@ -22,9 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "any class-folder set, or 'synthetic'.")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
-    info = data_sub.add_parser("info", help="count faces per split and class")
+    info = data_sub.add_parser("info", help="count faces per split and class (--check: degenerate faces)")
     info.add_argument("source", help="a FER2013 CSV, a folder or archive of class folders, or 'synthetic'")
     info.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    info.add_argument("--check", action="store_true",
+                      help="also count and list degenerate faces: constant, nearly constant (the 5th-95th "
+                           f"percentile of the pixels within {NEAR_CONSTANT_LEVELS} gray levels) and exact "
+                           "duplicates within and across splits (a training face that is also a test face "
+                           "inflates every test number); what data.drop_degenerate and --exclude-degenerate "
+                           "leave out")
     add_source_arguments(info)
     info.set_defaults(run=run_info)
 
@@ -62,16 +69,46 @@ def run_store(args: argparse.Namespace) -> int:
 def run_info(args: argparse.Namespace) -> int:
     faces = load_source(args, args.source)
     counts = faces.counts()
+    check = find_degenerate(faces).summary(faces, None if args.json else LISTED) if args.check else None
     if args.json:
         totals = {split: sum(c.values()) for split, c in counts.items()}
         print(json.dumps({"source": faces.source, "total": len(faces), "splits": totals,
-                          "counts": counts, "classes": list(CLASSES)}))
+                          "counts": counts, "classes": list(CLASSES), **({"check": check} if check else {})}))
         return 0
     header = f"{'split':<6}" + "".join(f"{c:>9}" for c in CLASSES) + f"{'total':>9}"
     print(f"{faces.source}: {len(faces)} faces\n{header}")
     for split, per_class in counts.items():
         print(f"{split:<6}" + "".join(f"{per_class[c]:>9}" for c in CLASSES) + f"{sum(per_class.values()):>9}")
+    if check:
+        print("\n".join(check_lines(check)))
     return 0
+
+
+def check_lines(check: dict) -> list[str]:
+    """`data info --check` as text: counts, then the ids (the first few of each kind)."""
+    per_split = lambda counts: ", ".join(f"{k} {v}" for k, v in counts.items())  # noqa: E731
+    dup = check["duplicates"]
+    lines = ["", "degenerate faces:",
+             f"  constant          {check['constant']['count']:>6}  ({per_split(check['constant']['by_split'])})",
+             f"  nearly constant   {check['nearly_constant']['count']:>6}  "
+             f"({per_split(check['nearly_constant']['by_split'])}; {check['criteria']['nearly_constant']})",
+             f"  duplicate groups  {dup['groups']:>6}  ({dup['faces']} faces, {dup['label_conflicts']} groups with "
+             f"conflicting labels; constant faces not counted again)"]
+    lines += [f"    within {k:<14}{v['groups']:>6} groups ({v['faces']} faces)" for k, v in dup["within_split"].items()]
+    lines += [f"    across {k:<14}{v['groups']:>6} groups ({v['faces']} faces)" for k, v in dup["across_splits"].items()]
+    lines += [f"  {split} faces with a copy in {per_split(others)}"
+              for split, others in dup["copied_in_another_split"].items()]
+    lines.append(f"  flagged: {per_split(check['flagged'])} ({check['criteria']['flagged']}; what "
+                 f"data.drop_degenerate drops from training and --exclude-degenerate leaves out of a score)")
+    for kind in ("constant", "nearly_constant"):
+        if check[kind]["faces"]:
+            lines.append(f"{kind.replace('_', ' ')}: {', '.join(check[kind]['faces'])}"
+                         + (" ..." if check[kind]["count"] > len(check[kind]["faces"]) else ""))
+    for group in dup["list"]:
+        lines.append(f"copies: {' = '.join(group)}")
+    if dup["groups"] > len(dup["list"]):
+        lines.append(f"... {dup['groups'] - len(dup['list'])} more groups (--json lists every face)")
+    return lines
 
 
 def run_preview(args: argparse.Namespace) -> int:

@@ -25,17 +25,19 @@ SCALE = 4  # 48 px faces shown at 192 px
 
 @dataclass
 class GalleryRow:
-    """One face: its id and true class, and per condition the face, saliency and the judge's reading."""
+    """One face: its id and true class, and per condition the face, saliency and the judge's reading
+    (class names of the report's class view: canonical, or a map's groups)."""
 
     face_id: str
-    label: int
+    label: str
     images: dict[str, np.ndarray]      # condition -> uint8 [H, W]
     saliency: dict[str, np.ndarray]    # condition -> uint8 RGB [H, W, 3]
-    predicted: dict[str, int]
+    predicted: dict[str, str]
     confidence: dict[str, float]
 
 
-def select_faces(labels: torch.Tensor, correct: torch.Tensor, per_class: int, seed: int = 0) -> torch.Tensor:
+def select_faces(labels: torch.Tensor, correct: torch.Tensor, per_class: int, seed: int = 0,
+                 num_classes: int = len(CLASSES)) -> torch.Tensor:
     """Up to `per_class` faces per class, half the judge reads right and half wrong where both exist.
 
     Shape:
@@ -44,7 +46,7 @@ def select_faces(labels: torch.Tensor, correct: torch.Tensor, per_class: int, se
     gen = torch.Generator().manual_seed(seed)
     labels, correct = labels.cpu(), correct.cpu()
     chosen = []
-    for k in range(len(CLASSES)):
+    for k in range(num_classes):
         right = _shuffled((labels == k) & correct, gen)
         wrong = _shuffled((labels == k) & ~correct, gen)
         n_wrong = min(len(wrong), per_class // 2)
@@ -61,24 +63,28 @@ def _shuffled(mask: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 def build_rows(artefacts: dict, ids: list[str], judge: torch.nn.Module, reference: str,
                per_class: int = 2, seed: int = 0) -> list[GalleryRow]:
-    """Pick faces by the judge's verdict on `reference` and gather every condition's view of them."""
+    """Pick faces by the judge's verdict on `reference` and gather every condition's view of them.
+
+    `artefacts` are `compare`'s: images, probs and labels per condition in the report's class view,
+    its class names (`classes`), and the judge output Grad-CAM explains per face (`explain`).
+    """
     from unveil.classify.saliency import grad_cam, overlay
 
     labels, probs, shown = artefacts["labels"], artefacts["probs"], artefacts["images"]
+    names = artefacts["classes"]
     correct = probs[reference].argmax(1) == labels
-    index = select_faces(labels, correct, per_class, seed).to(labels.device)
+    index = select_faces(labels, correct, per_class, seed, len(names)).to(labels.device)
     views, maps = {}, {}
     for name, images in shown.items():
         picked = images[index]
         views[name] = _uint8(picked)
-        heat = grad_cam(judge, picked, target=probs[name][index].argmax(1))
-        maps[name] = overlay(picked, heat)
+        maps[name] = overlay(picked, grad_cam(judge, picked, target=artefacts["explain"][name][index]))
     rows = []
     for r, i in enumerate(index.tolist()):
         rows.append(GalleryRow(
-            face_id=ids[i], label=int(labels[i]),
+            face_id=ids[i], label=names[int(labels[i])],
             images={n: views[n][r] for n in shown}, saliency={n: maps[n][r] for n in shown},
-            predicted={n: int(probs[n][i].argmax()) for n in shown},
+            predicted={n: names[int(probs[n][i].argmax())] for n in shown},
             confidence={n: float(probs[n][i].max()) for n in shown}))
     return rows
 
@@ -93,7 +99,7 @@ def write_html(rows: list[GalleryRow], conditions: list[str], out_dir: str | Pat
     head = "".join(f"<th>{html.escape(c)}</th>" for c in conditions)
     body = []
     for r, row in enumerate(rows):
-        cells = [f"<td class='meta'>{html.escape(CLASSES[row.label])}<br><small>{html.escape(row.face_id)}</small></td>"]
+        cells = [f"<td class='meta'>{html.escape(row.label)}<br><small>{html.escape(row.face_id)}</small></td>"]
         for c in conditions:
             face = _save_tile(row.images[c], out / "gallery" / f"{r:03d}_{_slug(c)}.png")
             sal = _save_tile(row.saliency[c], out / "gallery" / f"{r:03d}_{_slug(c)}_cam.png")
@@ -101,7 +107,7 @@ def write_html(rows: list[GalleryRow], conditions: list[str], out_dir: str | Pat
             cells.append(
                 f"<td><img src='gallery/{face.name}' alt='{html.escape(c)}'>"
                 f"<img src='gallery/{sal.name}' alt='saliency'>"
-                f"<div class='{'ok' if right else 'bad'}'>{CLASSES[row.predicted[c]]} "
+                f"<div class='{'ok' if right else 'bad'}'>{html.escape(row.predicted[c])} "
                 f"{row.confidence[c]:.2f}</div></td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     page = f"""<!doctype html>
@@ -127,10 +133,10 @@ img {{ width: {48 * SCALE // 2}px; height: {48 * SCALE // 2}px; image-rendering:
 def write_png(rows: list[GalleryRow], conditions: list[str], path: str | Path, scale: int = 2) -> Path:
     """The gallery as one picture (for a README or an issue): a row per face, a column per condition,
     each face with the judge's top prediction and confidence under it (green right, red wrong)."""
-    grid = [[Tile(row.images[c], f"{CLASSES[row.predicted[c]][:7]} {row.confidence[c]:.2f}",
+    grid = [[Tile(row.images[c], f"{row.predicted[c][:7]} {row.confidence[c]:.2f}",
                   RIGHT if row.predicted[c] == row.label else WRONG) for c in conditions] for row in rows]
     labels = [c.removeprefix("inpainter_") for c in conditions]
-    return save_png(tile_grid(grid, [CLASSES[r.label] for r in rows], labels, scale=scale, gap=8), path)
+    return save_png(tile_grid(grid, [r.label for r in rows], labels, scale=scale, gap=8), path)
 
 
 def _slug(name: str) -> str:

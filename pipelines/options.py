@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from unveil.classes import parse_aliases
+from unveil.classes import ClassMap, parse_aliases
 from unveil.data import SPLIT_CHOICES, Faces, load_faces
 from unveil.runtime import PRECISIONS
 
@@ -37,6 +37,23 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
 def load_source(args: argparse.Namespace, source: str, split: str = "all") -> Faces:
     return load_faces(source, split, normalize=not args.no_normalize,
                       aliases=parse_aliases(args.alias), use_cache=not args.no_cache)
+
+
+def add_exclude_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--exclude-degenerate", action="store_true",
+                        help="leave out of the score the faces `unveil data info --check` flags: constant, nearly "
+                             "constant, copied in another split (e.g. a test face that is also a training face), "
+                             "and later copies within the split; recorded in the report")
+
+
+def load_scored(load, source: str, split: str, exclude_degenerate: bool) -> tuple[Faces, dict | None]:
+    """The faces of `split` a command scores (`load(source, split)` reads them) and, when
+    `exclude_degenerate`, less the flagged ones (found over every split) with the record of those left out."""
+    if not exclude_degenerate:
+        return load(source, split), None
+    from unveil.data.degenerate import without_degenerate
+
+    return without_degenerate(load(source, "all"), split)
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,3 +115,15 @@ def add_train_command(sub, name: str, help: str, description: str, example: str,
     parser = sub.add_parser(name, help=help, description=description)
     add_train_arguments(parser, example)
     parser.set_defaults(run=run)
+
+
+def add_class_map_argument(parser: argparse.ArgumentParser) -> None:
+    """--classes: score in a coarser class view (see `unveil.classes.ClassMap`)."""
+    parser.add_argument("--classes", metavar="MAP",
+                        help="score in a coarser class view: valence (negative = angry+disgust+fear+sad, neutral, "
+                             "positive = happy+surprise) or GROUP=CLASS+CLASS,...; a 7-class model's probabilities "
+                             "are summed over each group's classes (default: each model's own classes)")
+
+
+def class_map_option(args: argparse.Namespace) -> ClassMap | None:
+    return ClassMap.parse(getattr(args, "classes", None), "--classes")

@@ -75,20 +75,60 @@ class PhotoResult:
                 "picture": self.picture}
 
 
+class FaceFramer:
+    """Photos to the models' input: find the faces, align each as FER2013 frames its faces (48x48
+    grayscale), and find its hole (`HOLES`). Shared by `predict` and the photo test set."""
+
+    def __init__(self, hole: str = "auto", segmenter: str = "segmenter", checkpoints: str | Path | None = None,
+                 device: str | torch.device = "auto", precision: str = "auto"):
+        if hole not in HOLES:
+            raise UnveilError(f"unknown hole {hole!r}; choose one of {', '.join(HOLES)}")
+        self.device, self.precision, self.hole_mode = pick_device(device), precision, hole
+        self.detector = FaceDetector(min_face=SEARCH_FACE, device=self.device)
+        self.segmenter = load_segmenter(segmenter, self.device, checkpoints) if hole == "auto" else None
+
+    def faces(self, rgb: np.ndarray, name: str) -> tuple[list, list[str]]:
+        """(the usable faces, most confident first; one line per problem: no face, a face too small)."""
+        found = sorted((f for f in self.detector.detect(rgb) if f.score >= MIN_SCORE), key=lambda f: -f.score)
+        errors = [] if found else [f"{name}: no face found (faces of {SEARCH_FACE} px and more are searched)"]
+        usable = []
+        for face in found:
+            if face.size >= MIN_USABLE_FACE:
+                usable.append(face)
+                continue
+            x0, y0, _, _ = face.box
+            errors.append(f"{name}: the face at ({x0:.0f}, {y0:.0f}) is {face.size:.0f} px, too small to use "
+                          f"(at least {MIN_USABLE_FACE} px)")
+        return usable, errors
+
+    def frame(self, rgb: np.ndarray, face) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """(the aligned crop, its hole (1 = hidden), the hole mode used), each [1, 1, 48, 48] on the device."""
+        crop, matrix = align_face(rgb, face)
+        full = torch.from_numpy(crop)[None, None].float().div(255).to(self.device)
+        points = transform_points(matrix, face.landmarks)
+        if self.hole_mode == "lower-half":
+            return full, lower_half_hole().to(self.device), "lower-half"
+        if self.hole_mode == "landmarks":
+            return full, landmark_hole(points).to(self.device), "landmarks"
+        hole = self.segmenter.predict(full, precision=self.precision)
+        return full, hole, "auto" if hole.mean() >= NO_MASK else "auto (no mask found)"
+
+
 class Predictor:
     """Every model `unveil predict` needs, loaded once (shipped names or checkpoint paths)."""
 
     def __init__(self, inpainter: str = "inpainter_unet", hole: str = "auto", judge: str = JUDGE,
                  reader: str = OCCLUDED, segmenter: str = "segmenter", checkpoints: str | Path | None = None,
                  device: str = "auto", precision: str = "auto", top: int = 3):
-        if hole not in HOLES:
-            raise UnveilError(f"unknown hole {hole!r}; choose one of {', '.join(HOLES)}")
-        self.device, self.precision, self.hole_mode, self.top = pick_device(device), precision, hole, top
-        self.detector = FaceDetector(min_face=SEARCH_FACE, device=self.device)
+        self.framer = FaceFramer(hole, segmenter, checkpoints, device, precision)
+        self.device, self.precision, self.top = self.framer.device, precision, top
         self.inpainter = fused_for_inference(open_inpainter(inpainter, self.device, checkpoints=checkpoints))
         self.judge = fused_for_inference(load_classifier(resolve_checkpoint(judge, checkpoints), self.device)[0])
         self.reader = fused_for_inference(load_classifier(resolve_checkpoint(reader, checkpoints), self.device)[0])
-        self.segmenter = load_segmenter(segmenter, self.device, checkpoints) if hole == "auto" else None
+
+    @property
+    def detector(self) -> FaceDetector:
+        return self.framer.detector
 
     def predict(self, source: PhotoSource, picture: str | Path | None = None, name: str | None = None) -> PhotoResult:
         """Every face of one photo; problems become `errors` lines, never exceptions. With `picture`,
@@ -98,25 +138,14 @@ class Predictor:
         except UnveilError as exc:
             return PhotoResult(str(source), errors=[str(exc)])
         result = PhotoResult(name or read_name)
-        name = result.source
-        faces = [f for f in self.detector.detect(rgb) if f.score >= MIN_SCORE]
-        if not faces:
-            result.errors.append(f"{name}: no face found (faces of {SEARCH_FACE} px and more are searched)")
-        for face in faces:
-            if face.size < MIN_USABLE_FACE:
-                x0, y0, _, _ = face.box
-                result.errors.append(f"{name}: the face at ({x0:.0f}, {y0:.0f}) is {face.size:.0f} px, too small "
-                                     f"to use (at least {MIN_USABLE_FACE} px)")
-                continue
-            result.faces.append(self.read_face(rgb, face))
+        faces, result.errors = self.framer.faces(rgb, result.source)
+        result.faces = [self.read_face(rgb, face) for face in faces]
         if picture is not None and result.faces:
             result.picture = str(save_png(result_picture(rgb, result), picture))
         return result
 
     def read_face(self, rgb: np.ndarray, face) -> FaceResult:
-        crop, matrix = align_face(rgb, face)
-        full = torch.from_numpy(crop)[None, None].float().div(255).to(self.device)
-        hole, used = self._hole(full, transform_points(matrix, face.landmarks))
+        full, hole, used = self.framer.frame(rgb, face)
         occluded = full * (1 - hole)
         reconstructed = self.inpainter.reconstruct(occluded, hole, precision=self.precision)
         shown = {"untouched": full, "occluded": occluded, "reconstructed": reconstructed}
@@ -126,14 +155,6 @@ class Predictor:
         crops = {k: _uint8(v) for k, v in {**shown, "hole": hole}.items()}
         return FaceResult(face.box, face.score, np.round(face.landmarks, 1).tolist(), used, float(hole.mean()),
                           crops, readings)
-
-    def _hole(self, full: torch.Tensor, points: np.ndarray) -> tuple[torch.Tensor, str]:
-        if self.hole_mode == "lower-half":
-            return lower_half_hole().to(self.device), "lower-half"
-        if self.hole_mode == "landmarks":
-            return landmark_hole(points).to(self.device), "landmarks"
-        hole = self.segmenter.predict(full, precision=self.precision)
-        return hole, "auto" if hole.mean() >= NO_MASK else "auto (no mask found)"
 
     def _reading(self, probs: torch.Tensor) -> Reading:
         values = {c: round(float(p), 4) for c, p in zip(CLASSES, probs)}

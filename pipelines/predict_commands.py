@@ -28,8 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"a generator (shipped name or checkpoint) or a baseline ({', '.join(BASELINES.names())}); "
                         "default inpainter_unet")
     p.add_argument("--hole", default="auto", choices=HOLES,
-                   help="auto: the shipped segmenter finds the mask; landmarks: placed from the nose and mouth "
-                        "points, as a mask would sit; lower-half: the lower half of the aligned crop")
+                   help="auto (default): the shipped segmenter finds the mask, or finds none on a bare face (best "
+                        "on surgical masks; it misses many n95 and some cloth masks on photos: use landmarks); "
+                        "landmarks: placed from the nose and mouth points, as a mask would sit; lower-half: the "
+                        "lower half of the aligned crop")
     p.add_argument("--out", default="runs/predict", help="folder for one annotated PNG per photo (runs/predict)")
     p.add_argument("--top", type=count(1), default=3, help="emotions listed per reading (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")

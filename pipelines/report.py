@@ -18,10 +18,12 @@ def write_comparison(report: dict, out_dir: str | Path) -> dict[str, Path]:
     paths["accuracy"] = save_png(accuracy_chart(
         names, [report["conditions"][n]["accuracy"] for n in names],
         [report["conditions"][n]["ci95"]["accuracy"] for n in names] if _has_ci(report) else None,
-        f"Accuracy of the judge ({report['judge']['arch']}), 95 % bootstrap intervals"),
+        f"Accuracy of the judge ({report['judge']['arch']}{', ' + view_label(report) + 'view' if view_label(report) else ''}), "
+        f"95 % bootstrap intervals"),
         out / "accuracy.png")
     for name in names:
-        paths[f"confusion_{name}"] = save_png(confusion_image(report["conditions"][name]["confusion"]),
+        condition = report["conditions"][name]
+        paths[f"confusion_{name}"] = save_png(confusion_image(condition["confusion"], condition.get("classes")),
                                               out / f"confusion_{name}.png")
     paths["report"] = write_text(out / "report.md", comparison_markdown(report))
     return paths
@@ -35,9 +37,18 @@ def _fmt(value, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def view_label(report: dict) -> str:
+    """'' for the canonical classes; else what the numbers are, e.g. '3-class valence ' (in every header,
+    so a 3-class number is never read as a 7-class one)."""
+    view = report.get("class_view") or {}
+    mapping = view.get("class_map")
+    return f"{len(view['classes'])}-class {mapping['name']} " if mapping else ""
+
+
 def summary_table(report: dict) -> str:
     """The headline table, one row per condition (also printed at the end of `compare`)."""
-    lines = ["| condition | accuracy (95 % CI) | macro-F1 (95 % CI) | PSNR hole (dB) | SSIM hole | LPIPS |",
+    kind = view_label(report)
+    lines = [f"| condition | {kind}accuracy (95 % CI) | {kind}macro-F1 (95 % CI) | PSNR hole (dB) | SSIM hole | LPIPS |",
              "|---|---|---|---|---|---|"]
     for name, c in report["conditions"].items():
         ci = c.get("ci95", {})
@@ -53,11 +64,16 @@ def comparison_markdown(report: dict) -> str:
     parts = [
         "# Unveil comparison",
         "",
-        f"- data: `{data['source']}`, {data['n']} faces (split `{data.get('split', 'test')}`)",
+        _data_line(data),
         f"- occlusion: `{report['occlusion']}`; test-time augmentation: {'on' if report['tta'] else 'off'}",
         f"- judge: `{judge['path']}` ({judge['arch']}, trained on {judge.get('condition') or 'unknown'} faces, "
         f"sha256 {judge['weights_sha256'][:12]}) — the same weights score every condition",
+        f"- classes: {_view_line(report)}",
     ]
+    if data.get("excluded_degenerate"):
+        left = data["excluded_degenerate"]
+        parts.append(f"- left out of the score: {left['excluded']} flagged faces ({left['criteria']}: "
+                     f"{left['constant']} constant, {left['nearly_constant']} nearly constant, {left['copies']} copies)")
     for name, inp in report.get("inpainters", {}).items():
         guide = (inp.get("guide") or {}).get("path")
         parts.append(f"- inpainter `{name}`: {inp.get('arch') or 'classical baseline'}"
@@ -68,10 +84,11 @@ def comparison_markdown(report: dict) -> str:
     missing = {c.get("lpips_missing") for c in report["conditions"].values() if c.get("lpips_missing")}
     if missing:
         parts += [f"LPIPS not computed: {missing.pop()}", ""]
-    parts += ["## Per-class F1", "", "| condition | " + " | ".join(CLASSES) + " |",
-              "|---|" + "---|" * len(CLASSES)]
+    classes = (report.get("class_view") or {}).get("classes") or list(CLASSES)
+    parts += ["## Per-class F1", "", "| condition | " + " | ".join(classes) + " |",
+              "|---|" + "---|" * len(classes)]
     for name, c in report["conditions"].items():
-        parts.append(f"| {name} | " + " | ".join(_fmt(c["per_class"][k]["f1"]) for k in CLASSES) + " |")
+        parts.append(f"| {name} | " + " | ".join(_fmt(c["per_class"][k]["f1"]) for k in classes) + " |")
     parts += ["", "## Confusion matrices (rows: true class, columns: predicted)", ""]
     parts += [f"**{name}**\n\n![{name}](confusion_{name}.png)\n" for name in report["conditions"]]
     if "cross" in report:
@@ -80,10 +97,33 @@ def comparison_markdown(report: dict) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _data_line(data: dict) -> str:
+    if data.get("kind") != "photos":
+        return f"- data: `{data['source']}`, {data['n']} faces (split `{data.get('split', 'test')}`)"
+    holes = ", ".join(f"{mode} {count}" for mode, count in data["holes"].items())
+    skipped = "".join(f"\n  - skipped: {line}" for line in data["skipped"])
+    return (f"- data: real photos `{data['source']}`, {data['n']} faces from {data['photos']} photos (holes: {holes}; "
+            f"{100 * data['mean_hole_fraction']:.0f} % of the crop hidden on average). No full condition and no "
+            f"image quality: the truth is under the mask.{skipped}")
+
+
+def _view_line(report: dict) -> str:
+    view = report.get("class_view") or {}
+    mapping = view.get("class_map")
+    if not mapping:
+        return f"the {len(CLASSES)} canonical classes"
+    groups = "; ".join(f"{g} = {'+'.join(m)}" for g, m in mapping["groups"].items())
+    how = "the judge's 7-class probabilities summed per group" if view.get("collapsed_from_canonical") else "as trained"
+    return (f"**{len(view['classes'])}-class {mapping['name']} view** ({groups}; {how}) — not comparable with "
+            f"7-class numbers")
+
+
 def cross_table(cross: dict) -> str:
     lines = ["| classifier (trained on) | " + " | ".join(cross["columns"]) + " |",
              "|---|" + "---|" * len(cross["columns"])]
-    for row, accs in zip(cross["rows"], cross["accuracy"]):
-        lines.append(f"| `{Path(row['classifier']).name}` ({row['trained_on']}) | "
-                     + " | ".join(_fmt(a) for a in accs) + " |")
+    intervals = cross.get("ci95") or [[None] * len(cross["columns"])] * len(cross["rows"])
+    for row, accs, cis in zip(cross["rows"], cross["accuracy"], intervals):
+        cells = [_fmt(a) + (f" ({_fmt(ci['accuracy'][0])}-{_fmt(ci['accuracy'][1])})" if ci else "")
+                 for a, ci in zip(accs, cis)]
+        lines.append(f"| `{Path(row['classifier']).name}` ({row['trained_on']}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -10,7 +10,6 @@ import os
 import sys
 from pathlib import Path
 
-from unveil.classes import CLASSES
 
 
 def wandb_mode() -> str:
@@ -50,9 +49,9 @@ def log_gallery(run, rows, conditions: list[str], report: dict, chart_path: str 
         columns += [c, f"{c} prediction", f"{c} confidence", f"{c} saliency"]
     table = wandb.Table(columns=columns)
     for row in rows:
-        cells = [row.face_id, CLASSES[row.label]]
+        cells = [row.face_id, row.label]
         for c in conditions:
-            cells += [wandb.Image(row.images[c]), CLASSES[row.predicted[c]], round(row.confidence[c], 4),
+            cells += [wandb.Image(row.images[c]), row.predicted[c], round(row.confidence[c], 4),
                       wandb.Image(row.saliency[c])]
         table.add_data(*cells)
     logged = {"gallery": table}

@@ -291,3 +291,19 @@ def test_ema_averages_parameters_with_warm_up_and_copies_buffers():
     assert torch.allclose(ema.model[0].weight, start + step)
     assert torch.equal(ema.model[1].running_mean, live[1].running_mean)
     assert ema.updates == 1 and not ema.model[0].weight.requires_grad
+
+
+@pytest.mark.parametrize("warmup", [0.0, 0.1, 0.25, 0.9])
+@pytest.mark.parametrize("total", [1, 2, 3, 4, 10, 1000])
+def test_one_cycle_schedule_runs_any_short_length(warmup, total):
+    """torch's one-cycle divides by the warm-up steps less one: one warm-up step (4 steps at 0.25) crashed."""
+    from unveil.trainer import OptimConfig, make_scheduler
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+    schedule = make_scheduler(opt, OptimConfig(name="sgd", lr=0.1, schedule="onecycle", warmup=warmup), total)
+    rates = [opt.param_groups[0]["lr"]]
+    for _ in range(total - 1):
+        opt.step()
+        schedule.step()
+        rates.append(opt.param_groups[0]["lr"])
+    assert all(0 < r <= 0.1 + 1e-9 for r in rates)

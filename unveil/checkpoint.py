@@ -20,13 +20,13 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
 from . import __version__
-from .classes import CLASSES
+from .classes import CLASSES, ClassMap
 from .errors import UnveilError
 from .io import write_bytes, write_json
 from .occlusion import Occlusion
 
 DIGEST_KEY = "weights_sha256"   # the sidecar's record of its weights file
-NEEDS_ARCH = ("classifier", "inpainter", "segmenter", "svm_baseline")
+NEEDS_ARCH = ("classifier", "inpainter", "segmenter", "baseline")
 CANONICAL_CLASSES = ("classifier", "inpainter")
 _warned_undigested: set[Path] = set()
 
@@ -103,7 +103,8 @@ def read_sidecar(path: str | Path, kind: str | None = None) -> dict:
 def check_sidecar(meta: Any, where: str | Path, kind: str | None = None) -> None:
     """The sidecar's schema, before any tensor is used: a JSON object with a `kind` (the expected one),
     `arch` and an `arch_args` mapping where the kind is a model, the canonical `classes` for classifiers
-    and inpainters, a parseable `occlusion`, and a well-formed digest."""
+    and inpainters (for a classifier trained on a `class_map`, that map's groups), a parseable
+    `occlusion`, and a well-formed digest."""
     if not isinstance(meta, dict):
         raise UnveilError(f"{where}: a sidecar must be a JSON object, got {type(meta).__name__}")
     found = meta.get("kind")
@@ -123,14 +124,34 @@ def check_sidecar(meta: Any, where: str | Path, kind: str | None = None) -> None
 
 
 def _check_classes(meta: dict, where, kind: str) -> None:
-    classes = meta.get("classes")
-    if classes is None and kind not in (*CANONICAL_CLASSES, "svm_baseline"):
+    if meta.get("class_map") is not None:
+        _check_class_map(meta, where, kind)
         return
-    # The SVM baseline may have seen the first classes only; every network predicts all of them.
+    classes = meta.get("classes")
+    if classes is None and kind not in (*CANONICAL_CLASSES, "baseline"):
+        return
+    # A classical baseline may have seen the first classes only; every network predicts all of them.
     allowed = [list(CLASSES)] if kind in CANONICAL_CLASSES else [list(CLASSES[:n]) for n in range(1, len(CLASSES) + 1)]
     if classes not in allowed:
         raise UnveilError(f"{where}: 'classes' must be Unveil's canonical class list {list(CLASSES)}, "
                           f"got {_shown(classes)}")
+
+
+def _check_class_map(meta: dict, where, kind: str) -> None:
+    """A classifier trained on coarser classes (`unveil.classes.ClassMap`, e.g. the valence view): its
+    map must be a well-formed grouping of the canonical classes and `classes` exactly its groups."""
+    mapping = meta["class_map"]
+    if kind != "classifier":
+        raise UnveilError(f"{where}: only a classifier can be trained on a class map, not a {kind}")
+    if not (isinstance(mapping, dict) and set(mapping) == {"name", "groups"}):
+        raise UnveilError(f"{where}: 'class_map' must be an object with 'name' and 'groups', got {_shown(mapping)}")
+    try:
+        groups = ClassMap.parse(mapping, "class_map").names
+    except UnveilError as exc:
+        raise UnveilError(f"{where}: bad {exc}") from None
+    if meta.get("classes") != list(groups):
+        raise UnveilError(f"{where}: 'classes' must be the groups of its class_map {list(groups)}, "
+                          f"got {_shown(meta.get('classes'))}")
 
 
 def _check_occlusion(value: Any, where) -> None:

@@ -73,11 +73,12 @@ def save_png(image: Image.Image, path: str | Path) -> Path:
     return path
 
 
-def confusion_image(confusion: list[list[int]], cell: int = 56) -> Image.Image:
-    """Row-normalised confusion matrix as a picture: darker cells hold more of the true class."""
+def confusion_image(confusion: list[list[int]], names: list[str] | None = None, cell: int = 56) -> Image.Image:
+    """Row-normalised confusion matrix as a picture: darker cells hold more of the true class.
+    `names` label the rows and columns (default: the canonical classes)."""
     conf = np.asarray(confusion, dtype=np.float64)
     rates = conf / np.maximum(conf.sum(1, keepdims=True), 1)
-    names = list(CLASSES[: len(conf)])
+    names = list(names or CLASSES[: len(conf)])
     left, top = 70, 40
     size = (left + cell * len(conf) + 10, top + cell * len(conf) + 30)
     img = Image.new("RGB", size, "white")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,10 +53,34 @@ class DataConfig:
     normalize: bool = True      # per-image min-max stretch, as for every model Unveil trains
     limit: int = 0              # train on N training faces drawn at random (seeded), 0: all of them
     val_limit: int = 0          # validate on the first N val faces, 0: all of them
+    # Leave out of training the faces `unveil data info --check` flags: constant, nearly constant, copied
+    # in val or test (a leak), and later copies of a training face (unveil.data.degenerate).
+    drop_degenerate: bool = False
 
     def __post_init__(self):
         if self.limit < 0 or self.val_limit < 0:
             raise ValueError(f"data.limit and data.val_limit must be >= 0 (0: all), got {self.limit}, {self.val_limit}")
+
+    def splits(self, faces, seed: int):
+        """(train, val, test) as every stage trains on them: flagged training faces dropped when
+        `drop_degenerate`, then `limit` training faces drawn with `seed`, and the first `val_limit` val faces."""
+        import torch
+
+        from .data.degenerate import without_degenerate
+
+        train, val, test = (faces.split(s) for s in ("train", "val", "test"))
+        if self.drop_degenerate:
+            train, record = without_degenerate(faces, "train")
+            if is_main():
+                print(f"[data] drop_degenerate: {record['excluded']} of {record['excluded'] + record['kept']} "
+                      f"training faces left out ({record['constant']} constant, {record['nearly_constant']} nearly "
+                      f"constant, {record['copies']} copies)", file=sys.stderr)
+        if self.limit and self.limit < len(train):
+            pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[: self.limit]
+            train = train.select(pick.sort().values)
+        if self.val_limit and self.val_limit < len(val):
+            val = val.select(torch.arange(self.val_limit))
+        return train, val, test
 
 
 @dataclass
@@ -171,8 +196,10 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_ste
     """Stepped once per batch: one-cycle (warm up from lr/25, anneal to lr/1e4, momentum cycled),
     cosine with linear warm-up down to `min_lr_ratio`, or constant."""
     if cfg.schedule == "onecycle":
+        total = max(total_steps, 2)
+        # At least two warm-up steps: torch divides by (warm-up steps - 1), so exactly one crashes a short run.
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.lr, total_steps=max(total_steps, 2), pct_start=max(cfg.warmup, 1e-3),
+            optimizer, max_lr=cfg.lr, total_steps=total, pct_start=min(1.0, max(cfg.warmup, 2 / total)),
             cycle_momentum=True, base_momentum=min(0.85, cfg.momentum),
             max_momentum=cfg.momentum)
     if cfg.schedule == "constant":

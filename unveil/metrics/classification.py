@@ -6,6 +6,8 @@ checked against scikit-learn in the tests.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 
@@ -47,12 +49,12 @@ def _scores(conf: torch.Tensor) -> dict[str, torch.Tensor]:
             "f1": f1, "support": support}
 
 
-def roc_auc_ovr(labels: np.ndarray, probs: np.ndarray) -> dict[str, float | None]:
+def roc_auc_ovr(labels: np.ndarray, probs: np.ndarray, classes: Sequence[str] | None = None) -> dict[str, float | None]:
     """One-vs-rest ROC-AUC per class (Mann-Whitney rank form, ties averaged); None if undefined."""
     from scipy.stats import rankdata
 
     out = {}
-    for k, name in enumerate(CLASSES[: probs.shape[1]]):
+    for k, name in enumerate(class_names(classes, probs.shape[1])):
         pos = labels == k
         n_pos, n_neg = int(pos.sum()), int((~pos).sum())
         if n_pos == 0 or n_neg == 0:
@@ -64,7 +66,7 @@ def roc_auc_ovr(labels: np.ndarray, probs: np.ndarray) -> dict[str, float | None
 
 
 def bootstrap_intervals(labels: torch.Tensor, preds: torch.Tensor, n_boot: int = 1000,
-                        seed: int = 0, level: float = 0.95) -> dict[str, list[float]]:
+                        seed: int = 0, level: float = 0.95, num_classes: int = len(CLASSES)) -> dict[str, list[float]]:
     """Percentile bootstrap intervals for accuracy and macro-F1 (resampling faces with replacement)."""
     gen = torch.Generator().manual_seed(seed)
     n = labels.shape[0]
@@ -73,7 +75,7 @@ def bootstrap_intervals(labels: torch.Tensor, preds: torch.Tensor, n_boot: int =
     for start in range(0, n_boot, 250):  # chunks keep memory flat for large test sets
         b = min(250, n_boot - start)
         idx = torch.randint(0, n, (b, n), generator=gen)
-        scores = _scores(confusion_matrix(labels[idx], preds[idx]))
+        scores = _scores(confusion_matrix(labels[idx], preds[idx], num_classes))
         for key in out:
             out[key].append(scores[key])
     alpha = (1 - level) / 2
@@ -81,23 +83,36 @@ def bootstrap_intervals(labels: torch.Tensor, preds: torch.Tensor, n_boot: int =
             for key, v in out.items()}
 
 
+def class_names(classes: Sequence[str] | None, num_classes: int) -> tuple[str, ...]:
+    """The names of the C columns of a probability matrix: `classes`, or the first canonical ones."""
+    names = tuple(classes) if classes is not None else CLASSES[:num_classes]
+    if len(names) != num_classes:
+        raise ValueError(f"{num_classes} columns of probabilities but {len(names)} class names {list(names)}")
+    return names
+
+
 def classification_report(labels: torch.Tensor, probs: torch.Tensor, n_boot: int = 1000,
-                          seed: int = 0) -> dict:
+                          seed: int = 0, classes: Sequence[str] | None = None) -> dict:
     """Every classification metric Unveil reports, as a JSON-able dict.
 
+    `classes` names the columns of `probs` (default: the canonical classes); the report lists them
+    under `classes`, so a 3-class number (a valence view) cannot pass for a 7-class one.
+
     Shape:
-        labels: int [N]; probs: float [N, C] (rows sum to 1).
+        labels: int [N] (indices into `classes`); probs: float [N, C] (rows sum to 1).
     """
     labels, probs = labels.cpu().long(), probs.detach().cpu().float()
+    names = class_names(classes, probs.shape[1])
     preds = probs.argmax(1)
     conf = confusion_matrix(labels, preds, probs.shape[1])
     s = _scores(conf)
     per_class = {name: {"precision": float(s["precision"][k]), "recall": float(s["recall"][k]),
                         "f1": float(s["f1"][k]), "support": int(s["support"][k])}
-                 for k, name in enumerate(CLASSES[: probs.shape[1]])}
-    auc = roc_auc_ovr(labels.numpy(), probs.numpy())
+                 for k, name in enumerate(names)}
+    auc = roc_auc_ovr(labels.numpy(), probs.numpy(), names)
     defined = [v for v in auc.values() if v is not None]
     report = {
+        "classes": list(names),
         "n": int(labels.shape[0]),
         "accuracy": float(s["accuracy"]),
         "macro_f1": float(s["macro_f1"]),
@@ -107,5 +122,5 @@ def classification_report(labels: torch.Tensor, probs: torch.Tensor, n_boot: int
         "macro_roc_auc": float(np.mean(defined)) if defined else None,
     }
     if n_boot > 0:
-        report["ci95"] = bootstrap_intervals(labels, preds, n_boot=n_boot, seed=seed)
+        report["ci95"] = bootstrap_intervals(labels, preds, n_boot=n_boot, seed=seed, num_classes=len(names))
     return report

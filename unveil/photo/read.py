@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..data.sources import IMAGE_EXTENSIONS
+from ..classes import canonical_label
 from ..errors import DataError
 
 PhotoSource = Union[str, Path, np.ndarray, Image.Image]
@@ -63,4 +64,23 @@ def photos_in(paths: list[str | Path]) -> list[Path]:
             out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
         else:
             out.append(p)
+    return out
+
+
+def labelled_photos(root: str | Path, aliases: dict[str, str] | None = None) -> list[tuple[Path, int]]:
+    """(photo, canonical label) for every image in `root`'s class folders (`root/<class>/<image>`, the
+    class named as in any class-folder set, aliases allowed), sorted. A file or folder that breaks
+    the layout is an error naming it."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder of class folders (<class>/<photo>)")
+    out = []
+    for entry in sorted(root.iterdir()):
+        if entry.is_file() and entry.suffix.lower() in IMAGE_EXTENSIONS:
+            raise DataError(f"{entry}: photo outside a class folder (expected {root}/<class>/<photo>)")
+        if entry.is_dir() and not entry.name.startswith("."):
+            label = canonical_label(entry.name, aliases, where=str(entry))
+            out += [(photo, label) for photo in photos_in([entry])]
+    if not out:
+        raise DataError(f"{root}: no photos in class folders (expected {root}/<class>/<photo>)")
     return out

@@ -1,0 +1,90 @@
+"""Real masked photos as a test set: a class-folder set of photos (`root/<class>/<photo>`), each photo's
+most confident face framed as FER2013 frames its faces (detect, align, find the hole), then scored as
+`compare` scores a data set: the judge on the occluded crops and on each inpainter's reconstruction,
+and with `cross` (the upper-half reader, by default) the cross matrix. There is no full condition and
+no image quality: the truth is under the mask.
+
+    photos = frame_photo_set("masked_photos/", FaceFramer("landmarks"))
+    report, artefacts = score_photo_set(photos, judge, inpainters, cross=[reader])
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from unveil.classes import ClassMap
+from unveil.errors import DataError, UnveilError
+from unveil.photo.read import labelled_photos, read_photo
+
+from .compare import Judge, NamedInpainter, judge_conditions
+from .predict import FaceFramer
+
+
+@dataclass
+class PhotoSet:
+    """The framed faces of a photo set, one per usable photo.
+
+    Shape: images, holes [N, 1, 48, 48] (holes 1 = hidden); labels int [N] (canonical).
+    """
+
+    source: str
+    images: torch.Tensor
+    holes: torch.Tensor
+    labels: torch.Tensor
+    ids: list[str]                 # the photo each face came from
+    holes_used: list[str]          # per face: the hole mode used ("auto (no mask found)" says so)
+    skipped: list[str] = field(default_factory=list)   # one line per photo without a usable face
+
+    def record(self) -> dict:
+        """What the report says about the set: counts, the holes, and every skipped photo with its reason."""
+        return {"source": self.source, "kind": "photos", "n": len(self.ids), "photos": len(self.ids) + len(self.skipped),
+                "skipped": self.skipped, "holes": dict(Counter(self.holes_used)),
+                "mean_hole_fraction": round(float(self.holes.mean()), 4)}
+
+
+def frame_photo_set(root: str | Path, framer: FaceFramer, aliases: dict[str, str] | None = None) -> PhotoSet:
+    """Read, detect, align and find the hole of every photo; a photo that cannot be read or has no
+    usable face is skipped with its reason (the set fails only if none is usable)."""
+    images, holes, labels, ids, used, skipped = [], [], [], [], [], []
+    for path, label in labelled_photos(root, aliases):
+        try:
+            rgb, _ = read_photo(path)
+        except UnveilError as exc:
+            skipped.append(str(exc))
+            continue
+        faces, errors = framer.faces(rgb, str(path))
+        if not faces:
+            skipped.append("; ".join(errors))
+            continue
+        full, hole, mode = framer.frame(rgb, faces[0])   # the most confident face: a photo has one label
+        images.append(full)
+        holes.append(hole)
+        labels.append(label)
+        ids.append(str(path.relative_to(root)))
+        used.append(mode)
+    if not ids:
+        raise DataError(f"{root}: no usable face in any of its {len(skipped)} photos (first: {skipped[0]})")
+    return PhotoSet(str(root), torch.cat(images), torch.cat(holes), torch.tensor(labels), ids, used, skipped)
+
+
+def score_photo_set(photos: PhotoSet, judge: Judge, inpainters: list[NamedInpainter], cross: list[Judge] = (),
+                    tta: bool = False, seed: int = 0, n_boot: int = 1000, precision: str = "auto",
+                    classes: ClassMap | None = None) -> tuple[dict, dict]:
+    """The report (as `compare`'s, with `data` describing the photo set) and the gallery's artefacts."""
+    device = next(judge.model.parameters()).device
+    holes = photos.holes.to(device)
+    occluded = photos.images.to(device) * (1 - holes)
+    shown = {"occluded": occluded}
+    for inp in inpainters:
+        shown[inp.name] = inp.model.reconstruct(occluded, holes, precision=precision)
+    print(f"scoring {len(shown)} conditions on {len(photos.ids)} faces from {photos.source}", file=sys.stderr)
+    scores, artefacts = judge_conditions(shown, photos.labels.to(device), judge, inpainters, cross, tta=tta,
+                                         seed=seed, n_boot=n_boot, precision=precision, classes=classes)
+    modes = sorted(set(photos.holes_used))
+    report = {"data": photos.record(), "occlusion": f"photos, hole {'/'.join(modes)}", **scores}
+    return report, {**artefacts, "hole": holes}
