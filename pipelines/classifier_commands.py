@@ -237,8 +237,8 @@ def run_baseline(args: argparse.Namespace) -> int:
     train_images = condition.over_set(train.float_images(), seed=args.seed + 1_000)
     test_images = condition.over_set(test.float_images(), seed=args.seed)
     family = CLASSICAL.create(args.model)
-    print(f"[baseline {args.model}] PCA({args.components}) + {family.model} on {min(args.train_size, len(train))} of "
-          f"{len(train)} training faces, {args.folds}-fold CV ...", file=sys.stderr)
+    print(f"[baseline {args.model}] {family.model} ({args.components} components) on {min(args.train_size, len(train))} "
+          f"of {len(train)} training faces, {args.folds}-fold CV ...", file=sys.stderr)
     baseline, search = fit_baseline(args.model, train_images, train.labels, args.train_size, args.components,
                                     folds=args.folds, seed=args.seed, n_jobs=args.jobs)
     report = scored(test.labels, baseline.predict_proba(test_images), view, n_boot=args.n_boot, seed=args.seed)
