@@ -49,9 +49,9 @@ def command_rows(data: str, repeats: int) -> list[tuple[str, list[float], float]
         cli = [sys.executable, "-m", "unveil.pipelines.cli"]
         subprocess.run([*cli, "data", "info", data], capture_output=True, check=True)  # decode once, then cached
         rows = []
-        for what, args, target in COMMANDS:
-            def run(args=args):
-                proc = subprocess.run([*cli, *args, "--data", data, "--out", str(Path(tmp) / "out")],
+        for k, (what, args, target) in enumerate(COMMANDS):
+            def run(args=args, out=Path(tmp) / f"out{k}"):   # one folder per command: compare replaces only its own
+                proc = subprocess.run([*cli, *args, "--data", data, "--out", str(out)],
                                       capture_output=True, text=True)
                 if proc.returncode:
                     raise SystemExit(f"failed: unveil {' '.join(args)}\n{proc.stderr}")
