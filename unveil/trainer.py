@@ -64,8 +64,6 @@ class DataConfig:
     def splits(self, faces, seed: int):
         """(train, val, test) as every stage trains on them: flagged training faces dropped when
         `drop_degenerate`, then `limit` training faces drawn with `seed`, and the first `val_limit` val faces."""
-        import torch
-
         from .data.degenerate import without_degenerate
 
         train, val, test = (faces.split(s) for s in ("train", "val", "test"))
