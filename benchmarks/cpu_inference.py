@@ -61,14 +61,14 @@ def command_rows(data: str, repeats: int) -> list[tuple[str, list[float], float]
 
 def photo_rows(repeats: int) -> list[tuple[str, list[float], float]]:
     from unveil.photo import align_face
-    from unveil.pipelines.predict import MIN_SCORE, Predictor, sample_photo
+    from unveil.pipelines.predict import Predictor, sample_photo
 
     predictor = Predictor(hole="auto", device="cpu")
     rgb = np.asarray(Image.fromarray(sample_photo()[0]).resize((640, 480), Image.Resampling.BILINEAR))
-    face = next(f for f in predictor.detector.detect(rgb) if f.score >= MIN_SCORE)
+    face = predictor.detector.detect(rgb)[0]
 
     def detect_and_align():
-        found = [f for f in predictor.detector.detect(rgb) if f.score >= MIN_SCORE]
+        found = predictor.detector.detect(rgb)
         align_face(rgb, found[0])
 
     for work in (detect_and_align, lambda: predictor.read_face(rgb, face)):

@@ -1,11 +1,19 @@
-"""Finding the hole on a real face: a small U-Net that marks the pixels of an aligned 48x48 face that a
-face mask hides, for `unveil predict --hole auto`. The generators then fill exactly those pixels.
+"""Finding the hole on a real face: a small U-Net that decides whether an aligned 48x48 face wears a mask
+and marks the pixels the mask hides, for `unveil predict --hole auto`. The generators then fill exactly
+those pixels.
 
     segmenter = load_segmenter("segmenter")             # the shipped one (a path works too)
-    hole = segmenter.predict(faces)                     # [N, 1, 48, 48] of 0/1, 1 = hidden
+    hole, masked = segmenter.find(faces)                # [N, 1, 48, 48] of 0/1 (1 = hidden), bool [N]
+
+Two outputs: per-pixel logits, and (with `presence`) one logit per face that it wears a mask, read
+from the bottleneck. The decision is the presence head's, not a count of marked pixels: on real masks
+(shading, folds, prints) the pixel map is least sure exactly where a count would need it. A segmenter
+without the head (the first shipped one) decides by area: a mask when at least `MIN_AREA` of the crop
+is marked.
 
 Training (`unveil train-segmenter`, `inpaint.segmenter_train`) shows it FER2013 faces wearing the
-project's synthetic masks (every style, colour, texture and placement) and faces with no mask at all.
+project's synthetic masks, and, with a `photos` section, aligned photo crops: real masked and bare
+faces (presence labels, weak pixel labels), masks painted on photos and pixel-labelled masks.
 """
 
 from __future__ import annotations
@@ -26,49 +34,67 @@ from .generators import DoubleConv, UpConv
 SEGMENTERS: Registry[nn.Module] = Registry("segmenter")
 
 
+MIN_AREA = 0.02  # without a presence head: a hole under 2 % of the crop means no mask was found
+
+
 class MaskSegmenter(nn.Module):
-    """U-Net over a grayscale face -> per-pixel logits that the pixel is hidden by a mask.
+    """U-Net over a grayscale face -> per-pixel logits that the pixel is hidden by a mask, and (with
+    `presence`) a logit that the face wears one.
 
     Shape:
-        images: [N, 1, H, W] in [0, 1], H and W divisible by 2 ** (len(widths) - 1) -> logits [N, 1, H, W].
+        images: [N, 1, H, W] in [0, 1], H and W divisible by 2 ** (len(widths) - 1) -> (logits [N, 1, H, W],
+        presence logits [N] or None).
     """
 
-    def __init__(self, widths: tuple[int, ...] = (16, 32, 64)):
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64), presence: bool = False):
         super().__init__()
         widths = tuple(int(w) for w in widths)
+        # Mean and max over the bottleneck: "is there mask texture anywhere" needs the max.
+        self.presence = nn.Linear(2 * widths[-1], 1) if presence else None
         chans = (1, *widths)
         self.encoders = nn.ModuleList(DoubleConv(chans[i], chans[i + 1]) for i in range(len(widths)))
         self.ups = nn.ModuleList(UpConv(widths[i + 1], widths[i]) for i in reversed(range(len(widths) - 1)))
         self.decoders = nn.ModuleList(DoubleConv(2 * widths[i], widths[i]) for i in reversed(range(len(widths) - 1)))
         self.head = nn.Conv2d(widths[0], 1, 1)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x, skips = (images - 0.5) / 0.25, []
         for i, encoder in enumerate(self.encoders):
             x = encoder(x if i == 0 else F.max_pool2d(x, 2))
             skips.append(x)
         x = skips.pop()
+        presence = None
+        if self.presence is not None:
+            presence = self.presence(torch.cat([x.mean((2, 3)), x.amax((2, 3))], 1)).squeeze(1)
         for up, decoder in zip(self.ups, self.decoders):
             x = decoder(torch.cat([up(x), skips.pop()], 1))
-        return self.head(x)
+        return self.head(x), presence
 
     @torch.inference_mode()
-    def predict(self, images: torch.Tensor, threshold: float = 0.5, precision: str = "auto") -> torch.Tensor:
-        """The hole (1 = hidden) as float 0/1 [N, 1, H, W] on the images' device, in eval mode."""
+    def find(self, images: torch.Tensor, threshold: float = 0.5,
+             precision: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+        """(the hole as float 0/1 [N, 1, H, W], 1 = hidden and all 0 where no mask was found; whether a
+        mask was found, bool [N]), on the images' device, in eval mode."""
         device, was_training = next(self.parameters()).device, self.training
         self.eval()
         try:
             with inference_precision(device, precision):
-                logits = self(images.to(device).float().contiguous(memory_format=torch.channels_last))
+                logits, presence = self(images.to(device).float().contiguous(memory_format=torch.channels_last))
         finally:
             self.train(was_training)
-        return (logits.float().sigmoid() > threshold).float().to(images.device)
+        hole = (logits.float().sigmoid() > threshold).float()
+        masked = presence.float() > 0 if presence is not None else hole.mean((1, 2, 3)) >= MIN_AREA
+        return (hole * masked.view(-1, 1, 1, 1)).to(images.device), masked.to(images.device)
+
+    def predict(self, images: torch.Tensor, threshold: float = 0.5, precision: str = "auto") -> torch.Tensor:
+        """The hole alone (see `find`)."""
+        return self.find(images, threshold, precision)[0]
 
 
 @SEGMENTERS.register("mask_unet")
-def mask_unet(widths: tuple[int, ...] = (16, 32, 64)) -> MaskSegmenter:
-    """A three-level U-Net, ~0.1 M parameters (0.2 MB in fp16)."""
-    return MaskSegmenter(tuple(widths))
+def mask_unet(widths: tuple[int, ...] = (16, 32, 64), presence: bool = False) -> MaskSegmenter:
+    """A three-level U-Net, ~0.1 M parameters at the default widths (0.2 MB in fp16)."""
+    return MaskSegmenter(tuple(widths), presence)
 
 
 def save_segmenter(path: str | Path, model: nn.Module, meta: dict, half: bool = False) -> Path:

@@ -6,7 +6,13 @@
 Every batch puts freshly drawn synthetic masks (`unveil.occlusion.face_mask`: every style, colour,
 texture and placement, with extra placement jitter) on the augmented faces, leaves a fraction bare,
 and stretches each face to 0..255 as `unveil predict` stretches an aligned photo crop, mask included.
-The loss is binary cross-entropy plus soft Dice; the val score is the mean IoU of the masked faces.
+With a `photos` section, a share of every batch comes from aligned photo crops instead
+(`inpaint.segmenter_data`: real masked and bare faces, masks painted on photos, pixel-labelled masks),
+and every face, FER2013 or photo, is made to look taken from a photo (`unveil.augment.PhotoLike`).
+The loss is binary cross-entropy plus soft Dice over the labelled pixels, plus, for a segmenter with
+a presence head, binary cross-entropy of "wears a mask". The val score is the mean IoU of the masked
+FER2013 faces (`iou`), or with photos (`holes`) the mean of that, the photo crops' IoU, the share of
+real masked faces found and the share of real bare faces not flagged.
 """
 
 from __future__ import annotations
@@ -24,11 +30,13 @@ from unveil.config import check_args, check_choice, load_config, to_dict
 from unveil.data import Faces, load_faces
 from unveil.distributed import shard_index, world
 from unveil.errors import UnveilError
+from unveil.augment import PhotoLike
 from unveil.occlusion import MASK_STYLES, face_mask
 from unveil.runtime import autocast, pick_device, prepare_model, seed_everything
 from unveil.trainer import AugmentConfig, ExperimentConfig, OptimConfig, Trainer, TrainConfig
 
 from .segmenter import SEGMENTERS, hole_iou, save_segmenter
+from .segmenter_data import HoleExamples, PhotosConfig, photo_examples
 
 VAL_SEED = 0
 
@@ -68,18 +76,23 @@ class SegmenterConfig(ExperimentConfig):
     train: TrainConfig = field(default_factory=default_train)
     model: SegmenterModelConfig = field(default_factory=SegmenterModelConfig)
     masks: MasksConfig = field(default_factory=MasksConfig)
+    photos: PhotosConfig = field(default_factory=PhotosConfig)
 
     def __post_init__(self):
         super().__post_init__()
-        check_choice("train.select", self.train.select, ("iou",))
+        check_choice("train.select", self.train.select, ("iou", "holes"))
+        if self.train.select == "holes" and not self.photos.used:
+            raise ValueError("train.select: holes needs a photos section (masked_set or pixel_set)")
 
 
 def load_segmenter_config(path: str | Path, overrides: list[str] | None = None) -> SegmenterConfig:
     return load_config(SegmenterConfig, path, overrides)
 
 
-def masked(images: torch.Tensor, masks: MasksConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Faces wearing synthetic masks (a `bare` fraction without), stretched per image to 0..1.
+def masked(images: torch.Tensor, masks: MasksConfig, seed: int,
+           degrade: PhotoLike | None = None, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Faces wearing synthetic masks (a `bare` fraction without), made photo-like by `degrade` when given,
+    stretched per image to 0..1.
 
     Shape:
         images: [N, 1, H, W] in [0, 1] -> (faces, hole) both [N, 1, H, W].
@@ -88,16 +101,32 @@ def masked(images: torch.Tensor, masks: MasksConfig, seed: int) -> tuple[torch.T
     bare = (torch.rand(len(images), generator=torch.Generator().manual_seed(seed)) < masks.bare)
     bare = bare.to(images.device).view(-1, 1, 1, 1)
     faces, hole = torch.where(bare, images, faces), torch.where(bare, torch.zeros_like(hole), hole)
+    if degrade is not None:
+        faces = degrade(faces, generator)
+    return stretch(faces), hole
+
+
+def stretch(faces: torch.Tensor) -> torch.Tensor:
+    """Each face min-max stretched to 0..1, as every aligned crop is."""
     lo, hi = faces.amin((2, 3), keepdim=True), faces.amax((2, 3), keepdim=True)
-    return (faces - lo) / (hi - lo).clamp_min(1e-6), hole
+    return (faces - lo) / (hi - lo).clamp_min(1e-6)
 
 
-def segmentation_loss(logits: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy plus soft Dice over the batch (defined when some faces are bare)."""
-    bce = F.binary_cross_entropy_with_logits(logits.float(), hole)
-    p = logits.float().sigmoid()
-    dice = 1 - (2 * (p * hole).sum() + 1) / (p.sum() + hole.sum() + 1)
-    return bce + dice
+def segmentation_loss(logits: torch.Tensor, presence: torch.Tensor | None, target: torch.Tensor,
+                      weight: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy plus soft Dice over the labelled pixels (`weight` 1), plus the presence head's
+    binary cross-entropy when there is one.
+
+    Shape:
+        logits, target, weight: [N, 1, H, W]; presence, masked: [N].
+    """
+    logits = logits.float()
+    bce = F.binary_cross_entropy_with_logits(logits, target, weight=weight, reduction="sum") / weight.sum().clamp_min(1)
+    p = logits.sigmoid() * weight
+    dice = 1 - (2 * (p * target).sum() + 1) / (p.sum() + (target * weight).sum() + 1)
+    if presence is None:
+        return bce + dice
+    return bce + dice + F.binary_cross_entropy_with_logits(presence.float(), masked.float())
 
 
 def score(predicted: torch.Tensor, hole: torch.Tensor) -> dict[str, float]:
@@ -110,7 +139,7 @@ def score(predicted: torch.Tensor, hole: torch.Tensor) -> dict[str, float]:
 
 
 class SegmenterTask:
-    """See `unveil.trainer.Task`."""
+    """See `unveil.trainer.Task`. A batch is (faces, target, weight, masked): [N, 1, H, W] x 3 and [N]."""
 
     selected = "segmenter"
 
@@ -123,37 +152,84 @@ class SegmenterTask:
             raise UnveilError(f"{cfg.data.source}: {len(train)} training / {len(val)} val faces is too few")
         self.images = train.images.to(device)
         self.val_faces, self.val_hole = masked(val.float_images().to(device), cfg.masks, VAL_SEED)
+        self.photos = self.val_photos = self.degrade = None
+        if cfg.photos.used:
+            self.photos = _to(photo_examples(cfg.photos, "train"), device)
+            self.val_photos = _to(photo_examples(cfg.photos, "val"), device)
+            self.degrade = PhotoLike()
         self.steps_per_epoch = cfg.train.steps_per_epoch or len(train) // cfg.train.batch_size
         model = prepare_model(SEGMENTERS.create(cfg.model.arch, **cfg.model.args), device)
         self.models, self.optim = {"segmenter": model}, {"segmenter": ([model], cfg.train.optim)}
         self.augment = cfg.train.augment.build()
         self.meta = {"arch": cfg.model.arch, "arch_args": cfg.model.args, "data_source": faces.source,
                      "data_fingerprint": faces.fingerprint, "masks": to_dict(cfg.masks), "seed": cfg.train.seed}
+        if cfg.photos.used:
+            self.meta["photos"] = {**to_dict(cfg.photos), "train_examples": len(self.photos)}
 
-    def batches(self, epoch: int, seed: int) -> Iterator[tuple[torch.Tensor, int]]:
+    def batches(self, epoch: int, seed: int) -> Iterator[tuple[torch.Tensor, ...]]:
         gen = torch.Generator(self.device).manual_seed(seed)
-        n, bs = len(self.images), self.cfg.train.batch_size
+        bs = self.cfg.train.batch_size
+        n_photo = round(bs * self.cfg.photos.share) if self.photos is not None else 0
+        n, n_fer = len(self.images), bs - n_photo
         order = torch.cat([torch.randperm(n, device=self.device, generator=gen)
-                           for _ in range(-(-self.steps_per_epoch * bs // n))])
+                           for _ in range(-(-self.steps_per_epoch * n_fer // n))])
         for step in range(self.steps_per_epoch):
-            faces = self.images[order[step * bs:(step + 1) * bs]].unsqueeze(1).float().div_(255)
+            faces = self.images[order[step * n_fer:(step + 1) * n_fer]].unsqueeze(1).float().div_(255)
             if self.augment is not None:
                 faces = self.augment(faces, gen)
-            yield masked(faces, self.cfg.masks, seed * 100_003 + step)
+            faces, hole = masked(faces, self.cfg.masks, seed * 100_003 + step, self.degrade, gen)
+            batch = (faces, hole, torch.ones_like(hole), hole.flatten(1).amax(1) > 0)
+            if n_photo:
+                batch = tuple(torch.cat([a, b]) for a, b in zip(batch, self._photo_batch(n_photo, gen)))
+            yield batch
 
-    def step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> Iterator[tuple[str, torch.Tensor, dict]]:
-        faces, hole = batch
+    def _photo_batch(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """n photo examples, augmented: the same geometry for the face and its labels, then photo-like."""
+        pick = torch.randint(len(self.photos), (n,), device=self.device, generator=gen)
+        stack = torch.stack([self.photos.images[pick], self.photos.target[pick] * 255, self.photos.weight[pick] * 255], 1)
+        stack = stack.float().div_(255)
+        if self.augment is not None:
+            stack = self.augment(stack, gen)
+        faces = stretch(self.degrade(stack[:, :1], gen))
+        return faces, (stack[:, 1:2] > 0.5).float(), (stack[:, 2:3] > 0.5).float(), self.photos.masked[pick]
+
+    def step(self, batch: tuple[torch.Tensor, ...]) -> Iterator[tuple[str, torch.Tensor, dict]]:
+        faces, target, weight, wears = batch
         with autocast(self.device):
-            logits = self.models["segmenter"](faces.contiguous(memory_format=torch.channels_last))
-        loss = segmentation_loss(logits, hole)
+            logits, presence = self.models["segmenter"](faces.contiguous(memory_format=torch.channels_last))
+        loss = segmentation_loss(logits, presence, target, weight, wears)
         yield "segmenter", loss, {"loss": loss.detach()}
 
     def validate(self, model: nn.Module) -> dict[str, float]:
-        return score(model.predict(self.val_faces), self.val_hole)
+        result = score(model.predict(self.val_faces), self.val_hole)
+        if self.val_photos is not None:
+            result.update(photo_score(model, self.val_photos))
+            result["holes"] = (result["iou"] + result["photo_iou"] + result["found"] + 1 - result["false"]) / 4
+        return result
 
     def save_best(self, path: Path, model: nn.Module, record: dict) -> None:
         save_segmenter(path, model, {**self.meta, "best_epoch": record["epoch"], "metrics": {"val": record["val"]}},
                        half=self.cfg.train.half)
+
+
+def photo_score(model: nn.Module, examples: HoleExamples) -> dict[str, float]:
+    """On aligned photo crops: the share of real masked faces found and of real bare faces flagged, and
+    the mean IoU on the crops with exact labels (painted and pixel-labelled masks)."""
+    hole, found = model.find(examples.images.unsqueeze(1).float().div(255))
+    real = torch.tensor([k == "real" for k in examples.kinds], device=found.device)
+    exact = ~real
+    iou = hole_iou(hole[exact], examples.target[exact].unsqueeze(1).float())
+    return {"found": _share(found[real & examples.masked]), "false": _share(found[real & ~examples.masked]),
+            "photo_iou": float(iou.mean()) if len(iou) else float("nan")}
+
+
+def _share(flags: torch.Tensor) -> float:
+    return float(flags.float().mean()) if len(flags) else float("nan")
+
+
+def _to(examples: HoleExamples, device: torch.device) -> HoleExamples:
+    return HoleExamples(examples.images.to(device), examples.target.to(device), examples.weight.to(device),
+                        examples.masked.to(device), examples.kinds)
 
 
 def train_segmenter(cfg: SegmenterConfig, out_dir: str | Path, resume: bool = False,
@@ -163,8 +239,9 @@ def train_segmenter(cfg: SegmenterConfig, out_dir: str | Path, resume: bool = Fa
     seed_everything(cfg.train.seed)
     faces = faces if faces is not None else load_faces(cfg.data.source, normalize=cfg.data.normalize)
     task = SegmenterTask(cfg, faces, device)
-    trainer = Trainer(task, cfg.train, "iou", out=out_dir, config=to_dict(cfg), what="train-segmenter", device=device)
+    select = cfg.train.select or "iou"
+    trainer = Trainer(task, cfg.train, select, out=out_dir, config=to_dict(cfg), what="train-segmenter", device=device)
     history = trainer.fit(resume=resume)
-    print(f"[train-segmenter] done: best epoch {history['best_epoch']}, val IoU {history['best_score']:.4f} "
+    print(f"[train-segmenter] done: best epoch {history['best_epoch']}, val {select} {history['best_score']:.4f} "
           f"-> {Path(out_dir) / 'best'}", file=sys.stderr)
     return history

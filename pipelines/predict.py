@@ -26,16 +26,16 @@ from unveil.errors import UnveilError
 from unveil.figures import Tile, annotated_photo, beside, save_png, tile_grid
 from unveil.inpaint import open_inpainter
 from unveil.inpaint.segmenter import load_segmenter
-from unveil.photo import FaceDetector, align_face, landmark_hole, lower_half_hole, transform_points
+from unveil.photo import DEFAULT_DETECTOR, create_detector, landmark_hole, lower_half_hole
+from unveil.photo.framing import frame_face
 from unveil.photo.read import PhotoSource, read_photo
 from unveil.runtime import fused_for_inference, pick_device
 from unveil.shipped import JUDGE, OCCLUDED, resolve_checkpoint
 
 HOLES = ("auto", "landmarks", "lower-half")
-MIN_USABLE_FACE = 40   # px: a smaller face holds too little detail for a 48x48 crop
+MIN_USABLE_FACE = 40   # px: a smaller face holds too little detail for a 48x48 crop (--min-face changes it)
 SEARCH_FACE = 20       # px: faces are searched from this size, so a small one is reported, not missed
-NO_MASK = 0.02         # `auto`: a hole under 2 % of the crop means no mask was found
-MIN_SCORE = 0.9        # MTCNN's final face probability: below it, mostly patterns that look like faces
+NO_SHAPE = 0.02        # `auto`: a mask found whose marked pixels cover under 2 % of the crop gets the landmark hole
 CROPS = ("untouched", "occluded", "reconstructed")
 
 
@@ -77,41 +77,60 @@ class PhotoResult:
 
 class FaceFramer:
     """Photos to the models' input: find the faces, align each as FER2013 frames its faces (48x48
-    grayscale), and find its hole (`HOLES`). Shared by `predict` and the photo test set."""
+    grayscale), and find its hole (`HOLES`). Shared by `predict`, `eval-photos` and `eval-holes`.
+
+    `auto`: the segmenter decides whether the face wears a mask and marks its pixels; a face without
+    one keeps every pixel (hole "auto (no mask found)"), and a mask found whose marked pixels are too
+    few to be its shape gets the landmark hole ("auto (mask found, landmark shape)")."""
 
     def __init__(self, hole: str = "auto", segmenter: str = "segmenter", checkpoints: str | Path | None = None,
-                 device: str | torch.device = "auto", precision: str = "auto"):
+                 device: str | torch.device = "auto", precision: str = "auto", detector: str = DEFAULT_DETECTOR,
+                 min_face: float = MIN_USABLE_FACE):
         if hole not in HOLES:
             raise UnveilError(f"unknown hole {hole!r}; choose one of {', '.join(HOLES)}")
-        self.device, self.precision, self.hole_mode = pick_device(device), precision, hole
-        self.detector = FaceDetector(min_face=SEARCH_FACE, device=self.device)
+        if isinstance(min_face, bool) or not isinstance(min_face, (int, float)) or min_face < SEARCH_FACE:
+            raise UnveilError(f"--min-face must be a number of pixels >= {SEARCH_FACE}, got {min_face!r}")
+        self.device, self.precision, self.hole_mode, self.min_face = pick_device(device), precision, hole, min_face
+        self.detector = create_detector(detector, min_face=SEARCH_FACE, device=self.device)
         self.segmenter = load_segmenter(segmenter, self.device, checkpoints) if hole == "auto" else None
 
     def faces(self, rgb: np.ndarray, name: str) -> tuple[list, list[str]]:
         """(the usable faces, most confident first; one line per problem: no face, a face too small)."""
-        found = sorted((f for f in self.detector.detect(rgb) if f.score >= MIN_SCORE), key=lambda f: -f.score)
+        found = sorted(self.detector.detect(rgb), key=lambda f: -f.score)
         errors = [] if found else [f"{name}: no face found (faces of {SEARCH_FACE} px and more are searched)"]
         usable = []
         for face in found:
-            if face.size >= MIN_USABLE_FACE:
+            if face.size >= self.min_face:
                 usable.append(face)
                 continue
             x0, y0, _, _ = face.box
             errors.append(f"{name}: the face at ({x0:.0f}, {y0:.0f}) is {face.size:.0f} px, too small to use "
-                          f"(at least {MIN_USABLE_FACE} px)")
+                          f"(at least {self.min_face:g} px; --min-face lowers it)")
         return usable, errors
 
     def frame(self, rgb: np.ndarray, face) -> tuple[torch.Tensor, torch.Tensor, str]:
         """(the aligned crop, its hole (1 = hidden), the hole mode used), each [1, 1, 48, 48] on the device."""
-        crop, matrix = align_face(rgb, face)
-        full = torch.from_numpy(crop)[None, None].float().div(255).to(self.device)
-        points = transform_points(matrix, face.landmarks)
+        framed = frame_face(rgb, face)
+        full = torch.from_numpy(framed.crop)[None, None].float().div(255).to(self.device)
+        holes, used = self.holes(full, torch.from_numpy(framed.points)[None])
+        return full, holes, used[0]
+
+    def holes(self, crops: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+        """The holes of aligned crops [N, 1, 48, 48] (float 0..1, on the device) with their landmarks in the
+        crop [N, 5, 2], in one batch: (holes [N, 1, 48, 48], the hole mode used per face)."""
+        n = len(crops)
         if self.hole_mode == "lower-half":
-            return full, lower_half_hole().to(self.device), "lower-half"
+            return lower_half_hole().to(self.device).expand(n, -1, -1, -1).clone(), ["lower-half"] * n
+        shaped = torch.cat([landmark_hole(p.double().numpy()) for p in points]).to(self.device) if n else \
+            crops.new_zeros(0, 1, *crops.shape[-2:])
         if self.hole_mode == "landmarks":
-            return full, landmark_hole(points).to(self.device), "landmarks"
-        hole = self.segmenter.predict(full, precision=self.precision)
-        return full, hole, "auto" if hole.mean() >= NO_MASK else "auto (no mask found)"
+            return shaped, ["landmarks"] * n
+        holes, masked = self.segmenter.find(crops, precision=self.precision)
+        no_shape = masked & (holes.mean((1, 2, 3)) < NO_SHAPE)
+        holes = torch.where(no_shape.view(-1, 1, 1, 1), shaped, holes)
+        used = ["auto (mask found, landmark shape)" if s else "auto" if m else "auto (no mask found)"
+                for m, s in zip(masked.tolist(), no_shape.tolist())]
+        return holes, used
 
 
 class Predictor:
@@ -119,15 +138,16 @@ class Predictor:
 
     def __init__(self, inpainter: str = "inpainter_unet", hole: str = "auto", judge: str = JUDGE,
                  reader: str = OCCLUDED, segmenter: str = "segmenter", checkpoints: str | Path | None = None,
-                 device: str = "auto", precision: str = "auto", top: int = 3):
-        self.framer = FaceFramer(hole, segmenter, checkpoints, device, precision)
+                 device: str = "auto", precision: str = "auto", top: int = 3, detector: str = DEFAULT_DETECTOR,
+                 min_face: float = MIN_USABLE_FACE):
+        self.framer = FaceFramer(hole, segmenter, checkpoints, device, precision, detector, min_face)
         self.device, self.precision, self.top = self.framer.device, precision, top
         self.inpainter = fused_for_inference(open_inpainter(inpainter, self.device, checkpoints=checkpoints))
         self.judge = fused_for_inference(load_classifier(resolve_checkpoint(judge, checkpoints), self.device)[0])
         self.reader = fused_for_inference(load_classifier(resolve_checkpoint(reader, checkpoints), self.device)[0])
 
     @property
-    def detector(self) -> FaceDetector:
+    def detector(self):
         return self.framer.detector
 
     def predict(self, source: PhotoSource, picture: str | Path | None = None, name: str | None = None) -> PhotoResult:
@@ -188,7 +208,7 @@ def sample_photo() -> tuple[np.ndarray, str]:
     return data.astronaut(), "astronaut"
 
 
-def sample_photos(detector: FaceDetector) -> list[tuple[np.ndarray, str]]:
+def sample_photos(detector) -> list[tuple[np.ndarray, str]]:
     """The sample photo as it is, and wearing a synthetic surgical mask (`unveil.photo.masks`)."""
     from unveil.photo.masks import wear_mask
 

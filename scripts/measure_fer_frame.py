@@ -25,7 +25,7 @@ import torch
 
 from unveil.classes import CLASSES
 from unveil.data import load_faces
-from unveil.photo import LANDMARK_NAMES, FaceDetector
+from unveil.photo import LANDMARK_NAMES, MTCNN
 from unveil.photo.align import similarity_transform, transform_points
 
 FER = 48
@@ -44,13 +44,13 @@ def parse_args() -> argparse.Namespace:
 
 def measure(images: np.ndarray, args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
     """Landmarks [M, 5, 2] in 48x48 coordinates and a mask [N] of the faces that gave them."""
-    detector = FaceDetector(min_face=args.upsample // 3)  # a FER face fills most of its frame
+    detector = MTCNN(min_face=args.upsample // 3, score=args.min_score)  # a FER face fills most of its frame
     k = args.upsample / FER
     found, ok = [], np.zeros(len(images), bool)
     for i, face in enumerate(images):
         big = cv2.resize(face, (args.upsample, args.upsample), interpolation=cv2.INTER_CUBIC)
         big = cv2.copyMakeBorder(big, *[args.pad] * 4, cv2.BORDER_REPLICATE)
-        confident = [f for f in detector.detect(big) if f.score >= args.min_score]
+        confident = detector.detect(big)
         if len(confident) == 1:
             # Padded, upsampled pixel centres -> 48x48 ones (resizing keeps pixel edges in place).
             found.append((confident[0].landmarks - args.pad + 0.5) / k - 0.5)

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from unveil.errors import DataError
-from unveil.photo import FaceDetector, align_face
+from unveil.photo import align_face, create_detector
 from unveil.photo.masks import wear_mask
 from unveil.photo.read import labelled_photos
 from unveil.pipelines.cli import main
@@ -31,7 +31,7 @@ def painted(tmp_path_factory):
     many n95 and some cloth masks painted on photos (benchmarks/photo_holes.py), the landmark hole
     does not (`test_landmark_holes_cover_every_mask_style`)."""
     rgb = sample_photo()[0]
-    face = max(FaceDetector(device="cpu").detect(rgb), key=lambda f: f.score)
+    face = max(create_detector().detect(rgb), key=lambda f: f.score)
     root = tmp_path_factory.mktemp("masked_photos")
     for folder in ("happy", "neutral", "sad"):
         (root / folder).mkdir()

@@ -10,10 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from unveil.photo import FaceDetector, align_face, transform_points
+from unveil.photo import align_face, create_detector, transform_points
 from unveil.photo.masks import wear_mask
+from unveil.photo.framing import warp_to_crop
 from unveil.pipelines.cli import main
-from unveil.pipelines.predict import MIN_SCORE, Predictor, sample_photo
+from unveil.pipelines.predict import Predictor, sample_photo
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -48,7 +49,7 @@ def test_the_sample_photo_gives_one_face_framed_like_fer2013(predictor, astronau
         assert sum(probs.values()) == pytest.approx(1, abs=1e-3) and len(face.readings[name].top) == 3
     assert face.readings["untouched"].top[0][0] == "happy"  # she smiles
     # Her eyes land in the upper half of the aligned crop, where FER2013 keeps them.
-    [detected] = [f for f in FaceDetector().detect(astronaut) if f.score >= MIN_SCORE]
+    [detected] = predictor.detector.detect(astronaut)
     _, matrix = align_face(astronaut, detected)
     eyes = transform_points(matrix, detected.landmarks[:2])
     assert (eyes[:, 1] < 24).all() and (eyes[:, 1] > 8).all()
@@ -95,8 +96,8 @@ def test_command_line_and_python_api_agree(predictor, astronaut, tmp_path, capsy
 
 
 def test_masked_photos_are_found_and_the_landmark_hole_covers_the_mask(astronaut):
-    detector = FaceDetector()
-    [face] = [f for f in detector.detect(astronaut) if f.score >= MIN_SCORE]
+    detector = create_detector()
+    [face] = detector.detect(astronaut)
     predictor = Predictor(hole="landmarks", device="cpu")
     for seed, style in enumerate(("surgical", "cloth", "n95", "black")):
         masked, cover = wear_mask(astronaut, face, (style,), seed=seed)
@@ -108,10 +109,7 @@ def test_masked_photos_are_found_and_the_landmark_hole_covers_the_mask(astronaut
         assert (hole & crop_cover).sum() > 0.6 * crop_cover.sum(), style
 
 
-def _cover_in_crop(masked: np.ndarray, cover: np.ndarray, detector: FaceDetector) -> torch.Tensor:
-    import cv2
-
-    [face] = [f for f in detector.detect(masked) if f.score >= MIN_SCORE]
+def _cover_in_crop(masked: np.ndarray, cover: np.ndarray, detector) -> torch.Tensor:
+    [face] = detector.detect(masked)
     _, matrix = align_face(masked, face)
-    inside = cv2.warpAffine(cover.astype(np.float32), matrix, (48, 48), flags=cv2.INTER_LINEAR) > 0.5
-    return torch.from_numpy(inside)
+    return torch.from_numpy(warp_to_crop(cover, matrix) > 0.5)

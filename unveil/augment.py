@@ -54,3 +54,56 @@ def _erase(images: torch.Tensor, p: float, rand) -> torch.Tensor:
            & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1)))
     box = (box & (rand(n) < p).view(n, 1, 1)).unsqueeze(1)
     return torch.where(box, rand(*images.shape).to(images.dtype), images)
+
+
+@dataclass(frozen=True)
+class PhotoLike:
+    """What sets a face cut out of a photo apart from a FER2013 crop, drawn per image: resampled from a
+    smaller or a larger face (shrunk, then enlarged back), defocus blur, lighting (gamma, contrast) and
+    sensor noise. Images are float [N, C, H, W] in [0, 1]; every channel of an image gets the same draw.
+    """
+
+    resample: float = 2.5      # largest shrink factor
+    blur: float = 1.0          # largest Gaussian sigma, in pixels
+    gamma: float = 0.5         # gamma drawn log-uniformly in [1 / (1 + gamma), 1 + gamma]
+    contrast: float = 0.3      # contrast scaled by a factor in [1 - contrast, 1]
+    noise: float = 0.03        # largest noise standard deviation
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        n, device = images.shape[0], images.device
+        rand = lambda *shape: torch.rand(*shape, device=device, generator=generator)  # noqa: E731
+        x = _resample(images, 1 + rand(n) * (self.resample - 1))
+        x = _blur(x, rand(n) * self.blur)
+        gamma = torch.exp((rand(n) * 2 - 1) * math.log1p(self.gamma)).view(n, 1, 1, 1)
+        x = x.clamp(0, 1) ** gamma
+        mean = x.mean((1, 2, 3), keepdim=True)
+        x = mean + (x - mean) * (1 - rand(n) * self.contrast).view(n, 1, 1, 1)
+        x = x + torch.randn(x.shape, device=device, generator=generator) * (rand(n) * self.noise).view(n, 1, 1, 1)
+        return x.clamp(0, 1)
+
+
+def _resample(images: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """Each image shrunk by its factor (area averaging) and enlarged back (bilinear), in a few size groups."""
+    out, (h, w) = images.clone(), images.shape[-2:]
+    levels = torch.tensor([1.0, 1.5, 2.0, 2.5, 3.0, 4.0], device=images.device)
+    group = (factor.view(-1, 1) - levels).abs().argmin(1)
+    for k in group.unique().tolist():
+        if levels[k] == 1:
+            continue
+        pick = group == k
+        size = (max(4, round(h / float(levels[k]))), max(4, round(w / float(levels[k]))))
+        small = F.interpolate(images[pick], size=size, mode="area")
+        out[pick] = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+    return out
+
+
+def _blur(images: torch.Tensor, sigma: torch.Tensor, radius: int = 3) -> torch.Tensor:
+    """A separable Gaussian blur with one sigma per image (0: unchanged), as one grouped convolution."""
+    n, c, h, w = images.shape
+    t = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
+    kernel = torch.exp(-t**2 / (2 * sigma.clamp_min(1e-3).view(-1, 1) ** 2))
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)  # [n * c, taps]
+    x = F.pad(images.reshape(1, n * c, h, w), (radius,) * 4, mode="replicate")
+    x = F.conv2d(x, kernel.view(n * c, 1, 1, -1), groups=n * c)
+    x = F.conv2d(x, kernel.view(n * c, 1, -1, 1), groups=n * c)
+    return x.view(n, c, h, w)

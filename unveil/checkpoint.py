@@ -26,7 +26,7 @@ from .io import write_bytes, write_json
 from .occlusion import Occlusion
 
 DIGEST_KEY = "weights_sha256"   # the sidecar's record of its weights file
-NEEDS_ARCH = ("classifier", "inpainter", "segmenter", "baseline")
+NEEDS_ARCH = ("classifier", "inpainter", "segmenter", "baseline", "face_detector")
 CANONICAL_CLASSES = ("classifier", "inpainter")
 _warned_undigested: set[Path] = set()
 

@@ -1,7 +1,7 @@
 """Run on your own photo: find faces and their landmarks, align them as FER2013 frames its faces, and
 mark the hidden lower face on the aligned crop.
 
-    detector = FaceDetector()                       # MTCNN, weights from the facenet-pytorch package
+    detector = create_detector()                    # RetinaFace (or "mtcnn"), weights shipped or installed
     for face in detector.detect(rgb):               # RGB uint8 [H, W, 3]
         crop, matrix = align_face(rgb, face)        # uint8 [48, 48], photo -> crop 2x3 matrix
         hole = landmark_hole(transform_points(matrix, face.landmarks))   # [1, 1, 48, 48], 1 = hidden
@@ -11,7 +11,10 @@ Core: imports neither stage (``classify``, ``inpaint``) nor ``pipelines``.
 
 from .align import FER_LANDMARKS, align_face, fer_landmarks, rgb_to_gray, similarity_transform, transform_points
 from .hole import landmark_hole, lower_half_hole
-from .mtcnn import LANDMARK_NAMES, Face, FaceDetector
+from .detect import DEFAULT_DETECTOR, DETECTORS, create_detector
+from .mtcnn import LANDMARK_NAMES, MTCNN, Face
+from .retinaface import RetinaFace
 
-__all__ = ["LANDMARK_NAMES", "Face", "FaceDetector", "FER_LANDMARKS", "align_face", "fer_landmarks",
+__all__ = ["LANDMARK_NAMES", "Face", "MTCNN", "RetinaFace", "DETECTORS", "DEFAULT_DETECTOR", "create_detector",
+           "FER_LANDMARKS", "align_face", "fer_landmarks",
            "rgb_to_gray", "similarity_transform", "transform_points", "landmark_hole", "lower_half_hole"]

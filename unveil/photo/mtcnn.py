@@ -30,8 +30,9 @@ from torch import Tensor, nn
 
 from ..errors import UnveilError
 from ..runtime import prepare_model
+from .boxes import as_rgb, box_ops, nms_min
 
-__all__ = ["LANDMARK_NAMES", "Face", "FaceDetector", "PNet", "RNet", "ONet", "one_cpu_thread", "weights_dir"]
+__all__ = ["LANDMARK_NAMES", "Face", "MTCNN", "PNet", "RNet", "ONet", "one_cpu_thread", "weights_dir"]
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 WEIGHTS_PACKAGE = "facenet_pytorch"
@@ -39,14 +40,6 @@ INSTALL_HINT = 'pip install "facenet-pytorch>=2.5,<2.6"'
 
 PYRAMID_FACTOR = 0.709  # the paper's scale step: about sqrt(1/2), two pyramid levels per octave
 PNET_CELL, PNET_STRIDE = 12, 2  # P-Net's window and its output stride, in pyramid pixels
-
-
-def _ops():
-    """torchvision.ops (NMS, RoIAlign), imported on the first detection: importing torchvision costs
-    about 1.3 s, which every other `unveil` command would otherwise pay at start-up."""
-    from torchvision import ops
-
-    return ops
 
 
 # --------------------------------------------------------------------------- the three networks
@@ -219,36 +212,10 @@ def _square(boxes: Tensor) -> Tensor:
     return torch.cat([centre - half, centre + half], 1)
 
 
-def _nms_min(boxes: Tensor, scores: Tensor, threshold: float) -> Tensor:
-    """Greedy NMS on intersection over the *smaller* area (the cascade's last step).
-
-    IoU lets a box nested inside a larger one survive (a face part scored as a face); overlap over
-    the smaller area removes it. O-Net leaves a handful of boxes, so the loop over them is short.
-
-    Shape:
-        - boxes: :math:`(K, 4)`, scores: :math:`(K,)`
-        - output: indices kept, highest score first
-    """
-    order = scores.argsort(descending=True)
-    boxes = boxes[order]
-    area = (boxes[:, 2:] - boxes[:, :2]).clamp_min(0).prod(1)
-    low = torch.maximum(boxes[:, None, :2], boxes[None, :, :2])
-    high = torch.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
-    inter = (high - low).clamp_min(0).prod(2)
-    overlap = inter / torch.minimum(area[:, None], area[None, :]).clamp_min(1e-6)
-    suppressed = torch.zeros(len(order), dtype=torch.bool)
-    keep = []
-    for i in range(len(order)):
-        if not suppressed[i]:
-            keep.append(i)
-            suppressed |= overlap[i] > threshold
-    return order[keep]
-
-
 # --------------------------------------------------------------------------- the detector
 
 
-class FaceDetector:
+class MTCNN:
     """MTCNN: faces, scores and five landmarks in an RGB photo.
 
     Args:
@@ -257,22 +224,28 @@ class FaceDetector:
             too little detail for a 48x48 crop, and skipping the finest pyramid levels saves time.
         thresholds: face-probability cut-offs of P-Net, R-Net and O-Net (the paper's code uses
             0.6, 0.7, 0.7).
+        score: the final cut-off on O-Net's probability: below 0.9, mostly patterns that look like
+            faces (facenet-pytorch's and most applications' choice).
         device: where the networks run.
 
     Example:
-        >>> detector = FaceDetector()
+        >>> detector = MTCNN()
         >>> faces = detector.detect(skimage.data.astronaut())
         >>> faces[0].landmarks.shape
         (5, 2)
     """
 
+    name = "mtcnn"
+
     def __init__(self, min_face: int = 40, thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
-                 device: str | torch.device = "cpu") -> None:
+                 score: float = 0.9, device: str | torch.device = "cpu") -> None:
         if isinstance(min_face, bool) or not isinstance(min_face, (int, float)) or min_face < PNET_CELL:
             raise UnveilError(f"min_face must be a number of pixels >= {PNET_CELL}, got {min_face!r}")
         if len(thresholds) != 3 or not all(0 <= t < 1 for t in thresholds):
             raise UnveilError(f"thresholds must be three probabilities in [0, 1), got {thresholds!r}")
-        self.min_face = float(min_face)
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score < 1:
+            raise UnveilError(f"score must be a probability in [0, 1), got {score!r}")
+        self.min_face, self.score = float(min_face), float(score)
         self.thresholds = tuple(float(t) for t in thresholds)
         self.device = torch.device(device)
         # Channels-last: oneDNN's convolutions and max-pools are faster with it (27 vs 41 ms a photo).
@@ -286,15 +259,16 @@ class FaceDetector:
         Args:
             image: RGB uint8 [H, W, 3], or grayscale uint8 [H, W] (repeated to three channels).
         """
-        rgb = _as_rgb(image)
+        rgb = as_rgb(image)
         with torch.inference_mode(), one_cpu_thread(self.device):
             x = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1)[None].float().contiguous()
             boxes = self._propose(x)
             chain = _halving_chain(x) if len(boxes) else []
             boxes = self._refine(chain, boxes)
             boxes, scores, points = self._output(chain, boxes)
-        boxes, points = boxes.cpu().double() - 0.5, points.cpu().double() - 0.5  # edges -> pixel centres
-        return [Face(tuple(b.tolist()), float(s), p.numpy().copy()) for b, s, p in zip(boxes, scores.cpu(), points)]
+        sure = scores >= max(self.score, self.thresholds[2])
+        boxes, points = boxes[sure].cpu().double() - 0.5, points[sure].cpu().double() - 0.5  # edges -> pixel centres
+        return [Face(tuple(b.tolist()), float(s), p.numpy().copy()) for b, s, p in zip(boxes, scores[sure].cpu(), points)]
 
     # The three stages. Boxes are float [K, 4] in edge coordinates of the full image.
 
@@ -330,13 +304,13 @@ class FaceDetector:
             window = torch.cat([corner, corner + PNET_CELL], 1)
             window /= torch.tensor([size[1] / width, size[0] / height] * 2, device=x.device)
             scores = prob[0, rows, cols]
-            keep = _ops().nms(window, scores, 0.5)  # one scale's many overlapping windows first: keeps K small
+            keep = box_ops().nms(window, scores, 0.5)  # one scale's many overlapping windows first: keeps K small
             found.append(torch.cat([window[keep], offsets[0, :, rows[keep], cols[keep]].T], 1))
             found_scores.append(scores[keep])
         if not found:
             return x.new_zeros(0, 4)
         boxes, scores = torch.cat(found), torch.cat(found_scores)
-        boxes = boxes[_ops().nms(boxes[:, :4], scores, 0.7)]  # then across scales
+        boxes = boxes[box_ops().nms(boxes[:, :4], scores, 0.7)]  # then across scales
         return _square(_regress(boxes[:, :4], boxes[:, 4:]))
 
     def _crops(self, chain: list[Tensor], boxes: Tensor, size: int) -> Tensor:
@@ -358,7 +332,7 @@ class FaceDetector:
         for k in levels.unique().tolist():
             pick = levels == k
             rois = torch.cat([boxes.new_zeros(int(pick.sum()), 1), boxes[pick]], 1)
-            crops[pick] = _ops().roi_align(chain[k], rois, (size, size), spatial_scale=0.5**k, sampling_ratio=2,
+            crops[pick] = box_ops().roi_align(chain[k], rois, (size, size), spatial_scale=0.5**k, sampling_ratio=2,
                                     aligned=True)
         return _caffe_input(crops)
 
@@ -369,7 +343,7 @@ class FaceDetector:
         prob, offsets = self.rnet(self._crops(chain, boxes, 24))
         ok = prob >= self.thresholds[1]
         boxes, prob, offsets = boxes[ok], prob[ok], offsets[ok]
-        keep = _ops().nms(boxes, prob, 0.7)
+        keep = box_ops().nms(boxes, prob, 0.7)
         return _square(_regress(boxes[keep], offsets[keep]))
 
     def _output(self, chain: list[Tensor], boxes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -391,7 +365,7 @@ class FaceDetector:
         boxes, prob, points = boxes[big], prob[big], points[big]
         if len(boxes) == 0:
             return boxes, prob, points
-        keep = _nms_min(boxes.cpu(), prob.cpu(), 0.7).to(boxes.device)
+        keep = nms_min(boxes.cpu(), prob.cpu(), 0.7).to(boxes.device)
         return boxes[keep], prob[keep], points[keep]
 
 
@@ -429,15 +403,3 @@ def _halving_chain(x: Tensor, smallest: int = 24) -> list[Tensor]:
     return chain
 
 
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    """Check the photo's type and shape; grayscale becomes three equal channels."""
-    if not isinstance(image, np.ndarray):
-        raise UnveilError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.dtype != np.uint8:
-        raise UnveilError(f"image must be uint8 (0..255), got {image.dtype}")
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise UnveilError(f"image must be RGB [H, W, 3] or grayscale [H, W], got shape {image.shape}")
-    image = np.ascontiguousarray(image)
-    return image if image.flags.writeable else image.copy()  # torch.from_numpy wants a writable array

@@ -56,14 +56,27 @@ def _from_array(image: np.ndarray) -> np.ndarray:
     raise DataError(f"an image array must be [H, W], [H, W, 3] or [H, W, 4], got {image.shape}")
 
 
+def image_files(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """The image files in ``folder`` (by extension), sorted, searched through subfolders unless told not
+    to. Hidden entries are skipped, and so is anything that is not a regular file (a FIFO would block
+    the reader forever)."""
+    folder = Path(folder)
+    found = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir() and recursive:
+            found += image_files(entry)
+        elif entry.suffix.lower() in IMAGE_EXTENSIONS and entry.is_file():
+            found.append(entry)
+    return found
+
+
 def photos_in(paths: list[str | Path]) -> list[Path]:
-    """Files as given, and the image files inside folders (sorted, not recursive)."""
+    """Files as given, and the image files inside folders and their subfolders (sorted)."""
     out = []
     for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-        else:
-            out.append(p)
+        out += image_files(p) if p.is_dir() else [p]
     return out
 
 
@@ -80,7 +93,7 @@ def labelled_photos(root: str | Path, aliases: dict[str, str] | None = None) -> 
             raise DataError(f"{entry}: photo outside a class folder (expected {root}/<class>/<photo>)")
         if entry.is_dir() and not entry.name.startswith("."):
             label = canonical_label(entry.name, aliases, where=str(entry))
-            out += [(photo, label) for photo in photos_in([entry])]
+            out += [(photo, label) for photo in image_files(entry)]
     if not out:
         raise DataError(f"{root}: no photos in class folders (expected {root}/<class>/<photo>)")
     return out

@@ -1,0 +1,210 @@
+"""How well faces and their masks are found on real photos: `unveil eval-holes`.
+
+    report = evaluate_holes(["real-crops", "synthetic-seg/testing"], FaceFramer("auto"), split="test")
+
+Every photo is framed as `predict` frames it (the detector, the most confident face, `align_face`) and
+the hole is found in one batch per set (`FaceFramer.holes`). Two kinds of set
+(`unveil.photo.hole_sets`):
+
+- **masked / bare folders**: per class, the share of photos with a face found (detection rate) and,
+  of the faces found, the share given a mask hole (the mask-found rate on masked faces, the
+  false-mask rate on bare ones); per origin where a manifest names them.
+- **pixel-labelled photos**: the detection rate, the mask-found rate and the IoU of the hole used with
+  the label carried into the crop (a face where no mask was found has an empty hole: IoU 0), per group.
+
+The misses are drawn (`misses.png`): masked faces without a mask hole, bare faces with one, the
+lowest-IoU pixel-labelled faces, each crop with its hole tinted, and the photos with no face are listed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from unveil.errors import DataError
+from unveil.figures import Tile, save_png, tile_grid
+from unveil.io import write_json, write_text
+from unveil.photo.framing import frame_photos, warp_to_crop
+from unveil.photo.hole_sets import BARE_FOLDERS, MASKED_FOLDERS, masked_photos, pixel_labelled, read_hole_label
+
+from .predict import SEARCH_FACE, FaceFramer
+
+MISSES_SHOWN = 24   # faces drawn per kind of miss
+
+
+def is_pixel_set(root: Path) -> bool:
+    return not any((root / name).is_dir() for name in (*MASKED_FOLDERS, *BARE_FOLDERS)) and any(
+        p.is_dir() for p in root.rglob("images"))
+
+
+def evaluate_holes(roots: list[str | Path], framer: FaceFramer, split: str | None = None) -> tuple[dict, dict]:
+    """(the report, the misses to draw) over every set in `roots`."""
+    report, misses = {"detector": framer.detector.name, "hole": framer.hole_mode, "split": split, "sets": []}, {}
+    for root in map(Path, roots):
+        if is_pixel_set(root):
+            record, missed = _pixel_set(root, framer)
+        else:
+            record, missed = _masked_set(root, framer, split)
+        report["sets"].append(record)
+        misses.update({f"{root.name}: {k}": v for k, v in missed.items()})
+    return report, misses
+
+
+def _frame(paths: list[Path], framer: FaceFramer, what: str):
+    """(framed photos, crops of the faces found [K, 1, 48, 48] on the device, their holes, the hole modes used)."""
+    framed = frame_photos(paths, framer.detector, min_size=SEARCH_FACE, what=what)
+    found = framed.found
+    crops = framed.crops[found].unsqueeze(1).float().div(255).to(framer.device)
+    holes, used = framer.holes(crops, framed.points[found])
+    return framed, crops, holes, used
+
+
+def _rates(masked: np.ndarray, detected: np.ndarray, flagged: np.ndarray) -> dict:
+    """Counts and rates of one class: photos, faces found, faces given a mask hole."""
+    n, found, with_hole = int(masked.size), int(detected.sum()), int((flagged & detected).sum())
+    out = {"photos": n, "faces_found": found, "detection_rate": _ratio(found, n), "mask_holes": with_hole,
+           "mask_hole_rate": _ratio(with_hole, found)}
+    return out
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+def _masked_set(root: Path, framer: FaceFramer, split: str | None) -> tuple[dict, dict]:
+    photos = masked_photos(root, split)
+    framed, crops, holes, used = _frame([p.path for p in photos], framer, f"{root.name} {split or 'all'}")
+    detected = framed.found.numpy()
+    flagged = np.zeros(len(photos), bool)
+    flagged[detected] = [not u.startswith("auto (no mask") for u in used]
+    is_masked = np.array([p.masked for p in photos])
+    record = {"root": str(root), "kind": "masked/bare", "split": split, "holes_used": dict(Counter(used)),
+              "masked": _rates(is_masked[is_masked], detected[is_masked], flagged[is_masked]),
+              "bare": _rates(is_masked[~is_masked], detected[~is_masked], flagged[~is_masked]),
+              "by_origin": {}}
+    groups = defaultdict(list)
+    for i, p in enumerate(photos):
+        groups[(p.group, p.masked)].append(i)
+    for (group, masked), idx in sorted(groups.items()):
+        record["by_origin"][f"{'masked' if masked else 'bare'}/{group}"] = _rates(
+            is_masked[idx], detected[idx], flagged[idx])
+    index = np.flatnonzero(detected)
+    rank = {int(i): k for k, i in enumerate(index)}
+    misses = {"masked faces given no mask hole": [_tile(crops[rank[i]], holes[rank[i]], photos[i].group)
+                                                 for i in index if is_masked[i] and not flagged[i]],
+              "bare faces given a mask hole": [_tile(crops[rank[i]], holes[rank[i]], photos[i].group)
+                                              for i in index if not is_masked[i] and flagged[i]]}
+    record["no_face"] = [str(photos[i].path) for i in np.flatnonzero(~detected)]
+    return record, misses
+
+
+def _pixel_set(root: Path, framer: FaceFramer) -> tuple[dict, dict]:
+    pairs = pixel_labelled(root)
+    framed, crops, holes, used = _frame([p.image for p in pairs], framer, root.name)
+    detected = framed.found.numpy()
+    truth = torch.stack([torch.from_numpy(_label_in_crop(pairs[i], framed.matrices[i].numpy()))
+                         for i in np.flatnonzero(detected)]).unsqueeze(1).to(holes.device) if detected.any() else holes
+    iou = _iou(holes, truth)
+    flagged = np.array([not u.startswith("auto (no mask") for u in used], bool)
+    record = {"root": str(root), "kind": "pixel labels", "photos": len(pairs), "faces_found": int(detected.sum()),
+              "detection_rate": _ratio(int(detected.sum()), len(pairs)), "holes_used": dict(Counter(used)),
+              "mask_hole_rate": _ratio(int(flagged.sum()), int(detected.sum())), **_iou_summary(iou), "by_group": {}}
+    groups = defaultdict(list)
+    for k, i in enumerate(np.flatnonzero(detected)):
+        groups[pairs[i].group].append(k)
+    for group, idx in sorted(groups.items()):
+        record["by_group"][group] = {"faces": len(idx), **_iou_summary(iou[idx])}
+    worst = np.argsort(iou.cpu().numpy(), kind="stable")[:MISSES_SHOWN]
+    found_pairs = [pairs[i] for i in np.flatnonzero(detected)]
+    misses = {"lowest IoU (tinted: the hole used; caption: IoU)": [
+        _tile(crops[k], holes[k], f"{found_pairs[k].group} {float(iou[k]):.2f}") for k in worst]}
+    record["no_face"] = [str(pairs[i].image) for i in np.flatnonzero(~detected)]
+    return record, misses
+
+
+def _label_in_crop(pair, matrix: np.ndarray) -> np.ndarray:
+    """The pixel label carried into the face's crop (resized to the photo first: labels may be stored smaller)."""
+    label = read_hole_label(pair.label)
+    with Image.open(pair.image) as img:
+        size = img.size
+    if label.shape[::-1] != size:
+        label = np.array(Image.fromarray(label.astype(np.uint8) * 255).resize(size, Image.Resampling.NEAREST)) > 0
+    return (warp_to_crop(label, matrix) > 0.5).astype(np.float32)
+
+
+def _iou(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    pred, truth = pred.flatten(1) > 0.5, truth.flatten(1) > 0.5
+    inter, union = (pred & truth).sum(1).float(), (pred | truth).sum(1).float()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+
+def _iou_summary(iou: torch.Tensor) -> dict:
+    if len(iou) == 0:
+        return {"iou_mean": None, "iou_median": None}
+    return {"iou_mean": round(float(iou.mean()), 4), "iou_median": round(float(iou.median()), 4)}
+
+
+def _tile(crop: torch.Tensor, hole: torch.Tensor, caption: str) -> Tile:
+    """The crop in gray with its hole tinted red."""
+    gray = (crop[0].float().cpu().numpy() * 255)[..., None].repeat(3, 2)
+    tint = np.array([220.0, 40.0, 40.0])
+    hidden = hole[0].cpu().numpy()[..., None] > 0.5
+    return Tile(np.where(hidden, 0.55 * gray + 0.45 * tint, gray).round().astype(np.uint8), caption[:14])
+
+
+def write_outputs(report: dict, misses: dict, out: str | Path) -> dict[str, Path]:
+    """holes.json, holes.md and misses.png (with misses.html listing the photos without a face)."""
+    out = Path(out)
+    paths = {"json": write_json(out / "holes.json", report), "markdown": write_text(out / "holes.md", markdown(report))}
+    rows, labels = [], []
+    for kind, tiles in misses.items():
+        for start in range(0, min(len(tiles), MISSES_SHOWN), 12):
+            rows.append(tiles[start:start + 12])
+            labels.append(kind if start == 0 else "")
+    if rows:
+        paths["misses"] = save_png(tile_grid(rows, scale=2, gap=6), out / "misses.png")
+        print("\n".join(f"misses.png row {k + 1}: {label}" for k, label in enumerate(labels) if label), file=sys.stderr)
+    listed = "".join(f"<li>{p}</li>" for s in report["sets"] for p in s["no_face"])
+    paths["html"] = write_text(out / "misses.html", "<!doctype html><meta charset='utf-8'><title>eval-holes misses</title>"
+                               + ("<img src='misses.png'>" if rows else "")
+                               + "".join(f"<p>row {k + 1}: {label}</p>" for k, label in enumerate(labels) if label)
+                               + f"<h2>Photos with no face found</h2><ul>{listed}</ul>")
+    return paths
+
+
+def markdown(report: dict) -> str:
+    """The report as tables: one per set."""
+    lines = [f"detector {report['detector']}, hole {report['hole']}, split {report['split'] or 'all'}", ""]
+    for s in report["sets"]:
+        lines += [f"### {s['root']} ({s['kind']})", ""]
+        if s["kind"] == "pixel labels":
+            lines += ["| faces found | mask-hole rate | IoU mean | IoU median |", "|---|---|---|---|",
+                      f"| {s['faces_found']}/{s['photos']} ({_pct(s['detection_rate'])}) | {_pct(s['mask_hole_rate'])} | "
+                      f"{s['iou_mean']} | {s['iou_median']} |", ""]
+            lines += ["| group | faces | IoU mean | IoU median |", "|---|---|---|---|"]
+            lines += [f"| {g} | {r['faces']} | {r['iou_mean']} | {r['iou_median']} |" for g, r in s["by_group"].items()]
+        else:
+            lines += ["| faces | photos | detection rate | faces given a mask hole |", "|---|---|---|---|"]
+            for name in ("masked", "bare"):
+                r = s[name]
+                lines.append(f"| {name} | {r['photos']} | {_pct(r['detection_rate'])} | {_pct(r['mask_hole_rate'])} |")
+            lines += ["", "| origin | photos | detection rate | faces given a mask hole |", "|---|---|---|---|"]
+            lines += [f"| {g} | {r['photos']} | {_pct(r['detection_rate'])} | {_pct(r['mask_hole_rate'])} |"
+                      for g, r in s["by_origin"].items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+def check_roots(roots: list[str]) -> None:
+    for root in roots:
+        if not Path(root).is_dir():
+            raise DataError(f"{root}: not a folder (a with_mask/ + without_mask/ set, or images/ + masks/)")

@@ -1,0 +1,167 @@
+"""Photos to aligned faces, once: each photo's most confident face, cut out in the FER2013 frame.
+
+    framed = frame_photos(paths, create_detector())       # cached by content and by the detector's settings
+    framed.crops[framed.found]                            # uint8 [K, 48, 48]
+
+This is the path every photo takes before the models (``predict``, ``eval-holes``, the hole model's
+training data): detect, keep the most confident face, align it (``align_face``) and map its landmarks
+into the crop. A whole set is framed once and cached under ``unveil.data.cache_dir()``; the key holds
+every file's SHA-256, the detector's settings and ``FRAMING_VERSION``, so a changed photo, another
+detector or a changed aligner never gets a stale crop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save as save_bytes
+
+from ..data.preprocess import SIZE
+from ..errors import UnveilError
+from ..io import write_bytes, write_json
+from .align import _warp, align_face, transform_points
+from .mtcnn import Face
+from .read import read_photo
+
+__all__ = ["FRAMING_VERSION", "FramedFace", "FramedPhotos", "frame_face", "frame_photos", "warp_to_crop"]
+
+FRAMING_VERSION = 1   # bump when detection, the choice of face or the alignment changes
+CACHED = ("crops", "matrices", "points", "scores", "sizes", "found")
+
+
+@dataclass
+class FramedFace:
+    """One face cut out of its photo: the crop, the photo -> crop matrix and the landmarks in the crop."""
+
+    face: Face
+    crop: np.ndarray      # uint8 [48, 48]
+    matrix: np.ndarray    # float64 [2, 3]
+    points: np.ndarray    # float64 [5, 2]
+
+
+def frame_face(rgb: np.ndarray, face: Face, size: int = SIZE) -> FramedFace:
+    crop, matrix = align_face(rgb, face, size)
+    return FramedFace(face, crop, matrix, transform_points(matrix, face.landmarks))
+
+
+def warp_to_crop(mask: np.ndarray, matrix: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """A photo-sized 0/1 map (a mask's pixels) carried into the crop exactly as ``align_face`` carries the
+    photo: float32 [size, size], the share of each crop pixel that the map covers."""
+    return _warp(np.ascontiguousarray(mask, np.float32), matrix, size)
+
+
+@dataclass
+class FramedPhotos:
+    """A set of photos, framed. Row i is ``paths[i]``; where no face was found, ``found[i]`` is False,
+    the crop is zeros and ``problems[i]`` says why.
+
+    Shape:
+        crops: uint8 [N, 48, 48]; matrices: float64 [N, 2, 3] (photo -> crop); points: float32 [N, 5, 2]
+        (landmarks in the crop); scores, sizes: float32 [N]; found: bool [N].
+    """
+
+    paths: list[str]
+    crops: torch.Tensor
+    matrices: torch.Tensor
+    points: torch.Tensor
+    scores: torch.Tensor
+    sizes: torch.Tensor
+    found: torch.Tensor
+    problems: list[str | None]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def frame_photos(paths: list[str | Path], detector, min_size: float = 0.0, use_cache: bool = True,
+                 cache: Path | None = None, what: str = "photos") -> FramedPhotos:
+    """Frame every photo (the most confident face of at least ``min_size`` pixels); from the cache when
+    nothing changed. Unreadable photos and photos without a face are rows with ``found`` False."""
+    from ..data import cache_dir
+
+    paths = [str(p) for p in paths]
+    key = _cache_key(paths, detector, min_size)
+    path = (cache or cache_dir()) / f"framed-{key[:24]}.safetensors"
+    framed = _read_cache(path, paths) if use_cache else None
+    if framed is None:
+        framed = _frame_all(paths, detector, min_size, what)
+        if use_cache:
+            _write_cache(path, framed)
+    return framed
+
+
+def _frame_all(paths: list[str], detector, min_size: float, what: str) -> FramedPhotos:
+    n = len(paths)
+    crops, points = np.zeros((n, SIZE, SIZE), np.uint8), np.zeros((n, 5, 2), np.float32)
+    matrices = np.zeros((n, 2, 3), np.float64)
+    scores, sizes, found = np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, bool)
+    problems: list[str | None] = [None] * n
+    started, shown = time.perf_counter(), 0.0
+    for i, p in enumerate(paths):
+        try:
+            rgb, _ = read_photo(p)
+            faces = [f for f in detector.detect(rgb) if f.size >= min_size]
+        except UnveilError as exc:
+            problems[i] = str(exc)
+            continue
+        if not faces:
+            problems[i] = f"{p}: no face found"
+            continue
+        best = frame_face(rgb, max(faces, key=lambda f: f.score))
+        crops[i], matrices[i], points[i] = best.crop, best.matrix, best.points
+        scores[i], sizes[i], found[i] = best.face.score, best.face.size, True
+        now = time.perf_counter()
+        if now - shown > 10 or i == n - 1:
+            shown = now
+            rate = (i + 1) / (now - started)
+            print(f"[frame] {what}: {i + 1}/{n} photos, {rate:.1f}/s, ETA {(n - i - 1) / rate:.0f}s",
+                  file=sys.stderr, flush=True)
+    return FramedPhotos(paths, torch.from_numpy(crops), torch.from_numpy(matrices), torch.from_numpy(points),
+                        torch.from_numpy(scores),
+                        torch.from_numpy(sizes), torch.from_numpy(found), problems)
+
+
+def _cache_key(paths: list[str], detector, min_size: float) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([FRAMING_VERSION, detector_settings(detector), min_size]).encode())
+    for p in paths:
+        digest.update(p.encode() + b"\0")
+        try:
+            digest.update(hashlib.sha256(Path(p).read_bytes()).digest())
+        except OSError:
+            digest.update(b"unreadable")
+    return digest.hexdigest()
+
+
+def detector_settings(detector) -> dict:
+    """What a detector's results depend on: its name and every setting (weights included)."""
+    return {"name": detector.name, **{k: v for k, v in vars(detector).items() if isinstance(v, (int, float, str, tuple))}}
+
+
+def _read_cache(path: Path, paths: list[str]) -> FramedPhotos | None:
+    try:
+        tensors = load_bytes(path.read_bytes())
+        meta = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError, SafetensorError):
+        return None
+    if meta.get("paths") != paths:
+        return None
+    return FramedPhotos(paths, *(tensors[k] for k in CACHED), meta["problems"])
+
+
+def _write_cache(path: Path, framed: FramedPhotos) -> None:
+    tensors = {k: getattr(framed, k).contiguous() for k in CACHED}
+    try:
+        write_json(path.with_suffix(".json"), {"paths": framed.paths, "problems": framed.problems})
+        write_bytes(path, save_bytes(tensors))
+    except UnveilError as exc:  # a read-only cache folder costs time, not correctness
+        print(f"warning: cannot write the framing cache: {exc}", file=sys.stderr)
