@@ -72,6 +72,14 @@ class Condition:
         occluded, hole = self.occlusion.over_set(images, seed)
         return occluded if self.reconstruct is None else self._reconstructed(occluded, hole, images.dtype)
 
+    def over_faces(self, faces, seed: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+        """`over_set` for a `Faces` set, on `device` (the photo-mask occlusion paints each face's photo)."""
+        images = faces.float_images().to(device)
+        if self.occlusion is None:
+            return images
+        occluded, hole = (x.to(device) for x in self.occlusion.over_faces(faces, seed))
+        return occluded if self.reconstruct is None else self._reconstructed(occluded, hole, images.dtype)
+
     def _reconstructed(self, occluded: torch.Tensor, hole: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         return self.reconstruct(occluded, hole).to(dtype).clamp(0, 1)
 

@@ -95,9 +95,8 @@ def evaluate(model: nn.Module, faces: Faces, condition: Condition | None = None,
     The condition's masks are drawn from `seed`, so two models evaluated with the same seed see the
     same occluded faces.
     """
-    images = faces.float_images().to(_device_of(model))
-    if condition is not None:
-        images = condition.over_set(images, seed=seed)
+    device = _device_of(model)
+    images = condition.over_faces(faces, seed, device) if condition is not None else faces.float_images().to(device)
     probs = predict_proba(model, images, tta=tta, precision=precision)
     return scored(faces.labels, probs, view or ClassView(), n_boot=n_boot, seed=seed)
 

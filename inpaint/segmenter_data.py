@@ -58,11 +58,12 @@ class PhotosConfig:
     pixel_set: str = ""          # a pixel-labelled set (images/ + masks/)
     painted: int = 2             # masks painted per bare training photo (0: none)
     share: float = 0.5           # of each training batch drawn from the photos
+    degrade: float = 1.0         # share of the FER2013 faces made photo-like (the photo crops always are)
 
     def __post_init__(self):
-        if self.painted < 0 or not 0 <= self.share < 1:
-            raise ValueError(f"photos needs painted >= 0 and 0 <= share < 1 (got painted={self.painted}, "
-                             f"share={self.share})")
+        if self.painted < 0 or not 0 <= self.share < 1 or not 0 <= self.degrade <= 1:
+            raise ValueError(f"photos needs painted >= 0, 0 <= share < 1 and 0 <= degrade <= 1 (got painted="
+                             f"{self.painted}, share={self.share}, degrade={self.degrade})")
 
     @property
     def used(self) -> bool:

@@ -89,10 +89,10 @@ def load_segmenter_config(path: str | Path, overrides: list[str] | None = None) 
     return load_config(SegmenterConfig, path, overrides)
 
 
-def masked(images: torch.Tensor, masks: MasksConfig, seed: int,
-           degrade: PhotoLike | None = None, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Faces wearing synthetic masks (a `bare` fraction without), made photo-like by `degrade` when given,
-    stretched per image to 0..1.
+def masked(images: torch.Tensor, masks: MasksConfig, seed: int, degrade: PhotoLike | None = None,
+           generator: torch.Generator | None = None, share: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Faces wearing synthetic masks (a `bare` fraction without), a `share` of them made photo-like by
+    `degrade` when given, stretched per image to 0..1.
 
     Shape:
         images: [N, 1, H, W] in [0, 1] -> (faces, hole) both [N, 1, H, W].
@@ -102,7 +102,8 @@ def masked(images: torch.Tensor, masks: MasksConfig, seed: int,
     bare = bare.to(images.device).view(-1, 1, 1, 1)
     faces, hole = torch.where(bare, images, faces), torch.where(bare, torch.zeros_like(hole), hole)
     if degrade is not None:
-        faces = degrade(faces, generator)
+        pick = torch.rand(len(faces), device=faces.device, generator=generator) < share
+        faces = torch.where(pick.view(-1, 1, 1, 1), degrade(faces, generator), faces)
     return stretch(faces), hole
 
 
@@ -177,7 +178,8 @@ class SegmenterTask:
             faces = self.images[order[step * n_fer:(step + 1) * n_fer]].unsqueeze(1).float().div_(255)
             if self.augment is not None:
                 faces = self.augment(faces, gen)
-            faces, hole = masked(faces, self.cfg.masks, seed * 100_003 + step, self.degrade, gen)
+            faces, hole = masked(faces, self.cfg.masks, seed * 100_003 + step, self.degrade, gen,
+                                 self.cfg.photos.degrade)
             batch = (faces, hole, torch.ones_like(hole), hole.flatten(1).amax(1) > 0)
             if n_photo:
                 batch = tuple(torch.cat([a, b]) for a, b in zip(batch, self._photo_batch(n_photo, gen)))

@@ -234,8 +234,8 @@ def run_baseline(args: argparse.Namespace) -> int:
         raise UnveilError(f"{args.data}: need faces in the train and {args.split} splits")
     condition = Condition.build(args.occlusion)
     # Different mask seeds for the two sets, so no training mask is reused on a test face.
-    train_images = condition.over_set(train.float_images(), seed=args.seed + 1_000)
-    test_images = condition.over_set(test.float_images(), seed=args.seed)
+    train_images = condition.over_faces(train, seed=args.seed + 1_000)
+    test_images = condition.over_faces(test, seed=args.seed)
     family = CLASSICAL.create(args.model)
     print(f"[baseline {args.model}] {family.model} ({args.components} components) on {min(args.train_size, len(train))} "
           f"of {len(train)} training faces, {args.folds}-fold CV ...", file=sys.stderr)

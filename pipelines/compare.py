@@ -78,13 +78,14 @@ def _checkpoint_name(spec: str) -> str:
     return path.parent.name if stem in ("best", "last") and path.parent.name else stem
 
 
-def condition_images(images: torch.Tensor, occlusion: Occlusion, inpainters: list[NamedInpainter],
+def condition_images(faces: Faces, occlusion: Occlusion, inpainters: list[NamedInpainter], device: torch.device,
                      seed: int = 0, precision: str = "auto") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The hole and every condition's images, from one occlusion draw (`Occlusion.over_set`).
+    """The hole and every condition's images, from one occlusion draw (`Occlusion.over_faces`).
 
-    Returns (hole, {"occluded": ..., <inpainter>: ..., "full": images}), all [N, 1, H, W].
+    Returns (hole, {"occluded": ..., <inpainter>: ..., "full": images}), all [N, 1, H, W] on `device`.
     """
-    occluded, hole = occlusion.over_set(images, seed)
+    images = faces.float_images().to(device)
+    occluded, hole = (x.to(device) for x in occlusion.over_faces(faces, seed))
     shown = {"occluded": occluded}
     for inp in inpainters:
         shown[inp.name] = inp.model.reconstruct(occluded, hole, precision=precision)
@@ -107,8 +108,8 @@ def compare(faces: Faces, judge: Judge, inpainters: list[NamedInpainter], occlus
     probabilities. `classes` (a map such as valence) scores everything in that coarser view.
     """
     device = next(judge.model.parameters()).device
-    images, labels = faces.float_images().to(device), faces.labels.to(device)
-    hole, shown = condition_images(images, occlusion, inpainters, seed, precision)
+    hole, shown = condition_images(faces, occlusion, inpainters, device, seed, precision)
+    images, labels = shown["full"], faces.labels.to(device)
     scores, artefacts = judge_conditions(shown, labels, judge, inpainters, cross, tta=tta, seed=seed, n_boot=n_boot,
                                          precision=precision, classes=classes)
     for name, x in shown.items():

@@ -40,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "generator and the baselines")
     p.add_argument("--cross", help="comma-separated classifiers trained on other conditions, for the "
                                    "cross-condition matrix")
-    p.add_argument("--occlusion", default="lower-half", help="lower-half[:...] or mask[:...] (default lower-half)")
+    p.add_argument("--occlusion", default="lower-half", help="lower-half[:...], mask[:...] or, for a photos: source, photo-mask[:styles=...] "
+                                                                "(painted on each photo before alignment); default "
+                                                                "lower-half")
     p.add_argument("--per-class", type=count(1), default=2, help="gallery faces per class (default 2)")
     p.add_argument("--seed", type=int, default=0, help="occlusion draw, bootstrap and gallery sample")
     p.add_argument("--bootstrap", type=count(0), default=1000,

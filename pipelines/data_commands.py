@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     info = data_sub.add_parser("info", help="count faces per split and class (--check: degenerate faces)")
-    info.add_argument("source", help="a FER2013 CSV, a folder or archive of class folders, or 'synthetic'")
+    info.add_argument("source", help="a FER2013 CSV, a folder or archive of class folders, photos:DIR, or 'synthetic'")
     info.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     info.add_argument("--check", action="store_true",
                       help="also count and list degenerate faces: constant, nearly constant (the 5th-95th "
@@ -70,18 +70,41 @@ def run_info(args: argparse.Namespace) -> int:
     faces = load_source(args, args.source)
     counts = faces.counts()
     check = find_degenerate(faces).summary(faces, None if args.json else LISTED) if args.check else None
+    detection = detection_rates(faces) if faces.skipped else None
     if args.json:
         totals = {split: sum(c.values()) for split, c in counts.items()}
         print(json.dumps({"source": faces.source, "total": len(faces), "splits": totals,
-                          "counts": counts, "classes": list(CLASSES), **({"check": check} if check else {})}))
+                          "counts": counts, "classes": list(CLASSES), **({"check": check} if check else {}),
+                          **({"detection": detection, "skipped": faces.skipped} if detection else {})}))
         return 0
     header = f"{'split':<6}" + "".join(f"{c:>9}" for c in CLASSES) + f"{'total':>9}"
     print(f"{faces.source}: {len(faces)} faces\n{header}")
     for split, per_class in counts.items():
         print(f"{split:<6}" + "".join(f"{per_class[c]:>9}" for c in CLASSES) + f"{sum(per_class.values()):>9}")
+    if detection:
+        print(f"{'faces':<6}" + "".join(f"{_rate(detection[c]):>9}" for c in CLASSES) + f"{_rate(detection['all']):>9}"
+              + "  (photos with a usable face)")
+        print("\n".join(f"skipped {s['id']}: {s['reason']}" for s in faces.skipped[:LISTED])
+              + (f"\n... {len(faces.skipped) - LISTED} more (--json lists them all)" if len(faces.skipped) > LISTED else ""))
     if check:
         print("\n".join(check_lines(check)))
     return 0
+
+
+def detection_rates(faces) -> dict[str, dict[str, int]]:
+    """Per class (and in all): photos, and photos with a usable face, for a source that skips some
+    (photos:DIR)."""
+    found = {c: int((faces.labels == k).sum()) for k, c in enumerate(CLASSES)}
+    missed = dict.fromkeys(CLASSES, 0)
+    for skipped in faces.skipped:
+        missed[skipped["label"]] += 1
+    out = {c: {"photos": found[c] + missed[c], "faces": found[c]} for c in CLASSES}
+    out["all"] = {"photos": len(faces) + len(faces.skipped), "faces": len(faces)}
+    return out
+
+
+def _rate(counts: dict[str, int]) -> str:
+    return f"{100 * counts['faces'] / counts['photos']:.1f}%" if counts["photos"] else "-"
 
 
 def check_lines(check: dict) -> list[str]:

@@ -100,7 +100,8 @@ def train_overrides(args: argparse.Namespace) -> list[str]:
 def add_evaluation_arguments(parser: argparse.ArgumentParser, out_help: str) -> None:
     """What every command that scores models on a split takes, besides its models."""
     parser.add_argument("--data", required=True, help="a data source: FER2013 folder/CSV/archives, class folders, "
-                                                      "or 'synthetic'")
+                                                      "photos:DIR (class folders of photos: faces found and "
+                                                      "aligned), or 'synthetic'")
     parser.add_argument("--split", default="test", choices=SPLIT_CHOICES, help="the faces scored (default test)")
     parser.add_argument("--tta", action="store_true", help="test-time augmentation for the classifier: the face "
                                                            "and its mirror, each shifted 2 pixels four ways")

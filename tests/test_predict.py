@@ -113,3 +113,29 @@ def _cover_in_crop(masked: np.ndarray, cover: np.ndarray, detector) -> torch.Ten
     [face] = detector.detect(masked)
     _, matrix = align_face(masked, face)
     return torch.from_numpy(warp_to_crop(cover, matrix) > 0.5)
+
+
+def test_predict_walks_class_folders_and_names_an_empty_one(folder, tmp_path, capsys):
+    """Folders as users have them (one per class, nested): every photo is found; a folder with no photo
+    is one clear line, not silence."""
+    nested = tmp_path / "by_class"
+    (nested / "happy" / "day1").mkdir(parents=True)
+    (nested / "sad").mkdir()
+    (nested / "happy" / "day1" / "a.jpg").write_bytes((folder / "a_real.jpg").read_bytes())
+    (nested / "sad" / "b.png").write_bytes((folder / "b_blank.png").read_bytes())
+    assert main(["predict", str(nested), "--hole", "lower-half", "--out", str(tmp_path / "out"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [p["source"].split("by_class/")[1] for p in report["photos"]] == ["happy/day1/a.jpg", "sad/b.png"]
+    assert (tmp_path / "out" / "000_happy_day1_a_jpg.png").exists()
+    (tmp_path / "empty" / "happy").mkdir(parents=True)
+    assert main(["predict", str(tmp_path / "empty"), "--out", str(tmp_path / "o2")]) == 2
+    assert "no photos found" in capsys.readouterr().err
+
+
+def test_min_face_lets_a_user_read_smaller_faces(astronaut):
+    small = np.asarray(Image.fromarray(astronaut).resize((160, 160), Image.Resampling.BOX))
+    photo = np.pad(small, ((100, 100), (100, 100), (0, 0)), mode="edge")
+    strict = Predictor(hole="lower-half", device="cpu").predict(photo, name="small")
+    assert strict.faces == [] and "too small to use" in strict.errors[0] and "--min-face" in strict.errors[0]
+    lenient = Predictor(hole="lower-half", device="cpu", min_face=24).predict(photo, name="small")
+    assert len(lenient.faces) == 1 and lenient.errors == []

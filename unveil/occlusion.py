@@ -23,7 +23,7 @@ from .errors import UnveilError
 
 __all__ = ["OCCLUSIONS", "MASK_STYLES", "Occlusion", "lower_half", "face_mask"]
 
-OCCLUSIONS = ("none", "lower-half", "mask", "mixed")
+OCCLUSIONS = ("none", "lower-half", "mask", "mixed", "photo-mask")
 MASK_STYLES = ("surgical", "cloth", "n95", "black")
 
 # Mask geometry is written in the 48x48 FER2013 frame ("face units", pixel centres at
@@ -400,7 +400,9 @@ class Occlusion:
     ``"mixed:lower=0.3"``. Fields that do not apply to ``kind`` are ignored when called
     (``start_row`` and ``fill`` are for lower-half, ``styles`` and ``seed`` for mask; ``mixed``
     gives each image the lower-half hole with probability ``lower``, else a mask: for generators
-    that must fill both the benchmark's hole and a real mask's).
+    that must fill both the benchmark's hole and a real mask's). ``photo-mask`` (``styles``,
+    ``seed``) paints the mask on each face's full-resolution photo before alignment, as MaskTheFace
+    does: it needs the faces of a ``photos:`` source (``over_faces``), not bare crops.
 
     Shape:
         - images: :math:`(N, 1, H, W)`
@@ -434,6 +436,10 @@ class Occlusion:
         seed = self.seed if seed is None else seed
         if self.kind == "mask":
             return face_mask(images, self.styles, seed)
+        if self.kind == "photo-mask":
+            raise UnveilError("the photo-mask occlusion paints masks on the source photos: it occludes the faces "
+                              "of a photos: source when they are scored (compare, eval-*), not crops in training "
+                              "batches (train with the mask occlusion)")
         if self.kind == "mixed":
             (cut, cut_hole), (masked, mask_hole) = lower_half(images, self.start_row, self.fill), face_mask(
                 images, self.styles, seed)
@@ -452,6 +458,15 @@ class Occlusion:
         if not parts:
             return images, torch.zeros_like(images)
         return torch.cat([o for o, _ in parts]), torch.cat([h for _, h in parts])
+
+    def over_faces(self, faces, seed: int | None = None) -> tuple[Tensor, Tensor]:
+        """``over_set`` for a `Faces` set (on the CPU); the photo-mask occlusion paints each face's photo."""
+        seed = self.seed if seed is None else seed
+        if self.kind == "photo-mask":
+            from .data.photo_source import photo_masked_faces
+
+            return photo_masked_faces(faces, self.styles, seed)
+        return self.over_set(faces.float_images(), seed)
 
     @classmethod
     def parse(cls, text: str) -> Occlusion:

@@ -71,7 +71,7 @@ def _decode(src: Source, fingerprint: str, normalize: bool) -> Faces:
         images=minmax_normalize(images) if normalize else images,
         labels=torch.from_numpy(raw.labels).long(),
         splits=torch.from_numpy(assign_splits(raw)),
-        ids=raw.ids, source=src.describe(), fingerprint=fingerprint,
+        ids=raw.ids, source=src.describe(), fingerprint=fingerprint, skipped=raw.skipped,
     )
 
 
@@ -96,14 +96,14 @@ def _read_cache(path: Path, src: Source, fingerprint: str) -> Faces | None:
             print(f"note: {path} is stale or damaged; decoding the source again", file=sys.stderr)
         return None
     return Faces(tensors["images"], tensors["labels"], tensors["splits"], ids,
-                 source=src.describe(), fingerprint=fingerprint)
+                 source=src.describe(), fingerprint=fingerprint, skipped=json.loads(meta.get("skipped", "[]")))
 
 
 def _write_cache(path: Path, faces: Faces) -> None:
     tensors = {"images": faces.images.contiguous(), "labels": faces.labels, "splits": faces.splits}
     ids = json.dumps(faces.ids)
     meta = {"fingerprint": faces.fingerprint, "source": faces.source, "ids": ids,
-            "sha256": _content_digest(tensors, ids)}
+            "skipped": json.dumps(faces.skipped), "sha256": _content_digest(tensors, ids)}
     try:
         write_bytes(path, save_bytes(tensors, metadata=meta))  # save_file would make it 0600
     except UnveilError as exc:  # a read-only cache folder costs speed, not correctness

@@ -29,6 +29,7 @@ class Faces:
     source: str = ""
     fingerprint: str = ""
     sharded: bool = False   # the training faces are already this data-parallel rank's shard (a face store)
+    skipped: list[dict] = field(default_factory=list, repr=False)  # {id, label, reason}: inputs the source left out
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])

@@ -18,8 +18,9 @@ from ..errors import DataError
 SIZE = 48
 
 
-def decode_image(data: bytes, where: str, size: int = SIZE) -> np.ndarray:
-    """Decode image bytes of any format, size or colour to a size x size grayscale uint8 array.
+def decode_image(data: bytes, where: str, size: int = SIZE) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode image bytes of any format, size or colour to a size x size grayscale uint8 array, and give
+    the image's own (width, height) before it was resized.
 
     Pillow's decompression-bomb warning is an error here: a face data set holds small pictures, and a
     file that claims a hundred million pixels is refused before it is decoded.
@@ -34,11 +35,12 @@ def decode_image(data: bytes, where: str, size: int = SIZE) -> np.ndarray:
         raise DataError(f"{where}: refused as a possible decompression bomb ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DataError(f"{where}: cannot decode image ({exc})") from None
+    original = gray.size
     if gray.size != (size, size):
         # Box filtering when shrinking averages every source pixel (no aliasing); bilinear when growing.
         shrinking = gray.width > size or gray.height > size
         gray = gray.resize((size, size), Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR)
-    return np.asarray(gray, dtype=np.uint8)
+    return np.asarray(gray, dtype=np.uint8), original
 
 
 def minmax_normalize(images: torch.Tensor) -> torch.Tensor:

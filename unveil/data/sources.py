@@ -2,7 +2,8 @@
 
 A source is named by a string: `synthetic` (or `synthetic:n=2000,seed=3`), a FER2013 challenge CSV,
 a folder of class folders (FER2013's image layout or any other data set), a `.tar.xz`/`.tar.gz`/`.zip`
-archive of such folders, or a folder holding such archives (as `../shared/data/fer2013` does).
+archive of such folders, a folder holding such archives (as `../shared/data/fer2013` does), or
+`photos:DIR`, class folders of photos whose faces are found and aligned (`unveil.data.photo_source`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import functools
 import hashlib
 import lzma
 import os
+import sys
 import tarfile
 import zipfile
 import zlib
@@ -29,6 +31,7 @@ from .preprocess import SIZE, decode_image
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 ARCHIVE_SUFFIXES = (".tar.xz", ".tar.gz", ".tgz", ".tar.bz2", ".tar", ".zip")
 NO_SPLIT = -1
+LARGE_IMAGE = 96   # px on the shorter side: larger than any face crop of a 48x48 data set, likely a photo
 
 # FER2013 file names carry the challenge usage; folder names of other sets carry their split.
 USAGE_TO_SPLIT = {"training": "train", "publictest": "val", "privatetest": "test"}
@@ -47,6 +50,7 @@ class RawFaces:
     labels: np.ndarray
     splits: np.ndarray
     ids: list[str] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)   # {id, label, reason} per input left out (a photo without a face)
 
 
 @functools.cache
@@ -58,7 +62,7 @@ def _renderer_digest() -> str:
 
 @dataclass(frozen=True)
 class Source:
-    kind: str                      # synthetic | csv | folder | archives
+    kind: str                      # synthetic | csv | folder | archives | photos
     location: str                  # a path, or the synthetic spec
     paths: tuple[Path, ...] = ()   # archives, for kind == "archives"
     n: int = 0
@@ -73,6 +77,10 @@ class Source:
         if self.kind == "synthetic":
             # The faces are the renderer's output: a changed renderer must not be served from the cache.
             return [self.n, self.seed, _renderer_digest()]
+        if self.kind == "photos":
+            from .photo_source import photo_fingerprint
+
+            return photo_fingerprint(Path(self.location), dict(self.aliases))
         parts: list = [list(self.aliases)]
         files = self.paths if self.kind == "archives" else _walk_files(Path(self.location))
         if self.kind == "csv":
@@ -90,6 +98,10 @@ class Source:
             return read_synthetic(self.n, self.seed)
         if self.kind == "csv":
             return read_csv(Path(self.location))
+        if self.kind == "photos":
+            from .photo_source import read_photo_set
+
+            return read_photo_set(Path(self.location), dict(self.aliases))
         records = (_archive_records(self.paths) if self.kind == "archives"
                    else _folder_records(Path(self.location)))
         return read_records(records, self.location, dict(self.aliases))
@@ -100,7 +112,7 @@ def resolve_source(text: str, aliases: dict[str, str] | None = None) -> Source:
     text = str(text)
     if text == "synthetic" or text.startswith("synthetic:"):
         return _synthetic_source(text)
-    source = _path_source(text)
+    source = _photos_source(text) if text.startswith("photos:") else _path_source(text)
     return replace(source, aliases=tuple(sorted((aliases or {}).items())))
 
 
@@ -123,6 +135,14 @@ def _path_source(text: str) -> Source:
     if len(csvs) == 1 and not has_subfolders:
         return Source("csv", str(csvs[0]))
     return Source("folder", str(path))
+
+
+def _photos_source(text: str) -> Source:
+    folder = text.removeprefix("photos:")
+    path = Path(folder).expanduser().resolve()
+    if not path.is_dir():
+        raise DataError(f"{folder}: not a folder (photos:DIR takes a folder of class folders of photos)")
+    return Source("photos", str(path))
 
 
 def _synthetic_source(text: str) -> Source:
@@ -235,25 +255,32 @@ class Record:
 
 
 def read_records(records: Iterable[Record], root: str, aliases: dict[str, str] | None = None) -> RawFaces:
-    images, labels, splits, ids = [], [], [], []
+    images, labels, splits, ids, large = [], [], [], [], 0
     for rec in records:
         if len(rec.parts) < 2:
             raise DataError(f"{rec.where}: image outside a class folder (expected <class>/<image>)")
         labels.append(canonical_label(rec.parts[-2], aliases, where=rec.where))
-        splits.append(_split_hint(rec.parts))
+        splits.append(split_hint(rec.parts))
         try:
             data = rec.read()
         except OSError as exc:
             raise DataError(f"{rec.where}: cannot read ({exc.strerror or exc})") from None
-        images.append(decode_image(data, rec.where))
+        image, (width, height) = decode_image(data, rec.where)
+        images.append(image)
+        large += min(width, height) >= LARGE_IMAGE
         ids.append("/".join(rec.parts))
     if not images:
         raise DataError(f"{root}: no images found (expected <class>/<image> folders, optionally under "
                         f"train/ val/ test/, with extensions {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    if large:
+        # Never silently: a photo squashed whole to 48x48 is mostly background (README, "Photo data sets").
+        print(f"note: {large} of {len(images)} images in {root} are {LARGE_IMAGE} px or larger; each is resized "
+              f"whole to 48x48, which is right for face crops. If they are photos, read them as photos:{root} "
+              f"to find and align each face.", file=sys.stderr)
     return RawFaces(np.stack(images), np.array(labels, np.int64), np.array(splits, np.int8), ids)
 
 
-def _split_hint(parts: tuple[str, ...]) -> int:
+def split_hint(parts: tuple[str, ...]) -> int:
     """FER2013's file-name usage wins; else a split folder above the class folder; else none."""
     prefix = parts[-1].split("_", 1)[0].lower()
     if prefix in USAGE_TO_SPLIT:

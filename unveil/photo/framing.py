@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,12 +31,12 @@ from ..data.preprocess import SIZE
 from ..errors import UnveilError
 from ..io import write_bytes, write_json
 from .align import _warp, align_face, transform_points
-from .mtcnn import Face
+from .mtcnn import Face, one_cpu_thread
 from .read import read_photo
 
 __all__ = ["FRAMING_VERSION", "FramedFace", "FramedPhotos", "frame_face", "frame_photos", "warp_to_crop"]
 
-FRAMING_VERSION = 1   # bump when detection, the choice of face or the alignment changes
+FRAMING_VERSION = 2   # bump when detection, the choice of face or the alignment changes
 CACHED = ("crops", "matrices", "points", "scores", "sizes", "found")
 
 
@@ -100,34 +102,52 @@ def frame_photos(paths: list[str | Path], detector, min_size: float = 0.0, use_c
 
 
 def _frame_all(paths: list[str], detector, min_size: float, what: str) -> FramedPhotos:
+    """Frame every photo, on every core: one photo per thread, each torch call on one thread (torch
+    releases the GIL inside its kernels). On a busy machine this also avoids the stalls of a parallel
+    region waiting for a second core (see `one_cpu_thread`)."""
     n = len(paths)
     crops, points = np.zeros((n, SIZE, SIZE), np.uint8), np.zeros((n, 5, 2), np.float32)
     matrices = np.zeros((n, 2, 3), np.float64)
     scores, sizes, found = np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, bool)
     problems: list[str | None] = [None] * n
-    started, shown = time.perf_counter(), 0.0
-    for i, p in enumerate(paths):
-        try:
-            rgb, _ = read_photo(p)
-            faces = [f for f in detector.detect(rgb) if f.size >= min_size]
-        except UnveilError as exc:
-            problems[i] = str(exc)
-            continue
-        if not faces:
-            problems[i] = f"{p}: no face found"
-            continue
-        best = frame_face(rgb, max(faces, key=lambda f: f.score))
-        crops[i], matrices[i], points[i] = best.crop, best.matrix, best.points
-        scores[i], sizes[i], found[i] = best.face.score, best.face.size, True
-        now = time.perf_counter()
-        if now - shown > 10 or i == n - 1:
-            shown = now
-            rate = (i + 1) / (now - started)
-            print(f"[frame] {what}: {i + 1}/{n} photos, {rate:.1f}/s, ETA {(n - i - 1) / rate:.0f}s",
-                  file=sys.stderr, flush=True)
+    progress = _Progress(n, what)
+    with one_cpu_thread(), ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
+        for i, (best, problem) in enumerate(pool.map(lambda p: _frame_one(p, detector, min_size), paths)):
+            problems[i] = problem
+            if best is not None:
+                crops[i], matrices[i], points[i] = best.crop, best.matrix, best.points
+                scores[i], sizes[i], found[i] = best.face.score, best.face.size, True
+            progress.update(i + 1)
     return FramedPhotos(paths, torch.from_numpy(crops), torch.from_numpy(matrices), torch.from_numpy(points),
-                        torch.from_numpy(scores),
-                        torch.from_numpy(sizes), torch.from_numpy(found), problems)
+                        torch.from_numpy(scores), torch.from_numpy(sizes), torch.from_numpy(found), problems)
+
+
+def _frame_one(path: str, detector, min_size: float) -> tuple[FramedFace | None, str | None]:
+    """(the most confident face of at least `min_size` px, framed; or the problem that left none)."""
+    try:
+        rgb, _ = read_photo(path)
+        detected = detector.detect(rgb)
+    except UnveilError as exc:
+        return None, str(exc)
+    faces = [f for f in detected if f.size >= min_size]
+    if not faces:
+        return None, (f"{path}: no face found" if not detected else
+                      f"{path}: the largest face found is {int(max(f.size for f in detected))} px, under {min_size:g} px")
+    return frame_face(rgb, max(faces, key=lambda f: f.score)), None
+
+
+class _Progress:
+    """A line on stderr at most every 10 s, and at the end: photos done, rate, ETA."""
+
+    def __init__(self, total: int, what: str):
+        self.total, self.what, self.started, self.shown = total, what, time.perf_counter(), 0.0
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        if now - self.shown > 10 or done == self.total:
+            self.shown, rate = now, done / max(now - self.started, 1e-9)
+            print(f"[frame] {self.what}: {done}/{self.total} photos, {rate:.1f}/s, ETA {(self.total - done) / rate:.0f}s",
+                  file=sys.stderr, flush=True)
 
 
 def _cache_key(paths: list[str], detector, min_size: float) -> str:

@@ -37,3 +37,29 @@ def wear_mask(rgb: np.ndarray, face: Face, styles=MASK_STYLES, seed: int = 0) ->
     out = rgb.copy()
     out[cover] = np.round(np.clip(paint[cover], 0, 1) * 255).astype(np.uint8)[:, None]
     return out, cover
+
+
+def photo_masked(rgb: np.ndarray, matrix: np.ndarray, landmarks: np.ndarray, styles=MASK_STYLES,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A face's crop wearing a mask painted on its full-resolution photo, and the exact hole.
+
+    The mask is painted on the photo from the face's landmarks (``wear_mask``), then the photo is cut
+    out with the face's own alignment ``matrix``. Outside the hole the crop is the unmasked face's crop,
+    pixel for pixel: the painted photo is stretched with the bare crop's contrast, not its own, so only
+    the hidden pixels differ between the full and the masked face.
+
+    Shape:
+        rgb: uint8 [H, W, 3]; matrix: [2, 3] photo -> crop; landmarks: [5, 2] in the photo ->
+        (crop uint8 [48, 48], hole bool [48, 48]).
+    """
+    from ..data.preprocess import SIZE
+    from .align import _warp
+
+    face = Face((0.0, 0.0, 0.0, 0.0), 1.0, np.asarray(landmarks, np.float64))
+    painted, cover = wear_mask(rgb, face, styles, seed=seed)
+    bare, masked = _warp(rgb, matrix, SIZE).astype(np.float32), _warp(painted, matrix, SIZE).astype(np.float32)
+    lo, hi = bare.min(), bare.max()
+    stretch = lambda x: np.clip(np.round((x - lo) * 255.0 / max(hi - lo, 1.0)), 0, 255)  # noqa: E731
+    hole = _warp(cover.astype(np.float32), matrix, SIZE) > 0.5
+    crop = np.where(hole, stretch(masked), stretch(bare) if hi > lo else bare).astype(np.uint8)
+    return crop, hole

@@ -206,9 +206,9 @@ class RetinaFace:
         with torch.inference_mode():
             for side, pad in self.passes:
                 boxes, points, scores = self._pass(rgb, side, pad)
-                if len(boxes):  # a face, even one too small to report, ends the search
+                big = (boxes[:, 2:] - boxes[:, :2]).amax(1) >= self.min_face
+                if big.any():  # only a face large enough to report ends the search (val: 97.3 vs 96.4 %)
                     break
-            big = (boxes[:, 2:] - boxes[:, :2]).amax(1) >= self.min_face
         boxes, points = boxes[big].cpu().double() - 0.5, points[big].cpu().double() - 0.5  # edges -> pixel centres
         return [Face(tuple(b.tolist()), float(s), p.numpy().copy()) for b, s, p in zip(boxes, scores[big].cpu(), points)]
 
