@@ -408,17 +408,21 @@ def fit_baseline(family: str, images: torch.Tensor, labels: torch.Tensor, train_
 
 
 def _training_subset(images, labels, train_size, n_components, folds, seed):
-    """(x, y, components, folds): a seeded random subset as numpy, with the component count and the
-    folds cut to what the subset allows."""
+    """(x, y, components, folds): a seeded random subset as numpy, with the component count cut to what
+    the subset allows. Folds are not cut: more folds than the smallest class has faces is refused."""
     gen = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(labels), generator=gen)[: min(train_size, len(labels))]
     x = images[pick].detach().cpu().float().flatten(1).numpy()
     y = labels[pick].cpu().numpy()
     n_components = min(n_components, len(x) - len(x) // folds - 1, x.shape[1])
     counts = np.bincount(y)
-    folds = int(min(folds, counts[counts > 0].min()))
-    if folds < 2 or len(np.unique(y)) < 2:
+    smallest = int(counts[counts > 0].min())
+    if smallest < 2 or len(np.unique(y)) < 2:
         raise UnveilError(f"a classical baseline needs at least 2 classes with 2 faces each in {len(y)} training faces")
+    if folds > smallest:
+        raise UnveilError(f"--folds {folds}: stratified cross-validation needs as many faces of each class, and the "
+                          f"{len(y)} training faces have {smallest} in their smallest class: lower --folds (at most "
+                          f"{smallest}) or raise --train-size")
     return x, y, n_components, folds
 
 

@@ -16,7 +16,7 @@ from unveil.data import SPLIT_CHOICES
 from unveil.distributed import init_from_env, is_main
 from unveil.errors import UnveilError
 from unveil.figures import save_png
-from unveil.io import write_json
+from unveil.io import check_replaceable, check_writable, write_json
 from unveil.runtime import fused_for_inference, pick_device, resolve_precision
 from unveil.shipped import resolve_checkpoint
 
@@ -146,15 +146,13 @@ def _slug(text: str) -> str:
 
 def run_eval(args: argparse.Namespace) -> int:
     from unveil.classify.condition import Condition
-    from unveil.classify.evaluate import evaluate, write_report
+    from unveil.classify.evaluate import REPORT_FILES, evaluate, write_report
 
     from .compare import reconstruct_loader
 
     device, model, meta, path, faces, excluded = _model_and_faces(args)
     view = class_view(meta, class_map_option(args), str(path))
     condition = Condition.build(args.occlusion, args.inpainter, reconstruct_loader(device, args.checkpoints))
-    report = evaluate(model, faces, condition, tta=args.tta, n_boot=args.n_boot, seed=args.seed,
-                      precision=args.precision, view=view)
     info = {"checkpoint": str(checkpoint_paths(path)[0]), "data": faces.source, "split": args.split,
             **condition.describe(), "tta": args.tta, "precision": resolve_precision(device, args.precision),
             "trained_condition": meta.get("condition", "full"), "trained_occlusion": meta.get("occlusion", "none"),
@@ -164,10 +162,15 @@ def run_eval(args: argparse.Namespace) -> int:
                + ("-tta" if args.tta else "") + (f"-{_slug(view.mapping.name)}" if view.mapping else "")
                + ("-no-degenerate" if excluded else ""))
     out = Path(args.out) if args.out else Path("runs") / "eval" / default
+    check_replaceable(out, REPORT_FILES, "an evaluation report")  # before the work, not after it
+    if args.record:
+        _check_record(path, meta, info, view, faces)
+    report = evaluate(model, faces, condition, tta=args.tta, n_boot=args.n_boot, seed=args.seed,
+                      precision=args.precision, view=view)
     title = f"{name} on {args.split} ({info['condition']}, occlusion {info['occlusion']}; {view.describe()})"
     paths = write_report(report, out, title, info)
     if args.record:
-        _record(path, meta, info, report, view)
+        _record(path, meta, info, report)
     if args.json:
         print(json.dumps({**info, **report}))
     else:
@@ -176,8 +179,10 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record(checkpoint: str, meta: dict, info: dict, report: dict, view: ClassView) -> None:
-    """Store this split's scores in the checkpoint's sidecar (its weights are untouched)."""
+def _check_record(checkpoint: Path, meta: dict, info: dict, view: ClassView, faces) -> None:
+    """--record stores a score in the sidecar only where it belongs: the checkpoint's own classes, training
+    condition and data (by fingerprint), the whole split, and never in a shipped checkpoint."""
+    sidecar = checkpoint_paths(checkpoint)[1]
     if view.collapse or "excluded_degenerate" in info:
         raise UnveilError(f"--record stores the checkpoint's own {len(meta['classes'])}-class scores on the whole "
                           f"split; a view collapsed from them, or a split less its flagged faces, is reported, "
@@ -188,6 +193,16 @@ def _record(checkpoint: str, meta: dict, info: dict, report: dict, view: ClassVi
         raise UnveilError(f"--record stores scores under the checkpoint's own training condition "
                           f"({meta.get('condition', 'full')}, occlusion {meta.get('occlusion', 'none')}); "
                           f"this evaluation used {info['condition']}, occlusion {info['occlusion']}")
+    recorded = meta.get("data_fingerprint")
+    if recorded != faces.fingerprint:
+        raise UnveilError(f"{sidecar}: --record stores scores only on the data the checkpoint was trained on "
+                          f"(its data fingerprint {str(recorded)[:12]}..., {faces.source} {faces.fingerprint[:12]}...); "
+                          f"this evaluation is reported, not recorded")
+    check_writable(sidecar)
+
+
+def _record(checkpoint: Path, meta: dict, info: dict, report: dict) -> None:
+    """Store this split's scores in the checkpoint's sidecar (its weights are untouched)."""
     entry = {"tta_accuracy": report["accuracy"]} if info["tta"] else {
         "accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "n": report["n"],
         "ci95": report.get("ci95"), "macro_roc_auc": report["macro_roc_auc"]}
@@ -221,18 +236,24 @@ def _summary(report: dict, info: dict) -> str:
 def run_baseline(args: argparse.Namespace) -> int:
     from unveil.classify.baseline import CLASSICAL, fit_baseline
     from unveil.classify.condition import Condition
-    from unveil.classify.evaluate import scored, write_report
+    from unveil.classify.evaluate import REPORT_FILES, scored, write_report
 
     if args.jobs == 0:
         raise UnveilError("--jobs must be a number of parallel fits (1, 2, ...) or -1 for all cores, not 0")
     if args.train_size < 2 * args.folds:
         raise UnveilError(f"--train-size {args.train_size} is too small for {args.folds}-fold cross-validation")
     view = class_view({}, class_map_option(args), f"baseline {args.model}")
+    condition = Condition.build(args.occlusion)
+    name = (f"{args.model}-{_slug(condition.describe()['occlusion'])}"
+            + (f"-{_slug(view.mapping.name)}" if view.mapping else ""))
+    out = Path(args.out) if args.out else Path("runs") / "baseline" / name
+    check_replaceable(out, REPORT_FILES, "an evaluation report")  # before the work, not after it
+    if args.save:
+        _check_new_checkpoint(args.save, "--save")
     faces = load_source(args, args.data)
     train, test = faces.split("train"), faces.split(args.split)
     if len(train) == 0 or len(test) == 0:
         raise UnveilError(f"{args.data}: need faces in the train and {args.split} splits")
-    condition = Condition.build(args.occlusion)
     # Different mask seeds for the two sets, so no training mask is reused on a test face.
     train_images = condition.over_set(train.float_images(), seed=args.seed + 1_000)
     test_images = condition.over_set(test.float_images(), seed=args.seed)
@@ -243,8 +264,6 @@ def run_baseline(args: argparse.Namespace) -> int:
                                     folds=args.folds, seed=args.seed, n_jobs=args.jobs)
     report = scored(test.labels, baseline.predict_proba(test_images), view, n_boot=args.n_boot, seed=args.seed)
     info = {"data": faces.source, "split": args.split, **condition.describe(), **search, **view.record()}
-    name = f"{args.model}-{_slug(info['occlusion'])}" + (f"-{_slug(view.mapping.name)}" if view.mapping else "")
-    out = Path(args.out) if args.out else Path("runs") / "baseline" / name
     paths = write_report(report, out, f"{family.model} on {args.split} (occlusion {info['occlusion']}; "
                                       f"{view.describe()})", info)
     if args.save:
@@ -260,6 +279,16 @@ def run_baseline(args: argparse.Namespace) -> int:
         print(_summary(report, {**info, "checkpoint": args.model, "tta": False, "trained_condition": info["condition"]}))
     print(f"wrote {paths['json']}, {paths['markdown'].name}, {paths['png'].name}", file=sys.stderr)
     return 0
+
+
+def _check_new_checkpoint(path: str, option: str) -> None:
+    """A checkpoint a command saves is a new one: an existing one (a classifier, a shipped model) is never
+    replaced by it."""
+    found = [p for p in checkpoint_paths(path) if p.exists()]
+    if found:
+        raise UnveilError(f"{found[0]}: already exists; {option} writes a new checkpoint and never replaces one: "
+                          f"choose another name")
+    check_writable(checkpoint_paths(path)[0])
 
 
 # --------------------------------------------------------------------------- saliency

@@ -58,8 +58,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_store(args: argparse.Namespace) -> int:
-    from unveil.data.store import write_store
+    from unveil.data.store import check_new_folder, write_store
 
+    check_new_folder(args.out)  # before the decoding, not after it
     faces = load_source(args, args.source)
     folder = write_store(faces, args.out, shard_faces=args.shard_faces)
     print(f"wrote {folder}: {len(faces)} faces of {faces.source} ({', '.join(f'{k} {sum(v.values())}' for k, v in faces.counts().items())})")

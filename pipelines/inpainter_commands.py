@@ -16,18 +16,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from unveil.distributed import init_from_env, is_main
 from unveil.checkpoint import checkpoint_paths
 from unveil.config import from_dict
 from unveil.errors import UnveilError
-from unveil.io import write_json
+from unveil.io import check_replaceable, output_folder, write_json
 from unveil.occlusion import Occlusion
 from unveil.runtime import pick_device
 from unveil.shipped import JUDGE, resolve_checkpoint
 
 from .options import add_evaluation_arguments, add_train_command, load_source, train_overrides
+
+# What each evaluation writes into its --out, and only that (the folder is replaced as one set).
+INPAINTER_EVAL = ({"metrics.json", "samples.png"}, "an inpainter evaluation")
+SEGMENTER_EVAL = ({"metrics.json"}, "a segmenter evaluation")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -99,6 +102,8 @@ def run_eval_segmenter(args: argparse.Namespace) -> int:
     from unveil.inpaint.segmenter import load_segmenter
     from unveil.inpaint.segmenter_train import MasksConfig, masked, score
 
+    if args.out:
+        check_replaceable(args.out, *SEGMENTER_EVAL)  # before the work, not after it
     device = pick_device(args.device)
     segmenter = load_segmenter(args.segmenter, device, args.checkpoints)
     faces = load_source(args, args.data, args.split)
@@ -110,7 +115,8 @@ def run_eval_segmenter(args: argparse.Namespace) -> int:
     result = {"segmenter": args.segmenter, "data": faces.source, "split": args.split, "seed": args.seed,
               "masks": segmenter.meta.get("masks"), **score(segmenter.predict(images, precision=args.precision), hole)}
     if args.out:
-        write_json(Path(args.out) / "metrics.json", result)
+        with output_folder(args.out, *SEGMENTER_EVAL) as folder:
+            write_json(folder / "metrics.json", result)
     print(json.dumps(result) if args.json else
           f"{args.segmenter} on {result['masked_faces']} masked and {result['bare_faces']} bare faces of "
           f"{faces.source} ({args.split}, masks seed {args.seed}): mean IoU {result['iou']:.4f}, "
@@ -127,6 +133,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from . import compare as cmp
 
+    if args.out:
+        check_replaceable(args.out, *INPAINTER_EVAL)  # before the work, not after it
     device = pick_device(args.device)
     faces = load_source(args, args.data, args.split)
     if len(faces) == 0:
@@ -141,8 +149,9 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     result = _inpainter_view(report, inp, args)
     if args.out:
-        write_json(Path(args.out) / "metrics.json", result)
-        write_samples(Path(args.out) / "samples.png", inp.model, faces, occlusion)
+        with output_folder(args.out, *INPAINTER_EVAL) as folder:
+            write_json(folder / "metrics.json", result)
+            write_samples(folder / "samples.png", inp.model, faces, occlusion)
     print(json.dumps(result) if args.json else _table(result))
     return 0
 
