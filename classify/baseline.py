@@ -29,7 +29,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 
-from unveil.checkpoint import load_checkpoint, save_checkpoint
+from unveil.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from unveil.classes import CLASSES, NUM_CLASSES
 from unveil.errors import UnveilError
 from unveil.registry import Registry
@@ -342,6 +342,9 @@ class ClassicalBaseline:
     def load(cls, path: str | Path) -> tuple["ClassicalBaseline", dict]:
         """A saved baseline, its arrays checked against what its family needs."""
         tensors, meta = load_checkpoint(path, kind="baseline")
+        if meta["arch"] not in CLASSICAL:
+            raise UnveilError(f"{checkpoint_paths(path)[1]}: unknown classical baseline {meta['arch']!r}; "
+                              f"registered: {', '.join(CLASSICAL.names())}")
         head_type = CLASSICAL.create(meta["arch"]).head
         arrays = _checked_arrays(tensors, (*PCAStep.ARRAYS, *head_type.ARRAYS, "classes"),
                                  head_type.INTEGER | {"classes"}, path)

@@ -71,8 +71,8 @@ class ClassifierTask:
         n, laps = len(self.labels), -(-self.steps_per_epoch * self.batch // len(self.labels))
         order = torch.cat([torch.randperm(n, device=self.device, generator=gen) for _ in range(laps)])
         for step in range(self.steps_per_epoch):
-            # Fresh masks every batch; a resumed run draws the same ones.
-            yield order[step * self.batch:(step + 1) * self.batch], gen, seed * 100_003 + step
+            # Fresh masks every batch; a resumed run draws the same ones (kept below 2**63 for any train.seed).
+            yield order[step * self.batch:(step + 1) * self.batch], gen, (seed * 100_003 + step) % 2 ** 63
 
     def step(self, batch: tuple) -> Iterator[tuple[str, torch.Tensor, dict]]:
         index, gen, mask_seed = batch

@@ -22,9 +22,10 @@ from unveil.shipped import resolve_checkpoint
 
 from .options import (add_class_map_argument, add_evaluation_arguments, add_exclude_argument, add_model_arguments,
                       add_source_arguments, add_train_command, class_map_option, count, load_scored, load_source,
-                      train_overrides)
+                      occlusion_text, seed_value, train_overrides)
 
-OCCLUSION_HELP = "none (default), lower-half[:start_row=24,fill=0] or mask[:styles=surgical+n95,seed=0]"
+OCCLUSION_HELP = ("none (default), lower-half[:start_row=24,fill=0] or mask[:styles=surgical+n95] (the masks drawn "
+                  "from --seed)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,10 +44,10 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
                                    "report.md and confusion.png.")
     p.add_argument("checkpoint", help="a classifier checkpoint: a path (NAME, NAME.safetensors or NAME.json) "
                                       "or a shipped name such as classifier_full")
-    p.add_argument("--occlusion", default="none", help=OCCLUSION_HELP)
+    p.add_argument("--occlusion", type=occlusion_text, default="none", help=OCCLUSION_HELP)
     p.add_argument("--inpainter", help="reconstruct the occluded faces with this inpainter checkpoint first")
     p.add_argument("--n-boot", type=count(0), default=1000, help="bootstrap resamples for the intervals (0: none)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the masks and of the bootstrap")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of the masks and of the bootstrap")
     p.add_argument("--record", action="store_true",
                    help="also store accuracy and macro-F1 in the checkpoint's sidecar under metrics.<split> "
                         "(only under the checkpoint's own training condition and classes)")
@@ -68,12 +69,13 @@ def _register_baseline(sub: argparse._SubParsersAction) -> None:
                    help="svm (RBF), logreg (multinomial), naive_bayes (Gaussian), random_forest, kmeans "
                         "(each cluster labelled with its training faces' majority class)")
     p.add_argument("--data", required=True)
-    p.add_argument("--occlusion", default="none", help=OCCLUSION_HELP + "; applied to training and test faces")
+    p.add_argument("--occlusion", type=occlusion_text, default="none",
+                   help=OCCLUSION_HELP + "; applied to training and test faces")
     p.add_argument("--train-size", type=count(2), default=5000, help="training faces for the fit and the CV (5000)")
     p.add_argument("--components", type=count(1), default=150, help="PCA components (150)")
     p.add_argument("--folds", type=count(2), default=3, help="cross-validation folds (3)")
     p.add_argument("--split", default="test", choices=SPLIT_CHOICES, help="where to report (default test)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_value, default=0)
     p.add_argument("--jobs", type=int, default=1, help="parallel CV fits (-1: all cores)")
     p.add_argument("--n-boot", type=count(0), default=1000, help="bootstrap resamples for the intervals (0: none)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
@@ -90,8 +92,8 @@ def _register_saliency(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", choices=SPLIT_CHOICES)
     p.add_argument("--n", type=count(1), default=16, help="faces (default 16)")
-    p.add_argument("--occlusion", default="none", help=OCCLUSION_HELP)
-    p.add_argument("--seed", type=int, default=0, help="which faces, and their masks")
+    p.add_argument("--occlusion", type=occlusion_text, default="none", help=OCCLUSION_HELP)
+    p.add_argument("--seed", type=seed_value, default=0, help="which faces, and their masks")
     p.add_argument("--out", required=True, help="the PNG file to write")
     add_model_arguments(p)
     add_source_arguments(p)

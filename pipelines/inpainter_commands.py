@@ -26,7 +26,8 @@ from unveil.occlusion import Occlusion
 from unveil.runtime import pick_device
 from unveil.shipped import JUDGE, resolve_checkpoint
 
-from .options import add_evaluation_arguments, add_train_command, load_source, train_overrides
+from .options import (add_evaluation_arguments, add_train_command, load_source, occlusion_text, seed_value,
+                      train_overrides)
 
 # What each evaluation writes into its --out, and only that (the folder is replaced as one set).
 INPAINTER_EVAL = ({"metrics.json", "samples.png"}, "an inpainter evaluation")
@@ -49,7 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classifier", default=JUDGE, metavar="CHECKPOINT",
                    help=f"the JUDGE: a full-face classifier that never took part in the generator's training "
                         f"(default: the shipped {JUDGE})")
-    p.add_argument("--occlusion", help="default: the generator's training occlusion (lower-half for baselines)")
+    p.add_argument("--occlusion", type=occlusion_text,
+                   help="default: the generator's training occlusion (lower-half for baselines)")
+    p.add_argument("--seed", type=seed_value, default=0, help="the masks' seed (default 0)")
     add_evaluation_arguments(p, "folder for metrics.json and a sample grid PNG")
     p.set_defaults(run=run_eval)
     _register_segmenter(sub)
@@ -67,7 +70,7 @@ def _register_segmenter(sub: argparse._SubParsersAction) -> None:
                                    "pixels it marks on the bare ones.")
     p.add_argument("segmenter", nargs="?", default="segmenter", help="a checkpoint path or shipped name (default "
                                                                        "the shipped segmenter)")
-    p.add_argument("--seed", type=int, default=1, help="the masks' seed (training validated on seed 0)")
+    p.add_argument("--seed", type=seed_value, default=1, help="the masks' seed (training validated on seed 0)")
     add_evaluation_arguments(p, "folder for metrics.json")
     p.set_defaults(run=run_eval_segmenter)
 
@@ -143,7 +146,7 @@ def run_eval(args: argparse.Namespace) -> int:
                                 lambda: load_source(args, args.data, "train").float_images(), args.checkpoints)
     occlusion = _occlusion(args.occlusion, inp.model.meta)
     judge = cmp.load_judge(args.classifier, device, args.checkpoints)
-    report, _ = cmp.compare(faces, judge, [inp], occlusion, tta=args.tta, n_boot=0, use_lpips=True,
+    report, _ = cmp.compare(faces, judge, [inp], occlusion, tta=args.tta, seed=args.seed, n_boot=0, use_lpips=True,
                             precision=args.precision)
     for warning in report["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)

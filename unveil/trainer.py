@@ -36,7 +36,7 @@ import torch.nn as nn
 import yaml
 
 from .checkpoint import load_checkpoint, read_sidecar
-from .config import check_choice
+from .config import check_choice, check_seed
 from .errors import UnveilError
 from .io import LOCK_NAME, folder_lock, is_temp, remove_stale_temps, shown_names, write_json, write_text
 from .distributed import average_buffers, average_gradients, average_sums, is_main
@@ -157,6 +157,7 @@ class TrainConfig:
                              f"{self.steps_per_epoch}, patience={self.patience})")
         if not 0 <= self.ema < 1:
             raise ValueError(f"train.ema must be in [0, 1) (0: off), got {self.ema}")
+        check_seed(self.seed, "train.seed")
 
 
 @dataclass

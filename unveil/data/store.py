@@ -151,7 +151,8 @@ def _read(folder: Path, name: str, manifest: dict) -> bytes:
         raise DataError(f"{folder / name}: cannot read ({exc.strerror or exc})") from None
     recorded = (manifest.get("files") or {}).get(name)
     if recorded is not None and _sha256(data) != recorded:
-        raise DataError(f"{folder / name}: SHA-256 does not match the store's manifest: the file was changed or damaged")
+        raise DataError(f"{folder / name}: SHA-256 does not match the store's manifest: the file was changed or "
+                        f"damaged")
     return data
 
 
