@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
@@ -231,23 +230,25 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def test_stale_temporaries_are_removed_live_ones_kept(tmp_path):
+def test_stale_temporaries_are_removed_live_ones_and_users_files_kept(tmp_path):
     dead, live = dead_pid(), os.getpid()
-    stale = tmp_path / f".best.json.{dead}.0badc0de.tmp"
-    legacy = tmp_path / ".best.json.k2j3h4g5.tmp"            # an older Unveil's mkstemp name
-    fresh_legacy = tmp_path / ".history.json.q1w2e3r4.tmp"
-    mine = tmp_path / f".best.json.{live}.12345678.tmp"
-    stale_folder = tmp_path / f".compare.{dead}.feedf00d.tmp"
-    for f in (stale, legacy, fresh_legacy, mine):
+    stale = tmp_path / f".best.json.unveil-{dead}-0badc0de.tmp"
+    mine = tmp_path / f".best.json.unveil-{live}-12345678.tmp"
+    stale_folder = tmp_path / f".compare.unveil-{dead}-feedf00d.tmp"
+    # A user's own files, whatever they look like and however old: only Unveil's exact pattern is cleaned.
+    users = [tmp_path / ".notes.backup.tmp", tmp_path / f".best.json.{dead}.0badc0de.tmp",
+             tmp_path / f".best.json.unveil-{dead}-0BADC0DE.tmp", tmp_path / f"best.json.unveil-{dead}-0badc0de.tmp"]
+    for f in (stale, mine, *users[1:]):
         f.write_text("partial")
-    stale_folder.mkdir()
-    (stale_folder / "metrics.json").write_text("{}")
-    two_hours_ago = time.time() - 7200
-    os.utime(legacy, (two_hours_ago, two_hours_ago))
+    for folder in (stale_folder, users[0]):
+        folder.mkdir()
+        (folder / "metrics.json").write_text("{}")
+    os.utime(users[1], (0, 0))  # decades old: age is no licence to delete
     uio.write_json(tmp_path / "best.json", {"ok": True})       # a write cleans up its own name
-    assert not stale.exists() and not legacy.exists() and mine.exists() and fresh_legacy.exists()
+    assert not stale.exists() and mine.exists() and stale_folder.exists()
     uio.remove_stale_temps(tmp_path, recursive=True)          # what opening a run folder does
-    assert not stale_folder.exists() and mine.exists() and fresh_legacy.exists()
+    assert not stale_folder.exists() and mine.exists()
+    assert all(f.exists() for f in users) and (users[0] / "metrics.json").exists()
 
 
 def test_resume_after_a_kill_cleans_temporaries_and_refuses_a_torn_last_pair(tmp_path, monkeypatch):
@@ -260,7 +261,7 @@ def test_resume_after_a_kill_cleans_temporaries_and_refuses_a_torn_last_pair(tmp
     out = tmp_path / "run"
     with pytest.raises(Killed):
         train_from_config(cfg, out, on_epoch_end=lambda epoch, record: (_ for _ in ()).throw(Killed()))
-    stale = out / f".last.safetensors.{dead_pid()}.0badc0de.tmp"
+    stale = out / f".last.safetensors.unveil-{dead_pid()}-0badc0de.tmp"
     stale.write_bytes(b"half a tensor")
     last = checkpoint_paths(out / "last")[0]
     last.write_bytes(last.read_bytes()[:-1] + b"\0")  # as if the next epoch's weights landed alone

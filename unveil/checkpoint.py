@@ -210,8 +210,8 @@ def load_model(build: Callable[[], torch.nn.Module], tensors: dict[str, torch.Te
         with torch.device("meta"):
             _check_weights(build().state_dict(), tensors, path, what)
     except UnveilError as exc:  # e.g. an unknown `arch`: the registry's error, with the file it came from
-        message = str(exc)
-        raise UnveilError(message if message.startswith(str(path)) else f"{checkpoint_paths(path)[1]}: {message}") from None
+        message, sidecar = str(exc), checkpoint_paths(path)[1]
+        raise UnveilError(message if message.startswith(str(path)) else f"{sidecar}: {message}") from None
     model = build()
     model.load_state_dict(tensors)
     return model

@@ -138,8 +138,8 @@ def _libc():
 
 def check_replaceable(path: str | os.PathLike, owned: set[str], what: str) -> None:
     """Refuse to replace a folder that holds anything but the `owned` names or patterns (what an earlier
-    run of the same command wrote): `--out .` must never delete someone's files."""
-    path = Path(path)
+    run of the same command wrote): `--out .` must never delete someone's files, nor the package's."""
+    path = check_writable(path)
     if path.exists() and not path.is_dir():
         raise UnveilError(f"{path}: --out must be a folder, and this is a file")
     if not path.is_dir():

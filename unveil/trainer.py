@@ -446,14 +446,13 @@ class _Weights(nn.Module):
 
 def _check_new_run_folder(out: Path, config: str) -> None:
     """A new run starts in a new or empty folder: whatever is there (a config.yaml of the user's own, a
-    backup) is theirs, and stays. A config.yaml identical to this run's is this very run, started before
-    and killed before its first epoch ended."""
+    backup) is theirs, and stays. A folder whose config.yaml is this very run's, byte for byte, is this
+    run, started before and killed before its first epoch ended: it starts again."""
     found = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME and not is_temp(p.name))
-    if found == ["config.yaml"] and (out / "config.yaml").read_bytes() == config.encode():
+    if not found or ("config.yaml" in found and (out / "config.yaml").read_bytes() == config.encode()):
         return
-    if found:
-        raise UnveilError(f"{out} holds files ({shown_names(found)}); a new run starts in a new or empty folder, "
-                          f"so that nothing there is overwritten: choose another --out")
+    raise UnveilError(f"{out} holds files ({shown_names(found)}); a new run starts in a new or empty folder, so "
+                      f"that nothing there is overwritten: choose another --out")
 
 
 def _flat(d: dict | None, prefix: str = "") -> dict:
