@@ -184,7 +184,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def _check_record(checkpoint: Path, meta: dict, info: dict, view: ClassView, faces) -> None:
     """--record stores a score in the sidecar only where it belongs: the checkpoint's own classes, training
     condition and data (by fingerprint), the whole split, and never in a shipped checkpoint."""
-    sidecar = checkpoint_paths(checkpoint)[1]
+    sidecar = check_writable(checkpoint_paths(checkpoint)[1])
     if view.collapse or "excluded_degenerate" in info:
         raise UnveilError(f"--record stores the checkpoint's own {len(meta['classes'])}-class scores on the whole "
                           f"split; a view collapsed from them, or a split less its flagged faces, is reported, "
@@ -200,7 +200,6 @@ def _check_record(checkpoint: Path, meta: dict, info: dict, view: ClassView, fac
         raise UnveilError(f"{sidecar}: --record stores scores only on the data the checkpoint was trained on "
                           f"(its data fingerprint {str(recorded)[:12]}..., {faces.source} {faces.fingerprint[:12]}...); "
                           f"this evaluation is reported, not recorded")
-    check_writable(sidecar)
 
 
 def _record(checkpoint: Path, meta: dict, info: dict, report: dict) -> None:

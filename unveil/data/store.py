@@ -23,7 +23,7 @@ import torch
 
 from ..classes import CLASSES, NUM_CLASSES
 from ..errors import DataError
-from ..io import atomic_folder
+from ..io import atomic_folder, check_writable
 from .faces import SPLITS, Faces
 from .preprocess import SIZE
 
@@ -40,7 +40,7 @@ def is_store(path: str | Path) -> bool:
 
 def check_new_folder(folder: str | Path) -> Path:
     """`folder` if a store can be written there: a new folder, or an empty one; never over anything."""
-    folder = Path(folder)
+    folder = check_writable(folder)
     if folder.exists() and not folder.is_dir():
         raise DataError(f"{folder}: a file is there; a store is written into a new folder")
     if folder.is_dir() and any(folder.iterdir()):
