@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import io
 import json
 import os
 import subprocess
@@ -360,8 +361,6 @@ def test_a_damaged_faces_cache_is_rebuilt_not_trusted(tmp_path, monkeypatch, cap
 
 
 def face_png(size: int = 48) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     Image.fromarray(np.random.default_rng(size).integers(0, 255, (size, size), dtype=np.uint8)).save(buffer, "PNG")
     return buffer.getvalue()
@@ -373,23 +372,39 @@ def data_error(source: Path | str) -> str:
     return str(info.value)
 
 
+def write_zip(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> Path:
+    """A zip whose bytes depend only on `members`: fixed member times, never the clock's."""
+    with zipfile.ZipFile(path, "w", compression) as zf:
+        for name, data in members.items():
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data, compression)
+    return path
+
+
+def write_tar(path: Path, members: dict[str, bytes]) -> Path:
+    """A tar (compressed as `path` says) whose bytes depend only on `members`: times, owners and modes fixed."""
+    with tarfile.open(path, "w:" + (path.suffix.lstrip(".") if path.suffix in (".xz", ".gz") else "")) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
 def test_damaged_archives_are_data_errors(tmp_path):
-    with zipfile.ZipFile(tmp_path / "faces.zip", "w", zipfile.ZIP_STORED) as zf:
-        zf.writestr("happy/a.png", face_png())
-    data = bytearray((tmp_path / "faces.zip").read_bytes())
+    data = bytearray(write_zip(tmp_path / "faces.zip", {"happy/a.png": face_png()}).read_bytes())
     data[data.index(b"IDAT") + 20] ^= 0xFF  # the CRC is checked only while reading the member
     (tmp_path / "crc.zip").write_bytes(bytes(data))
     assert "crc.zip: cannot read archive (Bad CRC-32" in data_error(tmp_path / "crc.zip")
-    folder = tmp_path / "faces" / "sad"
-    folder.mkdir(parents=True)
-    for k in range(40):
-        (folder / f"{k}.png").write_bytes(face_png(40 + k))
-    with tarfile.open(tmp_path / "faces.tar.xz", "w:xz") as tar:
-        tar.add(tmp_path / "faces", arcname="faces")
-    data = bytearray((tmp_path / "faces.tar.xz").read_bytes())
-    data[len(data) // 2:len(data) // 2 + 32] = bytes(32)
-    (tmp_path / "bad.tar.xz").write_bytes(bytes(data))
+    faces = {f"faces/sad/{k}.png": face_png(40 + k) for k in range(40)}
+    data = write_tar(tmp_path / "faces.tar.xz", faces).read_bytes()
+    assert write_tar(tmp_path / "again.tar.xz", faces).read_bytes() == data  # the same bytes on any clock
+    # Damage where the compressed stream is: the first block's header and data follow the 12-byte stream
+    # header, so the decoder fails on its first read, before any image could be decoded.
+    (tmp_path / "bad.tar.xz").write_bytes(data[:12] + bytes(32) + data[44:])
     assert "bad.tar.xz: cannot read archive" in data_error(tmp_path / "bad.tar.xz")
+    middle = len(data) // 2  # deep inside the stream: the block's check catches it
+    (tmp_path / "deep.tar.xz").write_bytes(data[:middle] + bytes(32) + data[middle + 32:])
+    assert "deep.tar.xz: cannot read archive" in data_error(tmp_path / "deep.tar.xz")
 
 
 def test_decompression_bombs_are_refused(tmp_path, monkeypatch):
@@ -431,15 +446,10 @@ def test_csv_rows_load_or_raise_data_errors(tmp_path, rows, header, junk):
 def archives(tmp_path_factory) -> dict[str, bytes]:
     """The same three faces as a zip and a tar.xz of class folders."""
     root = tmp_path_factory.mktemp("archives")
-    with zipfile.ZipFile(root / "a.zip", "w") as zf:
-        for k, name in enumerate(("happy", "sad", "fear")):
-            zf.writestr(f"train/{name}/{k}.png", face_png(40 + k))
-    with tarfile.open(root / "a.tar.xz", "w:xz") as tar:
-        tar.add(root / "a.zip", arcname="not_an_image.zip")
-        for k, name in enumerate(("happy", "sad", "fear")):
-            (root / f"{k}.png").write_bytes(face_png(40 + k))
-            tar.add(root / f"{k}.png", arcname=f"train/{name}/{k}.png")
-    return {suffix: (root / f"a{suffix}").read_bytes() for suffix in (".zip", ".tar.xz")}
+    faces = {f"train/{name}/{k}.png": face_png(40 + k) for k, name in enumerate(("happy", "sad", "fear"))}
+    zipped = write_zip(root / "a.zip", faces, zipfile.ZIP_DEFLATED).read_bytes()
+    tarred = write_tar(root / "a.tar.xz", {"not_an_image.zip": zipped, **faces}).read_bytes()
+    return {".zip": zipped, ".tar.xz": tarred}
 
 
 @FUZZ

@@ -145,8 +145,8 @@ def _folder_source(path: Path) -> Source:
     found = {kind: files for kind, files in kinds.items() if files}
     if len(found) > 1:
         shown = "; ".join(f"{kind}: {', '.join(p.name for p in files[:3])}" for kind, files in found.items())
-        kinds = ", ".join(list(found)[:-1]) + " and " + list(found)[-1]
-        raise DataError(f"{path}: holds {kinds} ({shown}); a source is one kind: point at the "
+        listed = ", ".join(list(found)[:-1]) + " and " + list(found)[-1]
+        raise DataError(f"{path}: holds {listed} ({shown}); a source is one kind: point at the "
                         f"archives, the CSV or a folder of class folders alone")
     if "archives" in found:
         return Source("archives", str(path), paths=tuple(found["archives"]))
