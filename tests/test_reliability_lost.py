@@ -123,6 +123,16 @@ def test_a_run_killed_in_its_first_epoch_starts_again_in_its_folder(tmp_path, mo
     assert main([*TINY_RUN, "--set", "train.seed=1", "--out", str(out)]) == 2  # a finished run: never again
 
 
+def test_quickstart_replaces_only_a_folder_of_its_own(tmp_path, capsys):
+    out = tmp_path / "quickstart"
+    (out / "judge").mkdir(parents=True)
+    (out / "timings.json").write_text("{}")
+    (out / "notes.txt").write_text("mine")
+    before = snapshot(out)
+    line = one_line_error(["quickstart", "--out", out, "--no-wandb"], capsys)
+    assert "holds files that are not a quickstart's (notes.txt)" in line and snapshot(out) == before
+
+
 # --------------------------------------------------------------------------- saved models and their records
 
 
