@@ -30,7 +30,8 @@ from unveil.data import cache_dir, load_faces
 from unveil.data.store import open_store, write_store
 from unveil.pipelines.cli import main
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+# A forked writer that hung would hang its test: each has a generous limit instead.
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.timeout(900)]
 
 WRITES = {"os.rename", "os.remove", "os.rmdir", "os.mkdir", "shutil.rmtree", "ctypes.call_function", "os.truncate"}
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT
