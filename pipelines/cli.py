@@ -3,7 +3,7 @@
 stdout carries only results (JSON with --json); progress, warnings and errors go to stderr. Exit status:
 
     0    done (a command that takes many photos reports each one it could not use on stderr)
-    1    nothing could be processed: the input was valid but gave no result (no face in any photo)
+    1    nothing could be processed: every photo given failed, each named on stderr (`unveil: <photo>: ...`)
     2    bad input, refused: one line `unveil: error: <file or option>: <problem>`, never a traceback
          (an output that cannot be written, stdout included, counts as bad input too)
     130  interrupted (Ctrl-C)
