@@ -233,8 +233,8 @@ def test_an_unknown_baseline_family_in_a_sidecar_names_the_sidecar(tmp_path, syn
 def test_photo_folders_without_photos_are_named(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "dir" / "x.jpg").mkdir(parents=True)
-    for given in (tmp_path / "empty", tmp_path / "dir", tmp_path / "dir" / "x.jpg"):
-        assert f"{given}: no photos found" in one_line_error(["predict", given, "--out", tmp_path / "o"], capsys)
+    for folder in (tmp_path / "empty", tmp_path / "dir", tmp_path / "dir" / "x.jpg"):
+        assert f"{folder}: no photos found" in one_line_error(["predict", folder, "--out", tmp_path / "o"], capsys)
 
 
 def test_nothing_processed_is_exit_status_1_and_names_each_photo(tmp_path, capsys):
