@@ -29,7 +29,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 
-from unveil.checkpoint import load_checkpoint, save_checkpoint
+from unveil.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint
 from unveil.classes import CLASSES, NUM_CLASSES
 from unveil.errors import UnveilError
 from unveil.registry import Registry
@@ -342,6 +342,9 @@ class ClassicalBaseline:
     def load(cls, path: str | Path) -> tuple["ClassicalBaseline", dict]:
         """A saved baseline, its arrays checked against what its family needs."""
         tensors, meta = load_checkpoint(path, kind="baseline")
+        if meta["arch"] not in CLASSICAL:
+            raise UnveilError(f"{checkpoint_paths(path)[1]}: unknown classical baseline {meta['arch']!r}; "
+                              f"registered: {', '.join(CLASSICAL.names())}")
         head_type = CLASSICAL.create(meta["arch"]).head
         arrays = _checked_arrays(tensors, (*PCAStep.ARRAYS, *head_type.ARRAYS, "classes"),
                                  head_type.INTEGER | {"classes"}, path)
@@ -408,17 +411,21 @@ def fit_baseline(family: str, images: torch.Tensor, labels: torch.Tensor, train_
 
 
 def _training_subset(images, labels, train_size, n_components, folds, seed):
-    """(x, y, components, folds): a seeded random subset as numpy, with the component count and the
-    folds cut to what the subset allows."""
+    """(x, y, components, folds): a seeded random subset as numpy, with the component count cut to what
+    the subset allows. Folds are not cut: more folds than the smallest class has faces is refused."""
     gen = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(labels), generator=gen)[: min(train_size, len(labels))]
     x = images[pick].detach().cpu().float().flatten(1).numpy()
     y = labels[pick].cpu().numpy()
     n_components = min(n_components, len(x) - len(x) // folds - 1, x.shape[1])
     counts = np.bincount(y)
-    folds = int(min(folds, counts[counts > 0].min()))
-    if folds < 2 or len(np.unique(y)) < 2:
+    smallest = int(counts[counts > 0].min())
+    if smallest < 2 or len(np.unique(y)) < 2:
         raise UnveilError(f"a classical baseline needs at least 2 classes with 2 faces each in {len(y)} training faces")
+    if folds > smallest:
+        raise UnveilError(f"--folds {folds}: stratified cross-validation needs as many faces of each class, and the "
+                          f"{len(y)} training faces have {smallest} in their smallest class: lower --folds (at most "
+                          f"{smallest}) or raise --train-size")
     return x, y, n_components, folds
 
 

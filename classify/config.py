@@ -43,7 +43,7 @@ class ConditionConfig:
     def __post_init__(self):
         check_choice("condition.name", self.name, CONDITIONS)
         try:
-            Occlusion.parse(self.occlusion)
+            Occlusion.parse(self.occlusion, seeded=False)  # masks come from train.seed
         except ValueError as exc:
             raise ValueError(f"condition.occlusion: {exc}") from None
         if self.name == "reconstructed" and not self.inpainter:

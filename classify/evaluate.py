@@ -7,7 +7,6 @@ classification report of a classifier on a split under a condition, and its JSON
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import torch
@@ -17,7 +16,7 @@ import torch.nn.functional as F
 from unveil.classes import CLASSES, ClassView
 from unveil.data import Faces
 from unveil.figures import confusion_image
-from unveil.io import atomic_path, json_text
+from unveil.io import json_text, output_folder
 from unveil.metrics import classification_report
 from unveil.runtime import inference_batch_size, inference_precision
 
@@ -109,18 +108,23 @@ def scored(labels: torch.Tensor, probs: torch.Tensor, view: ClassView, n_boot: i
 # --------------------------------------------------------------------------- report files
 
 
+REPORT_FILES = {"metrics.json", "report.md", "confusion.png"}   # what `write_report` writes, and only that
+
+
 def write_report(report: dict, out_dir: str | Path, title: str, info: dict | None = None) -> dict[str, Path]:
-    """Write `metrics.json` (report plus `info`), `report.md` and `confusion.png` into `out_dir`."""
+    """Write `metrics.json` (report plus `info`), `report.md` and `confusion.png` as the folder `out_dir`.
+
+    The three must agree: the folder is written as one set (`unveil.io.output_folder`), so an interruption
+    leaves the previous report whole, and a folder holding anything else (a training run's files) is
+    refused rather than mixed into.
+    """
     out_dir = Path(out_dir)
-    paths = {"json": out_dir / "metrics.json", "markdown": out_dir / "report.md", "png": out_dir / "confusion.png"}
-    # The three must agree: each is staged under a temporary name and all are renamed together at the
-    # end (microseconds apart), so an interruption while rendering leaves the previous report whole.
-    with contextlib.ExitStack() as stack:
-        staged = {k: stack.enter_context(atomic_path(p)) for k, p in paths.items()}
-        staged["json"].write_text(json_text({**(info or {}), **report}), encoding="utf-8")
-        staged["markdown"].write_text(report_markdown(report, title, info), encoding="utf-8")
-        confusion_image(report["confusion"], report.get("classes")).save(staged["png"], format="PNG", optimize=True)
-    return paths
+    with output_folder(out_dir, REPORT_FILES, "an evaluation report") as folder:
+        (folder / "metrics.json").write_text(json_text({**(info or {}), **report}), encoding="utf-8")
+        (folder / "report.md").write_text(report_markdown(report, title, info), encoding="utf-8")
+        confusion_image(report["confusion"], report.get("classes")).save(folder / "confusion.png", format="PNG",
+                                                                          optimize=True)
+    return {"json": out_dir / "metrics.json", "markdown": out_dir / "report.md", "png": out_dir / "confusion.png"}
 
 
 def report_markdown(report: dict, title: str, info: dict | None = None) -> str:

@@ -28,7 +28,7 @@ from unveil.errors import UnveilError
 from unveil.io import write_json
 from unveil.metrics import classification_report
 from unveil.runtime import autocast, pick_device, prepare_model, seed_everything
-from unveil.trainer import OptimConfig, Trainer, TrainConfig
+from unveil.trainer import OptimConfig, Trainer, TrainConfig, run_folder
 
 from .condition import Condition, LoadReconstruct
 from .config import ClassifierConfig, LossConfig
@@ -71,8 +71,8 @@ class ClassifierTask:
         n, laps = len(self.labels), -(-self.steps_per_epoch * self.batch // len(self.labels))
         order = torch.cat([torch.randperm(n, device=self.device, generator=gen) for _ in range(laps)])
         for step in range(self.steps_per_epoch):
-            # Fresh masks every batch; a resumed run draws the same ones.
-            yield order[step * self.batch:(step + 1) * self.batch], gen, seed * 100_003 + step
+            # Fresh masks every batch; a resumed run draws the same ones (kept below 2**63 for any train.seed).
+            yield order[step * self.batch:(step + 1) * self.batch], gen, (seed * 100_003 + step) % 2 ** 63
 
     def step(self, batch: tuple) -> Iterator[tuple[str, torch.Tensor, dict]]:
         index, gen, mask_seed = batch
@@ -160,6 +160,11 @@ def train_from_config(cfg: ClassifierConfig, out_dir: str | Path | None = None, 
     `metrics.json`. Returns metrics.json's content.
     """
     out = Path(out_dir) if out_dir is not None else cfg.run_dir()
+    with run_folder(out):  # held from the first check of the folder to the last file written
+        return _train_run(cfg, out, resume, on_epoch_end, load_reconstruct)
+
+
+def _train_run(cfg: ClassifierConfig, out: Path, resume: bool, on_epoch_end, load_reconstruct) -> dict:
     device = pick_device(cfg.device)
     seed_everything(cfg.train.seed)
     faces = load_faces(cfg.data.source, normalize=cfg.data.normalize)

@@ -108,7 +108,7 @@ class InpaintConfig(ExperimentConfig):
         if self.sample_every < 1:
             raise ValueError(f"sample_every must be >= 1, got {self.sample_every}")
         try:
-            Occlusion.parse(self.occlusion)
+            Occlusion.parse(self.occlusion, seeded=False)  # masks come from train.seed
         except ValueError as exc:
             raise ValueError(f"occlusion: {exc}") from None
 

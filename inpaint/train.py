@@ -37,7 +37,7 @@ from unveil.errors import UnveilError
 from unveil.io import write_json
 from unveil.occlusion import Occlusion
 from unveil.runtime import autocast, pick_device, prepare_model, seed_everything
-from unveil.trainer import Trainer
+from unveil.trainer import Trainer, run_folder
 
 from .config import SELECT_METRICS, InpaintConfig
 from .discriminators import create_discriminator
@@ -244,9 +244,10 @@ def build_trainer(cfg: InpaintConfig, out_dir: str | Path, faces: Faces | None =
 def train_inpainter(cfg: InpaintConfig, out_dir: str | Path, resume: bool = False, faces: Faces | None = None,
                     stop_after: int | None = None) -> dict:
     """Train from a config; returns the run's summary (also in OUT/metrics.json)."""
-    trainer = build_trainer(cfg, out_dir, faces)
-    history = trainer.fit(resume=resume, stop_after=stop_after)
-    return finish(trainer.task, Path(out_dir), history) if is_main() else {"best": history["best"]}
+    with run_folder(out_dir):  # held from the first check of the folder to the last file written
+        trainer = build_trainer(cfg, out_dir, faces)
+        history = trainer.fit(resume=resume, stop_after=stop_after)
+        return finish(trainer.task, Path(out_dir), history) if is_main() else {"best": history["best"]}
 
 
 def finish(task: InpaintTask, out: Path, history: dict) -> dict:

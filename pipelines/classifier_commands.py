@@ -16,15 +16,16 @@ from unveil.data import SPLIT_CHOICES
 from unveil.distributed import init_from_env, is_main
 from unveil.errors import UnveilError
 from unveil.figures import save_png
-from unveil.io import write_json
+from unveil.io import check_replaceable, check_writable, write_json
 from unveil.runtime import fused_for_inference, pick_device, resolve_precision
 from unveil.shipped import resolve_checkpoint
 
 from .options import (add_class_map_argument, add_evaluation_arguments, add_exclude_argument, add_model_arguments,
                       add_source_arguments, add_train_command, class_map_option, count, load_scored, load_source,
-                      train_overrides)
+                      occlusion_text, seed_value, train_overrides)
 
-OCCLUSION_HELP = "none (default), lower-half[:start_row=24,fill=0] or mask[:styles=surgical+n95,seed=0]"
+OCCLUSION_HELP = ("none (default), lower-half[:start_row=24,fill=0] or mask[:styles=surgical+n95] (the masks drawn "
+                  "from --seed)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,10 +44,10 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
                                    "report.md and confusion.png.")
     p.add_argument("checkpoint", help="a classifier checkpoint: a path (NAME, NAME.safetensors or NAME.json) "
                                       "or a shipped name such as classifier_full")
-    p.add_argument("--occlusion", default="none", help=OCCLUSION_HELP)
+    p.add_argument("--occlusion", type=occlusion_text, default="none", help=OCCLUSION_HELP)
     p.add_argument("--inpainter", help="reconstruct the occluded faces with this inpainter checkpoint first")
     p.add_argument("--n-boot", type=count(0), default=1000, help="bootstrap resamples for the intervals (0: none)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the masks and of the bootstrap")
+    p.add_argument("--seed", type=seed_value, default=0, help="seed of the masks and of the bootstrap")
     p.add_argument("--record", action="store_true",
                    help="also store accuracy and macro-F1 in the checkpoint's sidecar under metrics.<split> "
                         "(only under the checkpoint's own training condition and classes)")
@@ -68,12 +69,13 @@ def _register_baseline(sub: argparse._SubParsersAction) -> None:
                    help="svm (RBF), logreg (multinomial), naive_bayes (Gaussian), random_forest, kmeans "
                         "(each cluster labelled with its training faces' majority class)")
     p.add_argument("--data", required=True)
-    p.add_argument("--occlusion", default="none", help=OCCLUSION_HELP + "; applied to training and test faces")
+    p.add_argument("--occlusion", type=occlusion_text, default="none",
+                   help=OCCLUSION_HELP + "; applied to training and test faces")
     p.add_argument("--train-size", type=count(2), default=5000, help="training faces for the fit and the CV (5000)")
     p.add_argument("--components", type=count(1), default=150, help="PCA components (150)")
     p.add_argument("--folds", type=count(2), default=3, help="cross-validation folds (3)")
     p.add_argument("--split", default="test", choices=SPLIT_CHOICES, help="where to report (default test)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_value, default=0)
     p.add_argument("--jobs", type=int, default=1, help="parallel CV fits (-1: all cores)")
     p.add_argument("--n-boot", type=count(0), default=1000, help="bootstrap resamples for the intervals (0: none)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
@@ -90,8 +92,8 @@ def _register_saliency(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", choices=SPLIT_CHOICES)
     p.add_argument("--n", type=count(1), default=16, help="faces (default 16)")
-    p.add_argument("--occlusion", default="none", help=OCCLUSION_HELP)
-    p.add_argument("--seed", type=int, default=0, help="which faces, and their masks")
+    p.add_argument("--occlusion", type=occlusion_text, default="none", help=OCCLUSION_HELP)
+    p.add_argument("--seed", type=seed_value, default=0, help="which faces, and their masks")
     p.add_argument("--out", required=True, help="the PNG file to write")
     add_model_arguments(p)
     add_source_arguments(p)
@@ -146,15 +148,13 @@ def _slug(text: str) -> str:
 
 def run_eval(args: argparse.Namespace) -> int:
     from unveil.classify.condition import Condition
-    from unveil.classify.evaluate import evaluate, write_report
+    from unveil.classify.evaluate import REPORT_FILES, evaluate, write_report
 
     from .compare import reconstruct_loader
 
     device, model, meta, path, faces, excluded = _model_and_faces(args)
     view = class_view(meta, class_map_option(args), str(path))
     condition = Condition.build(args.occlusion, args.inpainter, reconstruct_loader(device, args.checkpoints))
-    report = evaluate(model, faces, condition, tta=args.tta, n_boot=args.n_boot, seed=args.seed,
-                      precision=args.precision, view=view)
     info = {"checkpoint": str(checkpoint_paths(path)[0]), "data": faces.source, "split": args.split,
             **condition.describe(), "tta": args.tta, "precision": resolve_precision(device, args.precision),
             "trained_condition": meta.get("condition", "full"), "trained_occlusion": meta.get("occlusion", "none"),
@@ -164,10 +164,15 @@ def run_eval(args: argparse.Namespace) -> int:
                + ("-tta" if args.tta else "") + (f"-{_slug(view.mapping.name)}" if view.mapping else "")
                + ("-no-degenerate" if excluded else ""))
     out = Path(args.out) if args.out else Path("runs") / "eval" / default
+    check_replaceable(out, REPORT_FILES, "an evaluation report")  # before the work, not after it
+    if args.record:
+        _check_record(path, meta, info, view, faces)
+    report = evaluate(model, faces, condition, tta=args.tta, n_boot=args.n_boot, seed=args.seed,
+                      precision=args.precision, view=view)
     title = f"{name} on {args.split} ({info['condition']}, occlusion {info['occlusion']}; {view.describe()})"
     paths = write_report(report, out, title, info)
     if args.record:
-        _record(path, meta, info, report, view)
+        _record(path, meta, info, report)
     if args.json:
         print(json.dumps({**info, **report}))
     else:
@@ -176,8 +181,10 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record(checkpoint: str, meta: dict, info: dict, report: dict, view: ClassView) -> None:
-    """Store this split's scores in the checkpoint's sidecar (its weights are untouched)."""
+def _check_record(checkpoint: Path, meta: dict, info: dict, view: ClassView, faces) -> None:
+    """--record stores a score in the sidecar only where it belongs: the checkpoint's own classes, training
+    condition and data (by fingerprint), the whole split, and never in a shipped checkpoint."""
+    sidecar = check_writable(checkpoint_paths(checkpoint)[1])
     if view.collapse or "excluded_degenerate" in info:
         raise UnveilError(f"--record stores the checkpoint's own {len(meta['classes'])}-class scores on the whole "
                           f"split; a view collapsed from them, or a split less its flagged faces, is reported, "
@@ -188,6 +195,15 @@ def _record(checkpoint: str, meta: dict, info: dict, report: dict, view: ClassVi
         raise UnveilError(f"--record stores scores under the checkpoint's own training condition "
                           f"({meta.get('condition', 'full')}, occlusion {meta.get('occlusion', 'none')}); "
                           f"this evaluation used {info['condition']}, occlusion {info['occlusion']}")
+    recorded = meta.get("data_fingerprint")
+    if recorded != faces.fingerprint:
+        raise UnveilError(f"{sidecar}: --record stores scores only on the data the checkpoint was trained on "
+                          f"(its data fingerprint {str(recorded)[:12]}..., {faces.source} {faces.fingerprint[:12]}...); "
+                          f"this evaluation is reported, not recorded")
+
+
+def _record(checkpoint: Path, meta: dict, info: dict, report: dict) -> None:
+    """Store this split's scores in the checkpoint's sidecar (its weights are untouched)."""
     entry = {"tta_accuracy": report["accuracy"]} if info["tta"] else {
         "accuracy": report["accuracy"], "macro_f1": report["macro_f1"], "n": report["n"],
         "ci95": report.get("ci95"), "macro_roc_auc": report["macro_roc_auc"]}
@@ -221,18 +237,24 @@ def _summary(report: dict, info: dict) -> str:
 def run_baseline(args: argparse.Namespace) -> int:
     from unveil.classify.baseline import CLASSICAL, fit_baseline
     from unveil.classify.condition import Condition
-    from unveil.classify.evaluate import scored, write_report
+    from unveil.classify.evaluate import REPORT_FILES, scored, write_report
 
     if args.jobs == 0:
         raise UnveilError("--jobs must be a number of parallel fits (1, 2, ...) or -1 for all cores, not 0")
     if args.train_size < 2 * args.folds:
         raise UnveilError(f"--train-size {args.train_size} is too small for {args.folds}-fold cross-validation")
     view = class_view({}, class_map_option(args), f"baseline {args.model}")
+    condition = Condition.build(args.occlusion)
+    name = (f"{args.model}-{_slug(condition.describe()['occlusion'])}"
+            + (f"-{_slug(view.mapping.name)}" if view.mapping else ""))
+    out = Path(args.out) if args.out else Path("runs") / "baseline" / name
+    check_replaceable(out, REPORT_FILES, "an evaluation report")  # before the work, not after it
+    if args.save:
+        _check_new_checkpoint(args.save, "--save")
     faces = load_source(args, args.data)
     train, test = faces.split("train"), faces.split(args.split)
     if len(train) == 0 or len(test) == 0:
         raise UnveilError(f"{args.data}: need faces in the train and {args.split} splits")
-    condition = Condition.build(args.occlusion)
     # Different mask seeds for the two sets, so no training mask is reused on a test face.
     train_images = condition.over_faces(train, seed=args.seed + 1_000)
     test_images = condition.over_faces(test, seed=args.seed)
@@ -243,8 +265,6 @@ def run_baseline(args: argparse.Namespace) -> int:
                                     folds=args.folds, seed=args.seed, n_jobs=args.jobs)
     report = scored(test.labels, baseline.predict_proba(test_images), view, n_boot=args.n_boot, seed=args.seed)
     info = {"data": faces.source, "split": args.split, **condition.describe(), **search, **view.record()}
-    name = f"{args.model}-{_slug(info['occlusion'])}" + (f"-{_slug(view.mapping.name)}" if view.mapping else "")
-    out = Path(args.out) if args.out else Path("runs") / "baseline" / name
     paths = write_report(report, out, f"{family.model} on {args.split} (occlusion {info['occlusion']}; "
                                       f"{view.describe()})", info)
     if args.save:
@@ -260,6 +280,16 @@ def run_baseline(args: argparse.Namespace) -> int:
         print(_summary(report, {**info, "checkpoint": args.model, "tta": False, "trained_condition": info["condition"]}))
     print(f"wrote {paths['json']}, {paths['markdown'].name}, {paths['png'].name}", file=sys.stderr)
     return 0
+
+
+def _check_new_checkpoint(path: str, option: str) -> None:
+    """A checkpoint a command saves is a new one: an existing one (a classifier, a shipped model) is never
+    replaced by it."""
+    found = [p for p in checkpoint_paths(path) if p.exists()]
+    if found:
+        raise UnveilError(f"{found[0]}: already exists; {option} writes a new checkpoint and never replaces one: "
+                          f"choose another name")
+    check_writable(checkpoint_paths(path)[0])
 
 
 # --------------------------------------------------------------------------- saliency

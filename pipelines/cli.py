@@ -1,12 +1,20 @@
 """`unveil` command line. Each command group lives in its own module with a `register(subparsers)`.
 
-Bad input ends as one line `unveil: error: ...` and exit status 2, never a traceback; stdout carries
-only results (JSON with --json), progress goes to stderr.
+stdout carries only results (JSON with --json); progress, warnings and errors go to stderr. Exit status:
+
+    0    done (a command that takes many photos reports each one it could not use on stderr)
+    1    nothing could be processed: every photo given failed, each named on stderr (`unveil: <photo>: ...`)
+    2    bad input, refused: one line `unveil: error: <file or option>: <problem>`, never a traceback
+         (an output that cannot be written, stdout included, counts as bad input too)
+    130  interrupted (Ctrl-C)
+    141  stdout was closed by its reader (`unveil ... --json | head -c 10`): quietly, as a SIGPIPE would
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 
 from unveil import __version__
@@ -47,15 +55,55 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
     parser = build_parser()
+    stdout = sys.stdout
+    sys.stdout = _Results(stdout)
     try:
         args = parser.parse_args(argv)
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # here, so that a failing stdout is reported like any other unwritable output
+        return code
     except UnveilError as exc:
         print(f"unveil: error: {exc}", file=sys.stderr)
         return 2
+    except _ReaderGone:
+        return 141
     except KeyboardInterrupt:
         print("unveil: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout = stdout
+
+
+class _ReaderGone(Exception):
+    """stdout's reader went away (a closed pipe): nobody is left to read the results."""
+
+
+class _Results:
+    """stdout while a command runs: a write that fails ends the command with a clear status instead of a
+    traceback (a closed pipe quietly, a full disk or /dev/full as an `unveil: error:` line). The stream is
+    then pointed at /dev/null, so that Python's own flush at exit has nothing left to fail on."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self._guarded(self.stream.write, text)
+
+    def flush(self) -> None:
+        self._guarded(self.stream.flush)
+
+    def _guarded(self, operation, *args):
+        try:
+            return operation(*args)
+        except OSError as exc:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            if isinstance(exc, BrokenPipeError):
+                raise _ReaderGone() from None
+            raise UnveilError(f"stdout: cannot write the results ({exc.strerror or exc})") from None
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from unveil.shipped import JUDGE, OCCLUDED, shipped_inpainters
 from . import compare as cmp
 from .gallery import build_rows, write_html, write_png
 from .options import (add_class_map_argument, add_evaluation_arguments, add_exclude_argument, add_model_arguments,
-                      class_map_option, count, load_scored, load_source)
+                      class_map_option, count, load_scored, load_source, occlusion_text, seed_value)
 from .report import summary_table, write_comparison
 
 
@@ -40,11 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "generator and the baselines")
     p.add_argument("--cross", help="comma-separated classifiers trained on other conditions, for the "
                                    "cross-condition matrix")
-    p.add_argument("--occlusion", default="lower-half", help="lower-half[:...], mask[:...] or, for a photos: source, photo-mask[:styles=...] "
-                                                                "(painted on each photo before alignment); default "
-                                                                "lower-half")
+    p.add_argument("--occlusion", type=occlusion_text, default="lower-half",
+                   help="lower-half[:...], mask[:...] or, for a photos: source, photo-mask[:styles=...] (painted on "
+                        "each photo before alignment); default lower-half")
     p.add_argument("--per-class", type=count(1), default=2, help="gallery faces per class (default 2)")
-    p.add_argument("--seed", type=int, default=0, help="occlusion draw, bootstrap and gallery sample")
+    p.add_argument("--seed", type=seed_value, default=0, help="occlusion draw, bootstrap and gallery sample")
     p.add_argument("--bootstrap", type=count(0), default=1000,
                    help="bootstrap resamples for the 95 %% intervals (0: none)")
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
@@ -77,7 +77,7 @@ def _register_photos(sub: argparse._SubParsersAction) -> None:
                                         "generator, telea and navier_stokes)")
     p.add_argument("--cross", default=OCCLUDED, help=f"comma-separated other classifiers (default {OCCLUDED})")
     p.add_argument("--per-class", type=count(1), default=2, help="gallery faces per class (default 2)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap and gallery sample")
+    p.add_argument("--seed", type=seed_value, default=0, help="bootstrap and gallery sample")
     p.add_argument("--bootstrap", type=count(0), default=1000, help="bootstrap resamples (0: none)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation for the classifiers")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object on stdout")

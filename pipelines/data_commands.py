@@ -14,7 +14,7 @@ from unveil.errors import UnveilError
 from unveil.figures import Tile, save_png, tile_grid, to_uint8
 from unveil.occlusion import Occlusion
 
-from .options import add_source_arguments, count, load_source
+from .options import add_source_arguments, count, load_source, occlusion_text, seed_value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,11 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     preview = data_sub.add_parser("preview", help="write a PNG grid of faces with their occlusion")
     preview.add_argument("source")
-    preview.add_argument("--occlusion", default="lower-half",
-                         help="none, lower-half[:start_row=24,fill=0] or mask[:styles=surgical+n95,seed=0]")
+    preview.add_argument("--occlusion", type=occlusion_text, default="lower-half",
+                         help="none, lower-half[:start_row=24,fill=0] or mask[:styles=surgical+n95] (the masks drawn "
+                              "from --seed)")
     preview.add_argument("--split", default="all", choices=SPLIT_CHOICES)
     preview.add_argument("--per-class", type=count(1), default=4, help="faces per class (default 4)")
-    preview.add_argument("--seed", type=int, default=0, help="which faces are drawn")
+    preview.add_argument("--seed", type=seed_value, default=0, help="which faces are drawn")
     preview.add_argument("--out", required=True, help="the PNG file to write")
     add_source_arguments(preview)
     preview.set_defaults(run=run_preview)
@@ -58,8 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_store(args: argparse.Namespace) -> int:
-    from unveil.data.store import write_store
+    from unveil.data.store import check_new_folder, write_store
 
+    check_new_folder(args.out)  # before the decoding, not after it
     faces = load_source(args, args.source)
     folder = write_store(faces, args.out, shard_faces=args.shard_faces)
     print(f"wrote {folder}: {len(faces)} faces of {faces.source} ({', '.join(f'{k} {sum(v.values())}' for k, v in faces.counts().items())})")

@@ -16,18 +16,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from unveil.distributed import init_from_env, is_main
 from unveil.checkpoint import checkpoint_paths
 from unveil.config import from_dict
 from unveil.errors import UnveilError
-from unveil.io import write_json
+from unveil.io import check_replaceable, output_folder, write_json
 from unveil.occlusion import Occlusion
 from unveil.runtime import pick_device
 from unveil.shipped import JUDGE, resolve_checkpoint
 
-from .options import add_evaluation_arguments, add_train_command, load_source, train_overrides
+from .options import (add_evaluation_arguments, add_train_command, load_source, occlusion_text, seed_value,
+                      train_overrides)
+
+# What each evaluation writes into its --out, and only that (the folder is replaced as one set).
+INPAINTER_EVAL = ({"metrics.json", "samples.png"}, "an inpainter evaluation")
+SEGMENTER_EVAL = ({"metrics.json"}, "a segmenter evaluation")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--classifier", default=JUDGE, metavar="CHECKPOINT",
                    help=f"the JUDGE: a full-face classifier that never took part in the generator's training "
                         f"(default: the shipped {JUDGE})")
-    p.add_argument("--occlusion", help="default: the generator's training occlusion (lower-half for baselines)")
+    p.add_argument("--occlusion", type=occlusion_text,
+                   help="default: the generator's training occlusion (lower-half for baselines)")
+    p.add_argument("--seed", type=seed_value, default=0, help="the masks' seed (default 0)")
     add_evaluation_arguments(p, "folder for metrics.json and a sample grid PNG")
     p.set_defaults(run=run_eval)
     _register_segmenter(sub)
@@ -64,7 +70,7 @@ def _register_segmenter(sub: argparse._SubParsersAction) -> None:
                                    "pixels it marks on the bare ones.")
     p.add_argument("segmenter", nargs="?", default="segmenter", help="a checkpoint path or shipped name (default "
                                                                        "the shipped segmenter)")
-    p.add_argument("--seed", type=int, default=1, help="the masks' seed (training validated on seed 0)")
+    p.add_argument("--seed", type=seed_value, default=1, help="the masks' seed (training validated on seed 0)")
     add_evaluation_arguments(p, "folder for metrics.json")
     p.set_defaults(run=run_eval_segmenter)
 
@@ -99,6 +105,8 @@ def run_eval_segmenter(args: argparse.Namespace) -> int:
     from unveil.inpaint.segmenter import load_segmenter
     from unveil.inpaint.segmenter_train import MasksConfig, masked, score
 
+    if args.out:
+        check_replaceable(args.out, *SEGMENTER_EVAL)  # before the work, not after it
     device = pick_device(args.device)
     segmenter = load_segmenter(args.segmenter, device, args.checkpoints)
     faces = load_source(args, args.data, args.split)
@@ -110,7 +118,8 @@ def run_eval_segmenter(args: argparse.Namespace) -> int:
     result = {"segmenter": args.segmenter, "data": faces.source, "split": args.split, "seed": args.seed,
               "masks": segmenter.meta.get("masks"), **score(segmenter.predict(images, precision=args.precision), hole)}
     if args.out:
-        write_json(Path(args.out) / "metrics.json", result)
+        with output_folder(args.out, *SEGMENTER_EVAL) as folder:
+            write_json(folder / "metrics.json", result)
     print(json.dumps(result) if args.json else
           f"{args.segmenter} on {result['masked_faces']} masked and {result['bare_faces']} bare faces of "
           f"{faces.source} ({args.split}, masks seed {args.seed}): mean IoU {result['iou']:.4f}, "
@@ -127,6 +136,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from . import compare as cmp
 
+    if args.out:
+        check_replaceable(args.out, *INPAINTER_EVAL)  # before the work, not after it
     device = pick_device(args.device)
     faces = load_source(args, args.data, args.split)
     if len(faces) == 0:
@@ -135,14 +146,15 @@ def run_eval(args: argparse.Namespace) -> int:
                                 lambda: load_source(args, args.data, "train").float_images(), args.checkpoints)
     occlusion = _occlusion(args.occlusion, inp.model.meta)
     judge = cmp.load_judge(args.classifier, device, args.checkpoints)
-    report, _ = cmp.compare(faces, judge, [inp], occlusion, tta=args.tta, n_boot=0, use_lpips=True,
+    report, _ = cmp.compare(faces, judge, [inp], occlusion, tta=args.tta, seed=args.seed, n_boot=0, use_lpips=True,
                             precision=args.precision)
     for warning in report["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     result = _inpainter_view(report, inp, args)
     if args.out:
-        write_json(Path(args.out) / "metrics.json", result)
-        write_samples(Path(args.out) / "samples.png", inp.model, faces, occlusion)
+        with output_folder(args.out, *INPAINTER_EVAL) as folder:
+            write_json(folder / "metrics.json", result)
+            write_samples(folder / "samples.png", inp.model, faces, occlusion)
     print(json.dumps(result) if args.json else _table(result))
     return 0
 

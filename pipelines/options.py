@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 
 from unveil.classes import ClassMap, parse_aliases
+from unveil.config import SEED_LIMIT, check_seed
 from unveil.data import SPLIT_CHOICES, Faces, load_faces
+from unveil.errors import UnveilError
+from unveil.occlusion import Occlusion
 from unveil.runtime import PRECISIONS
 
 
@@ -23,6 +26,26 @@ def count(minimum: int = 0):
 
     parse.__name__ = "count"
     return parse
+
+
+def seed_value(text: str) -> int:
+    """An argparse type for --seed: a whole number every library Unveil seeds takes (0 .. 2**32 - 1)."""
+    try:
+        return check_seed(int(text), "--seed")
+    except ValueError:  # not a number, or out of range (an UnveilError is a ValueError)
+        raise argparse.ArgumentTypeError(f"a seed is a whole number from 0 to {SEED_LIMIT - 1}, "
+                                         f"got {text!r}") from None
+
+
+def occlusion_text(text: str) -> str:
+    """An argparse type for --occlusion: `none` or an occlusion's text form, checked now. It carries no
+    `seed=`: a command draws its masks from its own --seed, which would silently win."""
+    if text != "none":
+        try:
+            Occlusion.parse(text, seeded=False)
+        except UnveilError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:

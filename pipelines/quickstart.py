@@ -16,7 +16,7 @@ from pathlib import Path
 
 from unveil.config import from_dict, load_yaml
 from unveil.errors import UnveilError
-from unveil.io import write_json
+from unveil.io import check_replaceable, write_json
 
 from .compare_commands import run_comparison
 from .predict import Predictor, sample_photos
@@ -96,14 +96,14 @@ def shipped_models_on_sample(out: Path):
             for rgb, name in sample_photos(predictor.detector)]
 
 
-def _fresh(out: Path) -> None:
-    """Start from an empty folder: a previous quickstart's is replaced, anything else is refused."""
-    if not out.exists() or not any(out.iterdir()):
-        return
-    if not (out / "timings.json").exists() and not (out / "judge").exists():
-        raise UnveilError(f"{out} holds files that are not a quickstart's; choose another --out")
-    print(f"[quickstart] replacing the previous quickstart in {out}", file=sys.stderr)
-    shutil.rmtree(out)
+def _fresh(out: Path, cfg: QuickstartConfig) -> None:
+    """Start from an empty folder: a previous quickstart's is replaced, a folder holding anything else (your
+    files beside a quickstart's among them) is refused."""
+    check_replaceable(out, {*cfg.classifiers, *cfg.inpainters, "compare", "predict", "timings.json", "wandb"},
+                      "a quickstart")
+    if out.is_dir() and any(out.iterdir()):
+        print(f"[quickstart] replacing the previous quickstart in {out}", file=sys.stderr)
+        shutil.rmtree(out)
 
 
 def quickstart(cfg: QuickstartConfig, out: Path, use_wandb: bool = True) -> dict:
@@ -112,7 +112,7 @@ def quickstart(cfg: QuickstartConfig, out: Path, use_wandb: bool = True) -> dict
     from unveil.inpaint.config import load_inpaint_config
     from unveil.inpaint.train import train_inpainter
 
-    _fresh(out)
+    _fresh(out, cfg)
     started = time.perf_counter()
     fill = {"out": str(out), "data": cfg.data, "occlusion": cfg.occlusion}
     run = None

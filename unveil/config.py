@@ -26,14 +26,56 @@ from .errors import UnveilError
 from .shipped import resolve_config
 
 T = TypeVar("T")
+INT_LIMIT = 2 ** 63
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML as a config needs it: a key given twice is an error (not the last one silently winning), and
+    aliases (`*name`) are refused: a config is a plain tree, and aliases of aliases make a small file
+    expand to billions of values."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"alias *{event.anchor} refused (write the value out)",
+                                              event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str):
+    """YAML text as data (`yaml.safe_load`, with `_StrictLoader`'s rules); raises yaml.YAMLError."""
+    loader = _StrictLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> tuple[str, str]:
+    """(" line N", what is wrong) for a one-line message; PyYAML's own spans several lines."""
+    mark = getattr(exc, "problem_mark", None)
+    what = " ".join(filter(None, (getattr(exc, "context", None), getattr(exc, "problem", None))))
+    return (f" line {mark.line + 1}" if mark else ""), what or str(exc).splitlines()[0]
 
 
 def load_yaml(path: str | Path) -> dict:
     path = resolve_config(path)  # `configs/x.yaml` also works from an installed package
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UnveilError(f"{path}: invalid YAML ({exc})") from None
+        data = parse_yaml(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        where, what = _yaml_problem(exc)
+        raise UnveilError(f"{path}{where}: invalid YAML ({what})") from None
+    except UnicodeDecodeError as exc:
+        raise UnveilError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise UnveilError(f"{path}: cannot read the config ({exc.strerror or exc})") from None
     if data is None:
@@ -51,9 +93,9 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
         if not sep or not all(parts):
             raise UnveilError(f"bad override {item!r}: expected KEY=VALUE, e.g. train.epochs=3")
         try:
-            value = yaml.safe_load(text)
+            value = parse_yaml(text)
         except yaml.YAMLError as exc:
-            raise UnveilError(f"bad override {item!r}: the value is not valid YAML ({str(exc).splitlines()[0]})") from None
+            raise UnveilError(f"bad override {item!r}: the value is not valid YAML ({_yaml_problem(exc)[1]})") from None
         node = data
         for depth, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
@@ -143,6 +185,8 @@ def _typed(value: Any, hint: Any, key: str) -> Any:
         number = _number(value, key, "an integer")
         if isinstance(number, float) and not number.is_integer():
             raise UnveilError(f"{key}: expected an integer, got {_shown(value)}")
+        if not -INT_LIMIT <= number < INT_LIMIT:  # what torch (and every count or index) can hold
+            raise UnveilError(f"{key}: {_shown(value)} is too large (integers fit in 64 bits)")
         return int(number)
     if hint is float:
         return float(_number(value, key, "a number"))
@@ -205,6 +249,16 @@ def check_args(key: str, registry, name: str, args: dict) -> None:
             registry.check(name, args)
         except UnveilError as exc:
             raise ValueError(f"{key}: {exc}") from None
+
+
+SEED_LIMIT = 2 ** 32   # seeds are 0 .. 2**32 - 1: what torch, numpy and scikit-learn all take
+
+
+def check_seed(value: Any, key: str) -> int:
+    """`value` if it is a seed every library Unveil seeds accepts, else an UnveilError naming `key`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < SEED_LIMIT:
+        raise UnveilError(f"{key}: a seed is a whole number from 0 to {SEED_LIMIT - 1}, got {_shown(value)}")
+    return value
 
 
 def check_choice(key: str, value: Any, choices) -> None:

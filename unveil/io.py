@@ -1,39 +1,49 @@
 """Atomic file writes: a crash or a bad input never leaves a half-written checkpoint, cache or report.
 
-A file is written under a temporary name `.NAME.<pid>.<random>.tmp` beside it and renamed onto NAME
-only when complete; a folder of files that must agree (a comparison's report, figures and gallery) is
-written the same way as a whole (`atomic_folder`). Temporaries left by a killed process are removed
-the next time the same name is written, or when a run folder is opened (`remove_stale_temps`).
-Outputs are created with the usual permissions (0666 less the umask, e.g. 0644), never 0600.
+A file is written under a temporary name `.NAME.unveil-<pid>-<random>.tmp` beside it and renamed onto
+NAME only when complete; a folder of files that must agree (a comparison's report, figures and gallery,
+a face store) is written the same way as a whole (`atomic_folder`, `output_folder`). Temporaries left by
+a killed process are removed the next time the same name is written, or when a run folder is opened
+(`remove_stale_temps`): only names of that exact pattern whose process is gone, never a user's file.
+A folder one process writes for a long time (a training run) is held with `folder_lock`. Nothing is
+ever written inside the installed package (`check_writable`). Outputs are created with the usual
+permissions (0666 less the umask, e.g. 0644), never 0600.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
+import fcntl
 import fnmatch
+import functools
 import glob
 import json
 import os
+import re
 import secrets
 import shutil
-import time
+import signal
 from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import UnveilError
 
-TMP_SUFFIX = ".tmp"
-# A temporary without a live writer's pid in its name (an older Unveil's) is stale after this long.
-UNNAMED_STALE_SECONDS = 3600
+# `.NAME.unveil-<pid>-<8 hex digits>.tmp`: a name no user would choose, so cleaning never touches theirs.
+TEMP_NAME = re.compile(r"\.(?P<name>.+)\.unveil-(?P<pid>\d+)-[0-9a-f]{8}\.tmp")
+LOCK_NAME = ".unveil.lock"
+_held: set[str] = set()   # folders this process holds (`folder_lock` is re-entrant within a process)
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds.
 
-    A folder that cannot be written (permission denied, a path under a file) is an UnveilError naming it.
+    A folder that cannot be written (permission denied, a path under a file, a full disk) is an
+    UnveilError naming it.
     """
-    path = Path(path)
+    path = check_writable(path)
     make_folder(path.parent)
     remove_stale_temps(path.parent, path.name)
     tmp = _temp_name(path)
@@ -50,50 +60,119 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder next to `path`; when the block succeeds it replaces `path` as a whole.
+def atomic_folder(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary folder next to `path`; when the block succeeds it takes the place of `path` whole.
 
-    So a reader sees the previous set of files or the new one, never a mix of the two nor files left
-    from an earlier run. Between the two renames (microseconds) a kill leaves `path` missing and both
-    sets under temporary names, which the next write cleans up: still never a mix. The caller decides
-    whether `path` may be replaced (see `check_replaceable`).
+    The new set and the previous one are exchanged in one step (Linux's renameat2), so a reader, or a
+    kill at any moment, finds the previous set of files or the new one, never a mix, never neither, and
+    no file left from an earlier run. With `replace=False` the folder must be new (or empty): an
+    existing set is never replaced. The caller decides whether `path` may be replaced
+    (`check_replaceable`; `output_folder` does both).
     """
-    path = Path(path)
+    path = check_writable(path)
     make_folder(path.parent)
     remove_stale_temps(path.parent, path.name)
-    tmp, old = _temp_name(path), _temp_name(path)
+    tmp = _temp_name(path)
     try:
         tmp.mkdir(mode=0o777)  # the umask applies
         yield tmp
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
+        _put_folder(tmp, path, replace)
     except OSError as exc:
         raise UnveilError(f"{path}: cannot write ({exc.strerror or exc})") from None
     finally:
-        for leftover in (tmp, old):
-            shutil.rmtree(leftover, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)  # the new set if it failed, else the previous one
+
+
+@contextlib.contextmanager
+def output_folder(path: str | os.PathLike, owned: set[str], what: str) -> Iterator[Path]:
+    """A command's --out folder: refused if it holds anything but the `owned` names (`check_replaceable`),
+    else written as one set (`atomic_folder`). Yields the folder to write into."""
+    check_replaceable(path, owned, what)
+    with atomic_folder(path) as folder:
+        yield folder
+
+
+def _put_folder(new: Path, path: Path, replace: bool) -> None:
+    """Move folder `new` to `path`; an existing `path` (when `replace`) is exchanged with it in one step,
+    so that afterwards `new` holds the previous set."""
+    try:
+        os.rename(new, path)  # a new (or empty) folder: one rename
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not replace:
+            raise
+    if not _exchange(new, path):
+        # No atomic exchange here (not Linux, or a filesystem without it): two renames, with Ctrl-C
+        # held back between them. Only a SIGKILL in those microseconds leaves `path` missing.
+        old = _temp_name(path)
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            os.rename(path, old)
+            os.rename(new, path)
+            os.rename(old, new)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (renameat2 RENAME_EXCHANGE); False where the system cannot."""
+    rename = getattr(_libc(), "renameat2", None)
+    if rename is None:
+        return False
+    at_cwd, exchange = -100, 2
+    if rename(at_cwd, os.fsencode(a), at_cwd, os.fsencode(b), exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+@functools.cache
+def _libc():
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 def check_replaceable(path: str | os.PathLike, owned: set[str], what: str) -> None:
     """Refuse to replace a folder that holds anything but the `owned` names or patterns (what an earlier
-    run of the same command wrote): `--out .` must never delete someone's files."""
-    path = Path(path)
+    run of the same command wrote): `--out .` must never delete someone's files, nor the package's."""
+    path = check_writable(path)
     if path.exists() and not path.is_dir():
         raise UnveilError(f"{path}: --out must be a folder, and this is a file")
     if not path.is_dir():
         return
     foreign = sorted(p.name for p in path.iterdir()
-                     if not any(fnmatch.fnmatchcase(p.name, o) for o in owned) and not _is_temp(p.name))
+                     if not any(fnmatch.fnmatchcase(p.name, o) for o in owned) and not is_temp(p.name))
     if foreign:
-        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
-        raise UnveilError(f"{path} holds files that are not {what}'s ({shown}); it would be replaced as a "
-                          f"whole: choose a new or empty --out")
+        raise UnveilError(f"{path} holds files that are not {what}'s ({shown_names(foreign)}); it would be "
+                          f"replaced as a whole: choose a new or empty --out")
+
+
+def shown_names(names: list[str], most: int = 5) -> str:
+    """A few names of a list, for a message."""
+    return ", ".join(names[:most]) + (" ..." if len(names) > most else "")
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """`path`, unless it lies inside the installed package (its code, the shipped checkpoints and
+    configs): shipped files are read-only to Unveil, whatever the file system allows."""
+    from .shipped import shipped_folders  # imported here: unveil.shipped imports this module
+
+    path = Path(path)
+    real = Path(os.path.realpath(path))
+    for folder in shipped_folders():
+        if real == folder or folder in real.parents:
+            raise UnveilError(f"{path}: inside the installed Unveil package ({folder}); shipped files are "
+                              f"read-only to Unveil: write somewhere else")
+    return path
 
 
 def make_folder(path: str | os.PathLike) -> Path:
     """mkdir -p, or an UnveilError naming the folder (e.g. a path under a file, permission denied)."""
-    path = Path(path)
+    path = check_writable(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
@@ -103,37 +182,69 @@ def make_folder(path: str | os.PathLike) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def folder_lock(path: str | os.PathLike) -> Iterator[Path]:
+    """Hold folder `path` (made if missing) for this process while the block runs: another process asking
+    for it gets an UnveilError, so two runs never write one folder at once. Re-entrant within a process.
+    The lock (flock on `.unveil.lock`) ends with the process, however it ends, even by SIGKILL."""
+    folder = make_folder(path)
+    key = os.path.realpath(folder)
+    if key in _held:
+        yield folder
+        return
+    fd = _take_lock(folder)
+    _held.add(key)
+    try:
+        yield folder
+    finally:
+        _held.discard(key)
+        with contextlib.suppress(OSError):
+            os.unlink(folder / LOCK_NAME)  # while still held: the next taker checks it got this very file
+        os.close(fd)
+
+
+def _take_lock(folder: Path) -> int:
+    lock = folder / LOCK_NAME
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise UnveilError(f"{folder}: cannot write ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UnveilError(f"{folder}: another Unveil process is writing this folder right now; wait for "
+                              f"it to end, or choose another --out") from None
+        with contextlib.suppress(OSError):
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                return fd
+        os.close(fd)  # the holder removed this file as we locked it: lock the current one
+
+
 def remove_stale_temps(folder: str | os.PathLike, name: str | None = None, recursive: bool = False) -> None:
-    """Delete the temporaries a killed writer left in `folder` (of `name` only, if given): those whose
-    process is gone, and unnamed ones older than an hour. A live writer's temporaries are kept."""
+    """Delete the temporaries a killed writer left in `folder` (of `name` only, if given): names of
+    Unveil's own pattern whose process is gone. A live writer's are kept, and so is every other file."""
     folder = Path(folder)
-    pattern = f".{glob.escape(name)}.*{TMP_SUFFIX}" if name else f".*{TMP_SUFFIX}"
+    pattern = f".{glob.escape(name)}.unveil-*.tmp" if name else ".*.unveil-*.tmp"
     try:
         found = list(folder.rglob(pattern) if recursive else folder.glob(pattern))
     except OSError:
         return
     for tmp in found:
-        if _is_temp(tmp.name) and _stale(tmp):
+        match = TEMP_NAME.fullmatch(tmp.name)
+        if match and (name is None or match["name"] == name) and not _alive(int(match["pid"])):
             with contextlib.suppress(OSError):
                 shutil.rmtree(tmp) if tmp.is_dir() and not tmp.is_symlink() else tmp.unlink()
 
 
+def is_temp(name: str) -> bool:
+    """Whether `name` is one of Unveil's temporaries (a file or folder being written)."""
+    return TEMP_NAME.fullmatch(name) is not None
+
+
 def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TMP_SUFFIX}")
-
-
-def _is_temp(name: str) -> bool:
-    return name.startswith(".") and name.endswith(TMP_SUFFIX)
-
-
-def _stale(tmp: Path) -> bool:
-    parts = tmp.name[: -len(TMP_SUFFIX)].split(".")
-    if len(parts) >= 3 and parts[-2].isdigit():
-        return not _alive(int(parts[-2]))
-    try:
-        return time.time() - tmp.lstat().st_mtime > UNNAMED_STALE_SECONDS
-    except OSError:
-        return False
+    return path.with_name(f".{path.name}.unveil-{os.getpid()}-{secrets.token_hex(4)}.tmp")
 
 
 def _alive(pid: int) -> bool:

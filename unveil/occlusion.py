@@ -84,6 +84,12 @@ def _check_int(name: str, value: int) -> int:
     return value
 
 
+def _check_seed(seed: int) -> int:
+    if not -2 ** 63 <= _check_int("seed", seed) < 2 ** 64:  # what a torch.Generator takes
+        raise UnveilError(f"seed must be in -2**63 .. 2**64 - 1, got {seed}")
+    return seed
+
+
 # --------------------------------------------------------------------------- lower half
 
 
@@ -164,7 +170,7 @@ def face_mask(
     """
     _check_images(images)
     styles = _check_styles(styles)
-    _check_int("seed", seed)
+    _check_seed(seed)
     if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not jitter >= 0:
         raise UnveilError(f"jitter must be a number >= 0, got {jitter!r}")
     n, _, height, width = images.shape
@@ -421,7 +427,7 @@ class Occlusion:
             raise UnveilError(f"unknown occlusion kind {self.kind!r}; valid kinds: {OCCLUSIONS}")
         if _check_int("start_row", self.start_row) < 0:
             raise UnveilError(f"start_row must be >= 0, got {self.start_row}")
-        _check_int("seed", self.seed)
+        _check_seed(self.seed)
         # Normalise so that equal configurations compare (and hash) equal.
         object.__setattr__(self, "fill", _check_fill(self.fill))
         object.__setattr__(self, "styles", _check_styles(self.styles))
@@ -469,8 +475,12 @@ class Occlusion:
         return self.over_set(faces.float_images(), seed)
 
     @classmethod
-    def parse(cls, text: str) -> Occlusion:
-        """Build from ``kind[:key=value,...]``; ``styles`` are joined with ``+``."""
+    def parse(cls, text: str, seeded: bool = True) -> Occlusion:
+        """Build from ``kind[:key=value,...]``; ``styles`` are joined with ``+``.
+
+        ``seeded=False`` for an occlusion given to a command or a config: they draw the masks from their
+        own seed (``--seed``, ``train.seed``), so a ``seed=`` here would be ignored; it is refused instead.
+        """
         if not isinstance(text, str) or not text.strip():
             raise UnveilError(f"occlusion text must be a non-empty string like 'mask:seed=3', got {text!r}")
         kind, colon, rest = text.strip().partition(":")
@@ -484,6 +494,9 @@ class Occlusion:
                 raise UnveilError(f"unknown occlusion option {key!r} in {text!r}; valid options: {options}")
             if key in kwargs:
                 raise UnveilError(f"occlusion option {key!r} given twice in {text!r}")
+            if key == "seed" and not seeded:
+                raise UnveilError(f"{text!r}: the masks are drawn from the command's own seed (--seed; train.seed "
+                                  f"in a training config), not from a seed inside the occlusion: give it there")
             kwargs[key] = _parse_value(key, value, text)
         return cls(**kwargs)
 

@@ -15,12 +15,14 @@ val split, progress, history, the run folder and bit-exact resume (after nanoGPT
         validate the selected weights (EMA or live) -> better? task.save_best(best)
         last.* (everything to resume), history.json, progress line
 
-Run-folder policy, the same for every stage: a folder that holds a run is never overwritten (resume it
-or pick another); a run resumes only under the config that started it; `config.yaml` is written once.
+Run-folder policy, the same for every stage: a new run starts only in a new or empty folder (so neither
+an earlier run nor anyone's files there are ever overwritten); a run resumes only under the config that
+started it; `config.yaml` is written once; one process at a time writes a run folder (`run_folder`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import sys
@@ -34,9 +36,9 @@ import torch.nn as nn
 import yaml
 
 from .checkpoint import load_checkpoint, read_sidecar
-from .config import check_choice
+from .config import check_choice, check_seed
 from .errors import UnveilError
-from .io import remove_stale_temps, write_json, write_text
+from .io import LOCK_NAME, folder_lock, is_temp, remove_stale_temps, shown_names, write_json, write_text
 from .distributed import average_buffers, average_gradients, average_sums, is_main
 from .runtime import EMA, Progress, check_device, load_training_state, save_training_state, warmup_cosine
 
@@ -155,6 +157,7 @@ class TrainConfig:
                              f"{self.steps_per_epoch}, patience={self.patience})")
         if not 0 <= self.ema < 1:
             raise ValueError(f"train.ema must be in [0, 1) (0: off), got {self.ema}")
+        check_seed(self.seed, "train.seed")
 
 
 @dataclass
@@ -228,6 +231,12 @@ class Task(Protocol):
     def save_best(self, path: Path, model: nn.Module, record: dict) -> None: ...
 
 
+def run_folder(out: str | Path | None):
+    """Hold a run folder for this process while a stage trains and then writes its final files: a second
+    run into the same folder at the same time is refused. Data-parallel ranks other than 0 never write it."""
+    return folder_lock(out) if out is not None and is_main() else contextlib.nullcontext()
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     """Every epoch's randomness comes from (seed, epoch), so a resumed run replays the same epochs."""
     return seed * 1_000_003 + epoch
@@ -270,7 +279,9 @@ class Trainer:
         if not resume:
             if (out / "last.json").exists():
                 raise UnveilError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
-            write_text(out / "config.yaml", yaml.safe_dump(self.config or {}, sort_keys=False))
+            config = yaml.safe_dump(self.config or {}, sort_keys=False)
+            _check_new_run_folder(out, config)
+            write_text(out / "config.yaml", config)
             return
         if not (out / "last.json").exists():
             raise UnveilError(f"{out}: nothing to resume (no last.json there); run without --resume")
@@ -311,10 +322,15 @@ class Trainer:
 
         Afterwards the selected model (`task.models[selected]`, or the EMA's) holds the best weights.
         """
-        if self.out is not None:
-            self._open_run_folder(resume)
-        elif resume:
+        if self.out is None and resume:
             raise UnveilError("resume needs a run folder")
+        with run_folder(self.out):
+            if self.out is not None:
+                self._open_run_folder(resume)
+            self._epochs(stop_after)
+        return self._finish()
+
+    def _epochs(self, stop_after: int | None) -> None:
         cfg, state = self.cfg, self.state
         bar = Progress(cfg.epochs, self.what, start_epoch=state["epoch"]) if self.progress and is_main() else None
         end = min(cfg.epochs, stop_after or cfg.epochs)
@@ -330,7 +346,6 @@ class Trainer:
                 bar.end_epoch(epoch, **_shown(record, self.select, state["best"]))
             if self.on_epoch_end:
                 self.on_epoch_end(epoch, record)
-        return self._finish()
 
     def _train_epoch(self, epoch: int) -> dict:
         started = time.perf_counter()
@@ -427,6 +442,17 @@ class _Weights(nn.Module):
     def load_state_dict(self, state, strict: bool = True, assign: bool = False):  # noqa: D102
         self.weights.clear()
         self.weights.update(state)
+
+
+def _check_new_run_folder(out: Path, config: str) -> None:
+    """A new run starts in a new or empty folder: whatever is there (a config.yaml of the user's own, a
+    backup) is theirs, and stays. A folder whose config.yaml is this very run's, byte for byte, is this
+    run, started before and killed before its first epoch ended: it starts again."""
+    found = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME and not is_temp(p.name))
+    if not found or ("config.yaml" in found and (out / "config.yaml").read_bytes() == config.encode()):
+        return
+    raise UnveilError(f"{out} holds files ({shown_names(found)}); a new run starts in a new or empty folder, so "
+                      f"that nothing there is overwritten: choose another --out")
 
 
 def _flat(d: dict | None, prefix: str = "") -> dict:

@@ -27,7 +27,7 @@ from .sources import Source, assign_splits, resolve_source
 __all__ = ["Faces", "SPLITS", "SPLIT_CHOICES", "load_faces", "resolve_source", "cache_dir"]
 
 # Bump when decoding, splitting or the cache layout changes, so old caches are not reused.
-LOADER_VERSION = 2
+LOADER_VERSION = 3
 CACHED = ("images", "labels", "splits")
 
 
@@ -59,7 +59,9 @@ def load_faces(source: str, split: str = "all", normalize: bool = True,
 
 
 def _fingerprint(src: Source, normalize: bool) -> str:
-    key = [LOADER_VERSION, src.kind, src.location, normalize, src.fingerprint_parts()]
+    """The cache key and the data's identity in sidecars: the files' names and content keys, not where they
+    are nor their times (`Source.fingerprint_parts`)."""
+    key = [LOADER_VERSION, src.kind, normalize, src.fingerprint_parts()]
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()
 
 
@@ -79,21 +81,25 @@ def _read_cache(path: Path, src: Source, fingerprint: str) -> Faces | None:
     """The cached faces, or None (decode again) when the file is missing, stale or damaged: a damaged
     cache is rebuilt, never trusted. The content digest covers every tensor byte and the ids, so a
     flipped bit anywhere in the data is caught, not only one that breaks the file's structure."""
-    if not path.exists():
-        return None
     try:
         data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # an unreadable cache costs speed, not correctness
+        print(f"warning: cannot read the faces cache {path} ({exc.strerror or exc}); decoding the source again",
+              file=sys.stderr)
+        return None
+    try:
         tensors = load_bytes(data)
         header_len = int.from_bytes(data[:8], "little")  # metadata lives in the safetensors header
         meta = json.loads(data[8:8 + header_len])["__metadata__"]
         ids = json.loads(meta["ids"])
         intact = (meta.get("fingerprint") == fingerprint and set(tensors) == set(CACHED)
                   and meta.get("sha256") == _content_digest(tensors, meta["ids"]))
-    except (SafetensorError, OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+    except (SafetensorError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         intact = False
     if not intact:
-        if path.exists():
-            print(f"note: {path} is stale or damaged; decoding the source again", file=sys.stderr)
+        print(f"note: {path} is stale or damaged; decoding the source again", file=sys.stderr)
         return None
     return Faces(tensors["images"], tensors["labels"], tensors["splits"], ids,
                  source=src.describe(), fingerprint=fingerprint, skipped=json.loads(meta.get("skipped", "[]")))

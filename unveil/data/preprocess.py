@@ -11,7 +11,7 @@ import warnings
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError
 
@@ -30,7 +30,7 @@ def decode_image(data: bytes, where: str, size: int = SIZE) -> tuple[np.ndarray,
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 img.load()
-                gray = img.convert("L")
+                gray = upright(img).convert("L")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(f"{where}: refused as a possible decompression bomb ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
@@ -41,6 +41,16 @@ def decode_image(data: bytes, where: str, size: int = SIZE) -> tuple[np.ndarray,
         shrinking = gray.width > size or gray.height > size
         gray = gray.resize((size, size), Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR)
     return np.asarray(gray, dtype=np.uint8), original
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """`img` as a viewer shows it: its EXIF orientation applied, and 16-bit (or 32-bit integer) grayscale
+    scaled to 8 bits (Pillow's own conversion clips it: most of a 16-bit picture would turn white)."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode == "I" or img.mode.startswith("I;16"):
+        wide = np.asarray(img, dtype=np.float64)
+        img = Image.fromarray(np.clip(np.round(wide / 257.0), 0, 255).astype(np.uint8), "L")
+    return img
 
 
 def minmax_normalize(images: torch.Tensor) -> torch.Tensor:

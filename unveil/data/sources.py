@@ -13,6 +13,7 @@ import functools
 import hashlib
 import lzma
 import os
+import re
 import sys
 import tarfile
 import zipfile
@@ -24,6 +25,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..classes import FER_CSV_TO_CANONICAL, NUM_CLASSES, canonical_label
+from ..config import check_seed
 from ..errors import DataError
 from .faces import SPLITS
 from .preprocess import SIZE, decode_image
@@ -32,6 +34,8 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 ARCHIVE_SUFFIXES = (".tar.xz", ".tar.gz", ".tgz", ".tar.bz2", ".tar", ".zip")
 NO_SPLIT = -1
 LARGE_IMAGE = 96   # px on the shorter side: larger than any face crop of a 48x48 data set, likely a photo
+MAX_SYNTHETIC = 1_000_000       # faces a synthetic source may render (2.3 GB of uint8)
+KEY_BLOCK = 1 << 16             # a file's content key: its size and first and last 64 KiB (see `content_key`)
 
 # FER2013 file names carry the challenge usage; folder names of other sets carry their split.
 USAGE_TO_SPLIT = {"training": "train", "publictest": "val", "privatetest": "test"}
@@ -64,7 +68,7 @@ def _renderer_digest() -> str:
 class Source:
     kind: str                      # synthetic | csv | folder | archives | photos
     location: str                  # a path, or the synthetic spec
-    paths: tuple[Path, ...] = ()   # archives, for kind == "archives"
+    paths: tuple[Path, ...] = ()   # the files read: the CSV, the archives, or a folder's image files
     n: int = 0
     seed: int = 0
     aliases: tuple[tuple[str, str], ...] = ()   # extra class-name aliases, part of the fingerprint
@@ -73,7 +77,8 @@ class Source:
         return f"{self.kind}:{self.location}"
 
     def fingerprint_parts(self) -> list:
-        """What identifies this source's content without reading it all: file names, sizes, mtimes."""
+        """What identifies this source's content without decoding it: each file's name (below the source's
+        own path, so a moved copy is the same data) and content key; never a file time."""
         if self.kind == "synthetic":
             # The faces are the renderer's output: a changed renderer must not be served from the cache.
             return [self.n, self.seed, _renderer_digest()]
@@ -81,30 +86,38 @@ class Source:
             from .photo_source import photo_fingerprint
 
             return photo_fingerprint(Path(self.location), dict(self.aliases))
-        parts: list = [list(self.aliases)]
-        files = self.paths if self.kind == "archives" else _walk_files(Path(self.location))
-        if self.kind == "csv":
-            files = [Path(self.location)]
-        for f in files:
-            try:
-                st = f.stat()
-            except OSError as exc:
-                raise DataError(f"{f}: cannot read ({exc.strerror or exc})") from None
-            parts.append([str(f), st.st_size, st.st_mtime_ns])
-        return parts
+        root = Path(self.location)
+        return [list(self.aliases)] + [[f.relative_to(root).as_posix() if f != root else f.name, *content_key(f)]
+                                       for f in self.paths]
 
     def read(self) -> RawFaces:
         if self.kind == "synthetic":
             return read_synthetic(self.n, self.seed)
         if self.kind == "csv":
-            return read_csv(Path(self.location))
+            return read_csv(self.paths[0])
         if self.kind == "photos":
             from .photo_source import read_photo_set
 
             return read_photo_set(Path(self.location), dict(self.aliases))
         records = (_archive_records(self.paths) if self.kind == "archives"
-                   else _folder_records(Path(self.location)))
+                   else _folder_records(Path(self.location), self.paths))
         return read_records(records, self.location, dict(self.aliases))
+
+
+def content_key(path: Path) -> list:
+    """[size, SHA-256 of the first and last 64 KiB]: all of a small file (a face image), and for an archive
+    the parts that hold checksums of everything inside (a zip's central directory, a gzip or single-block xz
+    stream's trailer), so a file rewritten in place, whatever its time stamp, is read again."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            digest = hashlib.sha256(handle.read(KEY_BLOCK))
+            if size > KEY_BLOCK:
+                handle.seek(max(KEY_BLOCK, size - KEY_BLOCK))
+                digest.update(handle.read())
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return [size, digest.hexdigest()]
 
 
 def resolve_source(text: str, aliases: dict[str, str] | None = None) -> Source:
@@ -123,18 +136,37 @@ def _path_source(text: str) -> Source:
                         f"an archive, or 'synthetic')")
     if path.is_file():
         if path.suffix.lower() == ".csv":
-            return Source("csv", str(path))
+            return Source("csv", str(path), paths=(path,))
         if _is_archive(path):
             return Source("archives", str(path), paths=(path,))
         raise DataError(f"{path}: not a CSV file or an archive ({', '.join(ARCHIVE_SUFFIXES)})")
-    archives = tuple(sorted(p for p in path.iterdir() if p.is_file() and _is_archive(p)))
-    has_subfolders = any(p.is_dir() for p in path.iterdir())
-    if archives and not has_subfolders:
-        return Source("archives", str(path), paths=archives)
-    csvs = sorted(path.glob("*.csv"))
-    if len(csvs) == 1 and not has_subfolders:
-        return Source("csv", str(csvs[0]))
-    return Source("folder", str(path))
+    if not path.is_dir():
+        raise DataError(f"{path}: not a regular file or a folder")
+    return _folder_source(path)
+
+
+def _folder_source(path: Path) -> Source:
+    """A folder is one kind of source: archives, one CSV, or class folders. A mix would leave some data
+    unread without a word, so it is refused, naming what is there."""
+    entries = [p for p in listing(path) if not p.name.startswith(".")]
+    kinds = {"archives": [p for p in entries if p.is_file() and _is_archive(p)],
+             "CSV files": [p for p in entries if p.is_file() and p.suffix.lower() == ".csv"],
+             "folders": [p for p in entries if p.is_dir()],
+             "images": [p for p in entries if p.is_file() and _is_image_name(p.name)]}
+    found = {kind: files for kind, files in kinds.items() if files}
+    if len(found) > 1:
+        shown = "; ".join(f"{kind}: {', '.join(p.name for p in files[:3])}" for kind, files in found.items())
+        listed = ", ".join(list(found)[:-1]) + " and " + list(found)[-1]
+        raise DataError(f"{path}: holds {listed} ({shown}); a source is one kind: point at the "
+                        f"archives, the CSV or a folder of class folders alone")
+    if "archives" in found:
+        return Source("archives", str(path), paths=tuple(found["archives"]))
+    if "CSV files" in found:
+        if len(found["CSV files"]) > 1:
+            raise DataError(f"{path}: holds several CSV files ({', '.join(p.name for p in found['CSV files'])}); "
+                            f"point at one of them")
+        return Source("csv", str(found["CSV files"][0]), paths=tuple(found["CSV files"]))
+    return Source("folder", str(path), paths=tuple(_walk_files(path)))
 
 
 def _photos_source(text: str) -> Source:
@@ -150,11 +182,13 @@ def _synthetic_source(text: str) -> Source:
     _, _, rest = text.partition(":")
     for item in filter(None, rest.split(",")):
         key, sep, value = item.partition("=")
-        if not sep or key not in options or not value.strip().lstrip("-").isdigit():
+        if not sep or key not in options or not re.fullmatch(r"-?[0-9]+", value.strip()):
             raise DataError(f"bad synthetic source {text!r}: expected synthetic:n=INT,seed=INT")
         options[key] = int(value)
-    if options["n"] < len(SPLITS) * NUM_CLASSES:
-        raise DataError(f"bad synthetic source {text!r}: n must be at least {len(SPLITS) * NUM_CLASSES}")
+    if not len(SPLITS) * NUM_CLASSES <= options["n"] <= MAX_SYNTHETIC:
+        raise DataError(f"bad synthetic source {text!r}: n must be from {len(SPLITS) * NUM_CLASSES} to "
+                        f"{MAX_SYNTHETIC:,}")
+    check_seed(options["seed"], f"synthetic source {text!r}")
     return Source("synthetic", f"n={options['n']},seed={options['seed']}", n=options["n"], seed=options["seed"])
 
 
@@ -255,10 +289,15 @@ class Record:
 
 
 def read_records(records: Iterable[Record], root: str, aliases: dict[str, str] | None = None) -> RawFaces:
-    images, labels, splits, ids, large = [], [], [], [], 0
+    images, labels, splits, ids, seen, large = [], [], [], [], {}, 0
     for rec in records:
         if len(rec.parts) < 2:
             raise DataError(f"{rec.where}: image outside a class folder (expected <class>/<image>)")
+        face = "/".join(rec.parts)
+        if face in seen:  # an archive may hold a member twice: it would count one face twice
+            raise DataError(f"{rec.where}: a second image named {face} (first: {seen[face]}); each face must "
+                            f"appear once")
+        seen[face] = rec.where
         labels.append(canonical_label(rec.parts[-2], aliases, where=rec.where))
         splits.append(split_hint(rec.parts))
         try:
@@ -268,7 +307,7 @@ def read_records(records: Iterable[Record], root: str, aliases: dict[str, str] |
         image, (width, height) = decode_image(data, rec.where)
         images.append(image)
         large += min(width, height) >= LARGE_IMAGE
-        ids.append("/".join(rec.parts))
+        ids.append(face)
     if not images:
         raise DataError(f"{root}: no images found (expected <class>/<image> folders, optionally under "
                         f"train/ val/ test/, with extensions {', '.join(sorted(IMAGE_EXTENSIONS))})")
@@ -296,12 +335,35 @@ def _is_image_name(name: str) -> bool:
     return not base.startswith(".") and os.path.splitext(base)[1].lower() in IMAGE_EXTENSIONS
 
 
+def listing(folder: Path) -> list[Path]:
+    """A folder's entries, sorted; an unreadable folder is a DataError naming it, never skipped."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot read the folder ({exc.strerror or exc})") from None
+
+
 def _walk_files(root: Path) -> list[Path]:
-    return sorted(Path(d) / f for d, _, files in os.walk(root) for f in files if _is_image_name(f))
+    """The image files under `root`, sorted; hidden entries are left out. Anything else with an image's
+    name (a FIFO, a socket, a broken link) is skipped with a warning naming it: reading a FIFO would block
+    forever."""
+    def unreadable(exc: OSError):
+        raise DataError(f"{exc.filename}: cannot read the folder ({exc.strerror or exc})")
+
+    found = []
+    for folder, dirs, files in os.walk(root, onerror=unreadable):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in filter(_is_image_name, files):
+            path = Path(folder) / name
+            if path.is_file():
+                found.append(path)
+            else:
+                print(f"warning: {path}: not a regular file; skipped", file=sys.stderr)
+    return sorted(found)
 
 
-def _folder_records(root: Path) -> Iterator[Record]:
-    for path in _walk_files(root):
+def _folder_records(root: Path, files: Iterable[Path]) -> Iterator[Record]:
+    for path in files:
         yield Record(str(path), path.relative_to(root).parts, path.read_bytes)
 
 
@@ -309,8 +371,10 @@ def _archive_records(archives: Iterable[Path]) -> Iterator[Record]:
     for archive in archives:
         try:
             yield from (_zip_records(archive) if archive.suffix.lower() == ".zip" else _tar_records(archive))
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, lzma.LZMAError, zlib.error) as exc:
-            # Streamed: damage deep inside (a bad CRC, corrupt xz data) surfaces only while reading.
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, lzma.LZMAError, zlib.error,
+                RuntimeError, NotImplementedError) as exc:
+            # Streamed: damage deep inside (a bad CRC, corrupt xz data) surfaces only while reading; an
+            # encrypted member (RuntimeError) or an unsupported method such as deflate64 only when it is read.
             raise DataError(f"{archive}: cannot read archive ({exc or type(exc).__name__})") from None
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from ..data.sources import IMAGE_EXTENSIONS
+from ..data.preprocess import upright
+from ..data.sources import IMAGE_EXTENSIONS, listing
 from ..classes import canonical_label
 from ..errors import DataError
 
@@ -23,11 +24,11 @@ MAX_PIXELS = 64_000_000   # a larger image is refused instead of decoded (decomp
 
 def read_photo(source: PhotoSource) -> tuple[np.ndarray, str]:
     """(RGB uint8 [H, W, 3], a name for messages) from a path, an array ([H, W] or [H, W, 3|4],
-    uint8) or a PIL image. EXIF orientation is applied, as a photo viewer would."""
+    uint8) or a PIL image. EXIF orientation is applied and 16-bit pictures scaled, as a photo viewer would."""
     if isinstance(source, np.ndarray):
         return _from_array(source), f"array {tuple(source.shape)}"
     if isinstance(source, Image.Image):
-        return np.array(ImageOps.exif_transpose(source).convert("RGB")), f"PIL image {source.size}"
+        return np.array(upright(source).convert("RGB")), f"PIL image {source.size}"
     path = Path(source)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -39,7 +40,7 @@ def read_photo(source: PhotoSource) -> tuple[np.ndarray, str]:
                     raise DataError(f"{path}: {img.width}x{img.height} pixels is too large to decode safely "
                                     f"(the limit is {MAX_PIXELS:,})")
                 img.load()
-                return np.array(ImageOps.exif_transpose(img).convert("RGB")), str(path)
+                return np.array(upright(img).convert("RGB")), str(path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(f"{path}: refused as a possible decompression bomb ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -62,7 +63,7 @@ def image_files(folder: str | Path, recursive: bool = True) -> list[Path]:
     the reader forever)."""
     folder = Path(folder)
     found = []
-    for entry in sorted(folder.iterdir()):
+    for entry in listing(folder):  # an unreadable folder is an error naming it
         if entry.name.startswith("."):
             continue
         if entry.is_dir() and recursive:
@@ -88,7 +89,7 @@ def labelled_photos(root: str | Path, aliases: dict[str, str] | None = None) -> 
     if not root.is_dir():
         raise DataError(f"{root}: not a folder of class folders (<class>/<photo>)")
     out = []
-    for entry in sorted(root.iterdir()):
+    for entry in listing(root):
         if entry.is_file() and entry.suffix.lower() in IMAGE_EXTENSIONS:
             raise DataError(f"{entry}: photo outside a class folder (expected {root}/<class>/<photo>)")
         if entry.is_dir() and not entry.name.startswith("."):
