@@ -10,12 +10,15 @@ from pathlib import Path
 
 from unveil.errors import DataError
 from unveil.inpaint import BASELINES
-from unveil.io import write_json
+from unveil.io import check_replaceable, output_folder, write_json
 from unveil.photo import DEFAULT_DETECTOR, DETECTORS
 from unveil.photo.read import photos_in
 
 from .options import add_model_arguments, count
 from .predict import HOLES, MIN_USABLE_FACE, SEARCH_FACE, Predictor, sample_photos
+
+
+OUTPUTS = {"[0-9]*_*.png", "predictions.json"}   # what predict writes: an --out holding more is refused
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,20 +54,23 @@ def run_predict(args: argparse.Namespace) -> int:
     paths = photos_in(args.images) if args.images else []
     if args.images and not paths:
         raise DataError(f"{', '.join(args.images)}: no photos found (searched with subfolders for image files)")
+    check_replaceable(args.out, OUTPUTS, "predict")  # before any work: a folder of other files is refused
     predictor = Predictor(args.inpainter, args.hole, checkpoints=args.checkpoints, device=args.device,
                           precision=args.precision, top=max(1, args.top), detector=args.detector,
                           min_face=args.min_face)
-    out = Path(args.out)
     jobs = [(path, None) for path in paths] if args.images else sample_photos(predictor.detector)
-    results = []
-    for k, (source, name) in enumerate(jobs):
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", _shown_name(source, name, args.images)).strip("_") or "photo"
-        results.append(predictor.predict(source, picture=out / f"{k:03d}_{stem}.png", name=name))
+    with output_folder(args.out, OUTPUTS, "predict") as folder:  # written as one set, never mixed with an older
+        results = []
+        for k, (source, name) in enumerate(jobs):
+            stem = re.sub(r"[^A-Za-z0-9_-]+", "_", _shown_name(source, name, args.images)).strip("_") or "photo"
+            results.append(predictor.predict(source, picture=folder / f"{k:03d}_{stem}.png", name=name))
+        for result in results:
+            result.picture = result.picture and str(Path(args.out) / Path(result.picture).name)
+        report = {"hole": args.hole, "inpainter": args.inpainter, "photos": [r.to_json() for r in results]}
+        write_json(folder / "predictions.json", report)
     for result in results:
         for error in result.errors:
             print(f"unveil: {error}", file=sys.stderr)
-    report = {"hole": args.hole, "inpainter": args.inpainter, "photos": [r.to_json() for r in results]}
-    write_json(out / "predictions.json", report)
     print(json.dumps(report) if args.json else photo_table(results))
     return 0 if any(r.faces for r in results) else 1
 
