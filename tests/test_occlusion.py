@@ -222,7 +222,7 @@ def test_call_dispatches_on_kind():
     mask = Occlusion("mask", styles=("cloth",), seed=2)
     assert torch.equal(mask(images)[0], face_mask(images, ("cloth",), seed=2)[0])
     assert torch.equal(mask(images, seed=6)[1], face_mask(images, ("cloth",), seed=6)[1])
-    assert set(OCCLUSIONS) == {"none", "lower-half", "mask", "mixed"}
+    assert set(OCCLUSIONS) == {"none", "lower-half", "mask", "mixed", "photo-mask"}
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
