@@ -269,24 +269,27 @@ class _Progress:
 
 def sample_clip(path: str | Path, detector, seconds: float = 10.0, fps: int = 25,
                 size: tuple[int, int] = (640, 480)) -> Path:
-    """A test clip made from the sample photo (`sample_photos`): the face moves and grows and shrinks,
-    and wears a synthetic surgical mask through the middle 40 % of the clip (on, then off again)."""
+    """A test clip made from the sample photo (`sample_photos`): the face moves and grows and shrinks, at
+    a walking pace whatever the clip's length, and wears a synthetic surgical mask through the middle
+    40 % of the clip (on, then off again)."""
     from .predict import sample_photos
 
     (bare, _), (masked, _) = sample_photos(detector)
     count = max(1, round(seconds * fps))
     with atomic_path(path) as tmp, H264Writer(tmp, fps, size) as writer:
         for k in range(count):
-            phase = k / count
-            writer.write(clip_frame(masked if 0.3 <= phase < 0.7 else bare, phase, size))
+            worn = 0.3 <= k / count < 0.7
+            writer.write(clip_frame(masked if worn else bare, k / fps, size))
     return Path(path)
 
 
-def clip_frame(photo: np.ndarray, phase: float, size: tuple[int, int]) -> np.ndarray:
-    """The photo scaled (0.7-1.0) and moved along a loop over a gray frame, at `phase` (0..1) of the clip."""
+def clip_frame(photo: np.ndarray, seconds: float, size: tuple[int, int]) -> np.ndarray:
+    """The photo over a gray frame, `seconds` into the clip: scaled 0.7-1.0 (a 10 s cycle) and moved along
+    a loop (5 s across, 10 s up and down)."""
     width, height = size
-    scale = 0.85 + 0.15 * np.sin(2 * np.pi * phase)
-    centre = (width / 2 + 0.12 * width * np.sin(4 * np.pi * phase), height / 2 + 0.08 * height * np.cos(2 * np.pi * phase))
+    turn = 2 * np.pi * seconds / 10
+    scale = 0.85 + 0.15 * np.sin(turn)
+    centre = (width / 2 + 0.12 * width * np.sin(2 * turn), height / 2 + 0.08 * height * np.cos(turn))
     middle = (photo.shape[1] / 2, photo.shape[0] / 2)
     matrix = np.array([[scale, 0, centre[0] - scale * middle[0]], [0, scale, centre[1] - scale * middle[1]]])
     return cv2.warpAffine(photo, matrix, size, flags=cv2.INTER_LINEAR, borderValue=(128, 128, 128))
