@@ -139,6 +139,9 @@ class VideoReader:
             except KeyboardInterrupt:
                 if not source.live:
                     raise
+        if source.total and result.frames < source.total - 1 and not result.errors:  # one frame: rounding of an estimate
+            result.errors.append(f"{source.name}: ended after {result.frames} of the {source.total} frames its header "
+                                 f"announces (cut short or damaged); what was read is kept")
         result.seconds, result.stages = time.perf_counter() - started, dict(watch.seconds)
         result.outputs = {"video": str(video), **write_timeline(result, stem)}
         return result

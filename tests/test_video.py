@@ -105,6 +105,27 @@ def test_a_damaged_or_non_video_file_is_one_named_line(clip, tmp_path, capsys):
     assert f"unveil: {cut}: " in err and f"unveil: {text}: " in err and "Traceback" not in err
 
 
+def test_a_video_cut_short_keeps_its_frames_and_says_so(predictor, tmp_path):
+    import av
+
+    path = tmp_path / "noise.avi"
+    with av.open(str(path), "w", format="avi") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        noise = np.random.default_rng(0)
+        for _ in range(30):   # noise: every frame costs about as many bytes, so half the file is about half the frames
+            frame = noise.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode(None))
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    result = read(predictor, cut, tmp_path / "cut")
+    assert 0 < result.frames < 30 and result.face_ids == []
+    assert result.errors == [f"{cut}: ended after {result.frames} of the 30 frames its header announces (cut short "
+                             "or damaged); what was read is kept"]
+    assert (tmp_path / "cut.mp4").stat().st_size > 0 and (tmp_path / "cut.timeline.csv").exists()
+
+
 def test_a_camera_that_cannot_be_opened_is_one_line(tmp_path, capsys):
     assert main(["predict", "--webcam", "97", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
