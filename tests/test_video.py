@@ -9,7 +9,9 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from torchvision.ops import box_iou
 
 from unveil.classes import CLASSES
 from unveil.errors import DataError
@@ -65,13 +67,17 @@ def test_the_timeline_is_the_photo_readings_smoothed(predictor, clip, tmp_path):
     np.testing.assert_allclose(timeline.sum(-1), 1.0, atol=2e-3)
 
 
-def test_tracking_reads_as_detecting_every_frame(predictor, clip, tmp_path):
-    """Following the face between detections (on a shrunk frame) moves the readings little."""
+def test_tracking_follows_the_face_as_detecting_every_frame_finds_it(predictor, clip, tmp_path):
+    """Between detections (on a shrunk frame) the followed box stays on the face the photo detector finds
+    on every frame, and on the bare frames the readings barely move. (Under the mask the reconstruction's
+    reading moves with small changes of alignment whichever way the face was found.)"""
     tracked = read(predictor, clip, tmp_path / "a", every=4, smooth=1)
     detected = read(predictor, clip, tmp_path / "b", every=1, smooth=1, detect_side=None)
-    values = [np.array([list(row["readings"]["reconstructed"].values()) for row in r.timeline])
-              for r in (tracked, detected)]
-    assert np.abs(values[0] - values[1]).sum(1).mean() < 0.3   # total variation, mean over frames
+    overlap = box_iou(torch.tensor([r["box"] for r in tracked.timeline]), torch.tensor([r["box"] for r in detected.timeline]))
+    assert overlap.diagonal().min() > 0.75
+    values = [np.array([list(row["readings"]["reconstructed"].values()) for row in r.timeline]) for r in (tracked, detected)]
+    bare = [row["hole"] == "auto (no mask found)" for row in detected.timeline]
+    assert sum(bare) >= 6 and np.abs(values[0] - values[1]).sum(1)[bare].mean() < 0.15   # total variation
 
 
 def test_the_command_writes_the_video_the_timeline_and_the_plot(clip, tmp_path, capsys):
