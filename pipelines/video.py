@@ -35,7 +35,7 @@ from unveil.classes import CLASSES
 from unveil.errors import DataError, UnveilError
 from unveil.figures import save_png, timeline_chart
 from unveil.io import atomic_path
-from unveil.photo import create_detector
+from unveil.photo import DEFAULT_DETECTOR, create_detector
 from unveil.photo.framing import frame_face
 from unveil.photo.tracking import DETECT_SIDE, FaceTracker, video_detector_settings
 from unveil.photo.video import Frame, H264Writer, VideoFile
@@ -110,7 +110,7 @@ class Smoother:
 class VideoReader:
     """A video or a camera through the photo path, frame by frame (see the module's docstring)."""
 
-    def __init__(self, predictor: Predictor, options: VideoOptions | None = None, detector: str = "retinaface"):
+    def __init__(self, predictor: Predictor, options: VideoOptions | None = None, detector: str = DEFAULT_DETECTOR):
         self.predictor, self.options = predictor, options or VideoOptions()
         if self.options.every < 1 or self.options.smooth < 1 or self.options.batch < 1:
             raise UnveilError(f"--every, --smooth and the batch must be whole numbers >= 1, got {self.options}")
