@@ -41,7 +41,17 @@ def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
-class VideoFile:
+class _Source:
+    """What `VideoFile` and `Webcam` share: `with source:` closes it (each has its own `close`)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class VideoFile(_Source):
     """A video file's first video stream, decoded frame by frame (FFmpeg's own threads)."""
 
     live = False
@@ -85,14 +95,8 @@ class VideoFile:
     def close(self) -> None:
         self.container.close()
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-class Webcam:
+class Webcam(_Source):
     """A camera through OpenCV's capture; frames until `seconds` have passed (None: until Ctrl-C)."""
 
     live = True
@@ -126,12 +130,6 @@ class Webcam:
 
     def close(self) -> None:
         self.capture.release()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def check_encoder() -> None:
