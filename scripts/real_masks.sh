@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's figures on real masks (photo section), from ../shared/data/masked-faces (CPU):
 #   1. the detector's settings, chosen on real-crops' val split (scripts/choose_detector.py);
-#   2. eval-holes on real-crops' TEST split: the shipped pipeline (RetinaFace + the hole model), the one
-#      before it (MTCNN + the first segmenter) and the new detector with the first segmenter;
+#   2. eval-holes on real-crops' TEST split: the shipped pipeline (RetinaFace + the hole model) and the one
+#      before it (MTCNN + the first segmenter);
 #   3. eval-holes on synthetic-seg/testing (IoU after alignment), both segmenters;
 #   4. the hole model on FER2013 PrivateTest faces with held-out synthetic masks (eval-segmenter).
 # Selection happened on val (train-segmenter's val split and step 1); this script reads test once.
@@ -16,8 +16,8 @@ OUT=${OUT:-runs/real-masks}
 UNVEIL=${UNVEIL:-unveil}
 mkdir -p "$OUT"
 
-python scripts/choose_detector.py "$MASKS/real-crops" --split val > "$OUT/choose_detector_val.md"
-for setup in "new retinaface segmenter" "old mtcnn $OLD" "new-detector retinaface $OLD"; do
+[ -n "${SKIP_CHOOSE:-}" ] || python scripts/choose_detector.py "$MASKS/real-crops" --split val > "$OUT/choose_detector_val.md"
+for setup in "new retinaface segmenter" "old mtcnn $OLD"; do
   set -- $setup
   $UNVEIL eval-holes "$MASKS/real-crops" "$MASKS/synthetic-seg/testing" --split test --detector "$2" \
     --segmenter "$3" --precision fp32 --out "$OUT/eval-holes-$1" > "$OUT/eval-holes-$1.md"
