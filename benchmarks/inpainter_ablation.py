@@ -35,7 +35,7 @@ from unveil.inpaint.train import build_trainer
 from unveil.config import apply_overrides, from_dict
 from unveil.data import load_faces
 from unveil.io import write_json
-from unveil.occlusion import Occlusion
+from unveil.occlusion import LowerHalf
 
 # name -> (builder keyword arguments of train_quick, checkpoint sidecar extras)
 CLASSIFIERS = {
@@ -100,7 +100,7 @@ def main() -> None:
     faces = load_faces(f"synthetic:n={args.faces},seed=0")
     held = faces.select(torch.cat([(faces.splits == 1).nonzero(), (faces.splits == 2).nonzero()]).squeeze(1))
     images, labels = held.float_images(), held.labels
-    occlusion = Occlusion()
+    occlusion = LowerHalf()
     occluded_images, hole = occlusion(images)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -22,7 +22,7 @@ from unveil.checkpoint import checkpoint_paths
 from unveil.config import from_dict
 from unveil.errors import UnveilError
 from unveil.io import check_replaceable, output_folder, write_json
-from unveil.occlusion import Occlusion
+from unveil.occlusion import LowerHalf, Occlusion
 from unveil.runtime import pick_device
 from unveil.shipped import JUDGE, resolve_checkpoint
 
@@ -163,7 +163,7 @@ def _occlusion(text: str | None, meta: dict) -> Occlusion:
     """--occlusion, else the generator's training occlusion, else the lower half."""
     if text:
         return Occlusion.parse(text)
-    return Occlusion.from_dict(meta["occlusion"]) if meta.get("occlusion") else Occlusion()
+    return Occlusion.from_dict(meta["occlusion"]) if meta.get("occlusion") else LowerHalf()
 
 
 def _inpainter_view(report: dict, inp, args: argparse.Namespace) -> dict:

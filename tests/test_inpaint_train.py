@@ -13,7 +13,7 @@ from unveil.inpaint.train import build_trainer, train_inpainter
 from unveil.config import apply_overrides, from_dict
 from unveil.errors import UnveilError
 from unveil.metrics.image import psnr
-from unveil.occlusion import Occlusion
+from unveil.occlusion import LowerHalf, Occlusion
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("inpaint_*.yaml"))
@@ -106,10 +106,10 @@ def test_training_brings_the_hole_closer_than_the_fill(unet_run, synthetic_faces
     out, summary = unet_run
     val = synthetic_faces.split("val")
     images = val.float_images()
-    occluded, hole = Occlusion()(images)
+    occluded, hole = LowerHalf()(images)
     fill = float(psnr(occluded, images, hole).mean())
     mean = evaluate_inpainter(create_inpainter("mean_face").fit(synthetic_faces.split("train").images),
-                              images, None, Occlusion())["psnr_hole"]
+                              images, None, LowerHalf())["psnr_hole"]
     got = summary["val"]["psnr_hole"]
     assert got > fill + 5, (got, fill)
     assert got > mean, (got, mean)
@@ -200,7 +200,7 @@ def test_conditioned_generator_is_self_contained(synthetic_faces, occluded_class
     loaded = load_inpainter(tmp_path / "best")
     assert loaded.conditioner is not None
     images = synthetic_faces.split("val").float_images()[:16]
-    occluded, hole = Occlusion()(images)
+    occluded, hole = LowerHalf()(images)
     probs = loaded.condition(occluded)
     assert probs.shape == (16, 7) and torch.allclose(probs.sum(1), torch.ones(16), atol=1e-5)
     task = build_trainer(cfg, tmp_path / "again", faces=synthetic_faces).task  # rebuilds the same conditioner
@@ -288,7 +288,7 @@ def test_conditioning_on_the_embedding(synthetic_faces, occluded_classifier, tmp
     assert meta["arch_args"]["cond_dim"] == 32 and meta["arch_args"]["cond_planes"] == 16  # tiny_cnn's embedding
     loaded = load_inpainter(tmp_path / "best")
     images = synthetic_faces.split("val").float_images()[:8]
-    occluded, hole = Occlusion()(images)
+    occluded, hole = LowerHalf()(images)
     vector = loaded.condition(occluded)
     assert vector.shape == (8, 32) and torch.allclose(vector.norm(dim=1), torch.ones(8), atol=1e-5)
     assert torch.equal(loaded.reconstruct(occluded, hole)[hole == 0], images[hole == 0])
