@@ -83,7 +83,8 @@ def _shown_name(source, name: str | None, given: list[str]) -> str:
 def photo_table(results) -> str:
     lines = []
     for result in results:
-        lines.append(f"{result.source}: {len(result.faces)} face(s)" + (f"  -> {result.picture}" if result.picture else ""))
+        lines.append(f"{result.source}: {len(result.faces)} face(s)"
+                     + (f"  -> {result.picture}" if result.picture else ""))
         for k, face in enumerate(result.faces, 1):
             lines.append(f"  face {k} at {[round(v) for v in face.box]}, hole {face.hole} "
                          f"({100 * face.hole_fraction:.0f} % of the crop)")

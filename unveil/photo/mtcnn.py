@@ -268,7 +268,8 @@ class MTCNN:
             boxes, scores, points = self._output(chain, boxes)
         sure = scores >= max(self.score, self.thresholds[2])
         boxes, points = boxes[sure].cpu().double() - 0.5, points[sure].cpu().double() - 0.5  # edges -> pixel centres
-        return [Face(tuple(b.tolist()), float(s), p.numpy().copy()) for b, s, p in zip(boxes, scores[sure].cpu(), points)]
+        return [Face(tuple(b.tolist()), float(s), p.numpy().copy())
+                for b, s, p in zip(boxes, scores[sure].cpu(), points)]
 
     # The three stages. Boxes are float [K, 4] in edge coordinates of the full image.
 
