@@ -22,10 +22,10 @@ from unveil.errors import UnveilError
 from unveil.runtime import keep_freed_memory
 
 from . import (classifier_commands, compare_commands, data_commands, hole_commands, inpainter_commands, photo_commands,
-               predict_commands, quickstart, segmenter_commands)
+               predict_commands, quickstart, segmenter_commands, serve_commands)
 
 COMMAND_MODULES = [data_commands, classifier_commands, inpainter_commands, compare_commands, photo_commands,
-                   predict_commands, segmenter_commands, hole_commands, quickstart]
+                   predict_commands, segmenter_commands, hole_commands, serve_commands, quickstart]
 
 
 class Parser(argparse.ArgumentParser):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from unveil.io import check_replaceable
 from unveil.photo import DETECTORS, DEFAULT_DETECTOR
 from unveil.photo.hole_sets import SPLITS
 
-from .hole_eval import check_roots, evaluate_holes, markdown, write_outputs
+from .hole_eval import OUTPUTS, check_roots, evaluate_holes, markdown, write_outputs
 from .options import add_model_arguments
 from .predict import HOLES, FaceFramer
 
@@ -36,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_eval_holes(args: argparse.Namespace) -> int:
     check_roots(args.roots)
+    check_replaceable(args.out, OUTPUTS, "eval-holes")  # before any work: a folder of other files is refused
     framer = FaceFramer(args.hole, args.segmenter, args.checkpoints, args.device, args.precision, args.detector)
     report, misses = evaluate_holes(args.roots, framer, args.split)
     report["segmenter"] = args.segmenter if args.hole == "auto" else None

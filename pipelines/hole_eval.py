@@ -28,7 +28,7 @@ from PIL import Image
 
 from unveil.errors import DataError
 from unveil.figures import Tile, save_png, tile_grid
-from unveil.io import write_json, write_text
+from unveil.io import output_folder, write_json, write_text
 from unveil.photo.framing import frame_photos, warp_to_crop
 from unveil.photo.hole_sets import BARE_FOLDERS, MASKED_FOLDERS, masked_photos, pixel_labelled, read_hole_label
 
@@ -157,9 +157,18 @@ def _tile(crop: torch.Tensor, hole: torch.Tensor, caption: str) -> Tile:
     return Tile(np.where(hidden, 0.55 * gray + 0.45 * tint, gray).round().astype(np.uint8), caption[:14])
 
 
+OUTPUTS = {"holes.json", "holes.md", "misses.png", "misses.html"}
+
+
 def write_outputs(report: dict, misses: dict, out: str | Path) -> dict[str, Path]:
-    """holes.json, holes.md and misses.png (with misses.html listing the photos without a face)."""
-    out = Path(out)
+    """holes.json, holes.md and misses.png (with misses.html listing the photos without a face), written
+    as one set (`unveil.io.output_folder`): an earlier report is replaced whole, never mixed."""
+    with output_folder(out, OUTPUTS, "eval-holes") as folder:
+        written = _write(report, misses, folder)
+    return {k: Path(out) / p.name for k, p in written.items()}
+
+
+def _write(report: dict, misses: dict, out: Path) -> dict[str, Path]:
     paths = {"json": write_json(out / "holes.json", report), "markdown": write_text(out / "holes.md", markdown(report))}
     rows, labels = [], []
     for kind, tiles in misses.items():

@@ -27,7 +27,7 @@ from unveil.figures import Tile, annotated_photo, beside, save_png, tile_grid
 from unveil.inpaint import open_inpainter
 from unveil.inpaint.segmenter import load_segmenter
 from unveil.photo import DEFAULT_DETECTOR, create_detector, landmark_hole, lower_half_hole
-from unveil.photo.framing import frame_face
+from unveil.photo.framing import FramedFace, frame_face
 from unveil.photo.read import PhotoSource, read_photo
 from unveil.runtime import fused_for_inference, pick_device
 from unveil.shipped import JUDGE, OCCLUDED
@@ -159,22 +159,39 @@ class Predictor:
             return PhotoResult(str(source), errors=[str(exc)])
         result = PhotoResult(name or read_name)
         faces, result.errors = self.framer.faces(rgb, result.source)
-        result.faces = [self.read_face(rgb, face) for face in faces]
+        result.faces = self.read_faces(rgb, faces)
         if picture is not None and result.faces:
             result.picture = str(save_png(result_picture(rgb, result), picture))
         return result
 
     def read_face(self, rgb: np.ndarray, face) -> FaceResult:
-        full, hole, used = self.framer.frame(rgb, face)
-        occluded = full * (1 - hole)
-        reconstructed = self.inpainter.reconstruct(occluded, hole, precision=self.precision)
+        return self.read_faces(rgb, [face])[0]
+
+    def read_faces(self, rgb: np.ndarray, faces: list) -> list[FaceResult]:
+        return self.read_framed([frame_face(rgb, face) for face in faces])
+
+    def read_framed(self, framed: list[FramedFace]) -> list[FaceResult]:
+        """Every framed face (of one photo or of many video frames) read in one batch per model: the one
+        path from an aligned crop to readings, so photo and video give the same readings for a frame."""
+        if not framed:
+            return []
+        full = torch.from_numpy(np.stack([f.crop for f in framed]))[:, None].float().div(255).to(self.device)
+        holes, used = self.framer.holes(full, torch.from_numpy(np.stack([f.points for f in framed])))
+        occluded = full * (1 - holes)
+        reconstructed = self.inpainter.reconstruct(occluded, holes, precision=self.precision)
         shown = {"untouched": full, "occluded": occluded, "reconstructed": reconstructed}
-        probs = predict_proba(self.judge, torch.cat(list(shown.values())), precision=self.precision)
-        readings = {name: self._reading(p) for name, p in zip(shown, probs)}
-        readings["upper_half_reader"] = self._reading(predict_proba(self.reader, occluded, precision=self.precision)[0])
-        crops = {k: _uint8(v) for k, v in {**shown, "hole": hole}.items()}
-        return FaceResult(face.box, face.score, np.round(face.landmarks, 1).tolist(), used, float(hole.mean()),
-                          crops, readings)
+        judged = predict_proba(self.judge, torch.cat(list(shown.values())), precision=self.precision)
+        judged = judged.view(len(shown), len(framed), -1)
+        read = predict_proba(self.reader, occluded, precision=self.precision)
+        results = []
+        for k, item in enumerate(framed):
+            readings = {name: self._reading(judged[i, k]) for i, name in enumerate(shown)}
+            readings["upper_half_reader"] = self._reading(read[k])
+            crops = {name: _uint8(v[k:k + 1]) for name, v in {**shown, "hole": holes}.items()}
+            face = item.face
+            results.append(FaceResult(face.box, face.score, np.round(face.landmarks, 1).tolist(), used[k],
+                                      float(holes[k].mean()), crops, readings))
+        return results
 
     def _reading(self, probs: torch.Tensor) -> Reading:
         values = {c: round(float(p), 4) for c, p in zip(CLASSES, probs)}

@@ -10,12 +10,18 @@ from pathlib import Path
 
 from unveil.errors import DataError
 from unveil.inpaint import BASELINES
-from unveil.io import write_json
+from unveil.io import check_replaceable, output_folder, write_json
 from unveil.photo import DEFAULT_DETECTOR, DETECTORS
 from unveil.photo.read import photos_in
+from unveil.photo.tracking import DETECT_SIDE
+from unveil.photo.video import VIDEO_EXTENSIONS, Webcam, check_encoder, is_video
 
 from .options import add_model_arguments, count
 from .predict import HOLES, MIN_USABLE_FACE, SEARCH_FACE, Predictor, sample_photos
+from .video import EVERY, SMOOTH, VideoOptions, VideoReader, read_videos
+
+# what predict writes: an --out holding more is refused
+OUTPUTS = {"[0-9]*_*.png", "[0-9]*_*.mp4", "[0-9]*_*.timeline.csv", "predictions.json"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "classify the untouched, the occluded and the reconstructed crop. Without "
                                    "IMAGE, runs on a sample photo that ships with scikit-image, as it is and wearing a "
                                    "synthetic surgical mask.")
-    p.add_argument("images", nargs="*", metavar="IMAGE|DIR", help="photos, or folders of photos (searched with "
-                                                                  "their subfolders, e.g. one per class)")
+    p.add_argument("images", nargs="*", metavar="IMAGE|VIDEO|DIR",
+                   help="photos, folders of photos (searched with their subfolders, e.g. one per class), or video "
+                        f"files ({', '.join(VIDEO_EXTENSIONS)})")
     p.add_argument("--inpainter", default="inpainter_unet",
                    help=f"a generator (shipped name or checkpoint) or a baseline ({', '.join(BASELINES.names())}); "
                         "default inpainter_unet")
@@ -43,30 +50,92 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/predict", help="folder for one annotated PNG per photo (runs/predict)")
     p.add_argument("--top", type=count(1), default=3, help="emotions listed per reading (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")
+    add_video_arguments(p)
     add_model_arguments(p)
     p.set_defaults(run=run_predict)
 
 
+def add_video_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--webcam", nargs="?", type=count(0), const=0, default=None, metavar="N",
+                   help="also read camera N (default 0), until Ctrl-C or --seconds")
+    p.add_argument("--seconds", type=_seconds, default=None, help="with --webcam: stop after this many seconds")
+    p.add_argument("--every", type=count(1), default=EVERY,
+                   help=f"video: detect faces on every K-th frame and follow them in between (default {EVERY})")
+    p.add_argument("--smooth", type=count(1), default=SMOOTH,
+                   help=f"video: average each face's readings over its last N frames (default {SMOOTH}; 1: none)")
+    p.add_argument("--detect-side", type=count(64), default=DETECT_SIDE, metavar="PX",
+                   help=f"video: frames are shrunk to this longer side for the detector (default {DETECT_SIDE})")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
 def run_predict(args: argparse.Namespace) -> int:
+    if args.webcam is None:
+        return predict_all(args, None)
+    with Webcam(args.webcam, args.seconds) as camera:  # opened first: a missing camera costs no model loading
+        return predict_all(args, camera)
+
+
+def predict_all(args: argparse.Namespace, camera: Webcam | None) -> int:
     paths = photos_in(args.images) if args.images else []
     if args.images and not paths:
         raise DataError(f"{', '.join(args.images)}: no photos found (searched with subfolders for image files)")
+    videos = [p for p in paths if is_video(p)]
+    if videos or camera is not None:
+        check_encoder()
+    check_replaceable(args.out, OUTPUTS, "predict")  # before any work: a folder of other files is refused
     predictor = Predictor(args.inpainter, args.hole, checkpoints=args.checkpoints, device=args.device,
                           precision=args.precision, top=max(1, args.top), detector=args.detector,
                           min_face=args.min_face)
-    out = Path(args.out)
-    jobs = [(path, None) for path in paths] if args.images else sample_photos(predictor.detector)
-    results = []
-    for k, (source, name) in enumerate(jobs):
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", _shown_name(source, name, args.images)).strip("_") or "photo"
-        results.append(predictor.predict(source, picture=out / f"{k:03d}_{stem}.png", name=name))
-    for result in results:
-        for error in result.errors:
-            print(f"unveil: {error}", file=sys.stderr)
-    report = {"hole": args.hole, "inpainter": args.inpainter, "photos": [r.to_json() for r in results]}
-    write_json(out / "predictions.json", report)
-    print(json.dumps(report) if args.json else photo_table(results))
-    return 0 if any(r.faces for r in results) else 1
+    photos = [(p, None) for p in paths if not is_video(p)]
+    if not args.images and camera is None:
+        photos = sample_photos(predictor.detector)
+    inputs = photos + [(v, None) for v in videos]
+    names = [_stem(k, source, name, args.images) for k, (source, name) in enumerate(inputs)]
+    with output_folder(args.out, OUTPUTS, "predict") as folder:  # written as one set, never mixed with an older
+        results = [predictor.predict(source, picture=folder / f"{stem}.png", name=name)
+                   for (source, name), stem in zip(photos, names)]
+        clips = run_videos(args, predictor, folder, list(zip(videos, names[len(photos):])), camera)
+        _moved_to(args.out, results, clips)
+        report = {"hole": args.hole, "inpainter": args.inpainter, "photos": [r.to_json() for r in results],
+                  "videos": [c.to_json() for c in clips]}
+        write_json(folder / "predictions.json", report)
+    for error in [e for r in results + clips for e in r.errors]:
+        print(f"unveil: {error}", file=sys.stderr)
+    print(json.dumps(report) if args.json else "\n".join(filter(None, [photo_table(results), video_table(clips)])))
+    return 0 if any(r.faces for r in results) or any(c.frames for c in clips) else 1
+
+
+def run_videos(args: argparse.Namespace, predictor: Predictor, folder: Path, jobs: list[tuple[Path, str]],
+               camera: Webcam | None) -> list:
+    if not jobs and camera is None:
+        return []
+    options = VideoOptions(every=args.every, smooth=args.smooth, detect_side=args.detect_side)
+    reader = VideoReader(predictor, options, args.detector)
+    clips = read_videos(reader, jobs, folder)
+    if camera is not None:
+        clips.append(reader.run(camera, folder / f"{len(jobs):03d}_webcam{args.webcam}"))
+    return clips
+
+
+def _moved_to(out: str, photos: list, clips: list) -> None:
+    """Results name their files where they will be once the output folder is in place."""
+    for result in photos:
+        result.picture = result.picture and str(Path(out) / Path(result.picture).name)
+    for clip in clips:
+        clip.outputs = {k: str(Path(out) / Path(v).name) for k, v in clip.outputs.items()}
+
+
+def _stem(k: int, source, name: str | None, given: list[str]) -> str:
+    return f"{k:03d}_" + (re.sub(r"[^A-Za-z0-9_-]+", "_", _shown_name(source, name, given)).strip("_") or "photo")
 
 
 def _shown_name(source, name: str | None, given: list[str]) -> str:
@@ -78,6 +147,12 @@ def _shown_name(source, name: str | None, given: list[str]) -> str:
         if root.is_dir() and path.is_relative_to(root):
             return path.relative_to(root).as_posix()
     return path.name
+
+
+def video_table(clips) -> str:
+    return "\n".join(f"{c.source}: not read" if not c.frames else
+                     f"{c.source}: {c.frames} frames, face ids {c.face_ids or 'none'}, {c.fps:.1f} fps end to end"
+                     + (f"  -> {c.outputs['video']}" if c.outputs else "") for c in clips)
 
 
 def photo_table(results) -> str:

@@ -187,4 +187,4 @@ def test_a_tiny_hole_model_learns_presence_from_photos(sets, synthetic_faces, tm
     model = load_segmenter(tmp_path / "run" / "best")
     assert model.presence is not None and model.meta["photos"]["train_examples"] > 0
     assert history["select"] == "holes" and 0 <= history["best_score"] <= 1
-    assert {"found", "false", "photo_iou", "iou", "holes"} <= set(history["epochs"][-1]["val"])
+    assert {f"val_{k}" for k in ("found", "false", "photo_iou", "iou", "holes")} <= set(history["epochs"][-1])

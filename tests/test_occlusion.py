@@ -274,6 +274,7 @@ def test_call_dispatches_on_kind():
     mask = FaceMasks(styles=("cloth",), seed=2)
     assert torch.equal(mask(images)[0], face_mask(images, ("cloth",), seed=2)[0])
     assert torch.equal(mask(images, seed=6)[1], face_mask(images, ("cloth",), seed=6)[1])
+    assert set(OCCLUSIONS) == {"none", "lower-half", "mask", "mixed", "photo-mask"}
     with pytest.raises(ValueError, match="photos: source"):
         PhotoMasks()(images)
 

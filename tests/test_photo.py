@@ -320,3 +320,18 @@ def test_landmark_hole_rejects_what_is_not_a_face():
     upside_down[:, 1] = 47 - upside_down[:, 1]
     with pytest.raises(UnveilError, match="not below the eyes"):
         landmark_hole(upside_down)
+
+
+def test_detections_whose_landmarks_are_not_a_face_s_are_left_out():
+    from unveil.photo.hole import upright_landmarks
+    from unveil.photo.mtcnn import faces_from
+
+    tilted = (FER_LANDMARKS - 24) @ np.array([[0.8, -0.6], [0.6, 0.8]]).T + 24
+    assert upright_landmarks(FER_LANDMARKS) and upright_landmarks(tilted)
+    mouth_up = FER_LANDMARKS.copy()
+    mouth_up[3:, 1] = 10.0  # mouth corners above the eyes, as RetinaFace gives on a few real photos
+    assert not upright_landmarks(mouth_up) and not upright_landmarks(FER_LANDMARKS[[1, 0, 2, 4, 3]])
+    boxes, points = torch.tensor([[0.0, 0, 48, 48]] * 2), torch.from_numpy(np.stack([FER_LANDMARKS, mouth_up]) + 0.5)
+    faces = faces_from(boxes, torch.tensor([0.9, 0.99]), points)
+    assert len(faces) == 1 and faces[0].score == pytest.approx(0.9)
+    assert np.allclose(faces[0].landmarks, FER_LANDMARKS)  # edges -> pixel centres

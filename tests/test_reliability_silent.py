@@ -73,13 +73,13 @@ def test_16_bit_and_rotated_images_decode_as_shown():
     face = np.random.default_rng(0).integers(0, 256, (48, 48)).astype(np.uint8)
     wide = Image.fromarray(face.astype(np.uint16) * 257)  # the same picture in 16 bits
     assert wide.mode.startswith("I;16")
-    assert np.array_equal(decode_image(png_bytes(wide), "wide.png"), face)
+    assert np.array_equal(decode_image(png_bytes(wide), "wide.png")[0], face)
     stored = Image.fromarray(face).transpose(Image.Transpose.ROTATE_90)  # as a camera held sideways stores it
     exif = Image.Exif()
     exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to show
     buffer = io.BytesIO()
     stored.save(buffer, "PNG", exif=exif)
-    assert np.array_equal(decode_image(buffer.getvalue(), "turned.png"), face)
+    assert np.array_equal(decode_image(buffer.getvalue(), "turned.png")[0], face)
 
 
 def test_a_16_bit_photo_is_read_as_shown_and_its_face_found(tmp_path):

@@ -148,3 +148,37 @@ def beside(left: Image.Image, right: Image.Image, gap: int = 8) -> Image.Image:
     canvas.paste(left, (0, 0))
     canvas.paste(right, (left.width + gap, 0))
     return canvas
+
+
+SERIES = [(230, 60, 50), (120, 80, 40), (130, 60, 180), (240, 170, 0), (60, 110, 210), (0, 160, 160), (140, 140, 140)]
+
+
+def timeline_chart(panels: list[tuple[str, list[float], np.ndarray]], names: list[str], width: int = 720,
+                   panel_height: int = 150) -> Image.Image:
+    """One panel per series set, stacked: (title, times in seconds, values [T, K] in [0, 1]), a line per
+    column of values, coloured as the legend under the panels lists `names`."""
+    left, right, top, gap = 40, 12, 18, 26
+    height = len(panels) * (panel_height + gap) + 22
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    span = max([t for _, times, _ in panels for t in times] + [1e-6])
+    for k, (title, times, values) in enumerate(panels):
+        y0 = k * (panel_height + gap) + top
+        x = lambda t: left + (width - left - right) * t / span  # noqa: E731
+        y = lambda v, y0=y0: y0 + panel_height * (1 - v)  # noqa: E731
+        draw.text((left, y0 - 14), title, fill=INK)
+        draw.rectangle((left, y0, width - right, y0 + panel_height), outline=(200, 200, 200))
+        for tick in (0.0, 0.5, 1.0):
+            draw.text((6, y(tick) - 6), f"{tick:.1f}", fill="gray")
+        draw.text((width - right - 40, y0 + panel_height + 2), f"{span:.1f} s", fill="gray")
+        values = np.asarray(values, dtype=np.float64)
+        for column in range(values.shape[1]):
+            points = [(x(t), y(v)) for t, v in zip(times, values[:, column])]
+            if len(points) > 1:
+                draw.line(points, fill=SERIES[column % len(SERIES)], width=2)
+            elif points:
+                draw.ellipse((points[0][0] - 2, points[0][1] - 2, points[0][0] + 2, points[0][1] + 2),
+                             fill=SERIES[column % len(SERIES)])
+    for column, name in enumerate(names):
+        draw.text((left + column * 90, height - 16), name, fill=SERIES[column % len(SERIES)])
+    return canvas

@@ -36,7 +36,7 @@ from .read import read_photo
 
 __all__ = ["FRAMING_VERSION", "FramedFace", "FramedPhotos", "frame_face", "frame_photos", "warp_to_crop"]
 
-FRAMING_VERSION = 2   # bump when detection, the choice of face or the alignment changes
+FRAMING_VERSION = 3   # bump when detection, the choice of face or the alignment changes
 CACHED = ("crops", "matrices", "points", "scores", "sizes", "found")
 
 

@@ -18,7 +18,7 @@ from ..data.preprocess import SIZE
 from ..errors import UnveilError
 from ..occlusion import lower_half
 
-__all__ = ["lower_half_hole", "landmark_hole"]
+__all__ = ["lower_half_hole", "landmark_hole", "upright_landmarks"]
 
 # Mask geometry in units of the face's own landmark distances (so it follows the face's size and
 # roll in the crop, not the crop's rows):
@@ -92,13 +92,30 @@ def landmark_hole(points_in_crop: np.ndarray, size: int = SIZE) -> Tensor:
     return hole.to(torch.float32)[None, None]
 
 
+def upright_landmarks(points: np.ndarray) -> bool:
+    """Whether five landmarks [5, 2] (as ``Face.landmarks``) are an upright face's: the eyes apart, the
+    person's right eye on the image's left, and both mouth corners at least 2 * EYE_MARGIN inter-ocular
+    distances below the eye line, measured across the face's own roll. A detection without this
+    cannot be given a mask hole; RetinaFace gives a few on real photos (mouth corners placed above the eyes)."""
+    points = np.asarray(points, np.float64)
+    left_eye, right_eye = points[0], points[1]
+    iod = float(np.linalg.norm(right_eye - left_eye))
+    if not np.isfinite(points).all() or iod < 1e-6:
+        return False
+    along = (right_eye - left_eye) / iod
+    down = np.array([-along[1], along[0]])  # image y points down, so this is "down the face"
+    mouth_down = (points[3:] - (left_eye + right_eye) / 2) @ down
+    return bool(mouth_down.min() >= 2 * EYE_MARGIN * iod)
+
+
 def _mask_shape(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, float]]:
     """The face frame (origin between the eyes, unit vectors along the eye line and down the face) and
     the mask's outline in it: centre line, half width, top, jaw and chin (see `landmark_hole`)."""
     left_eye, right_eye, nose, mouth_left, mouth_right = points
+    if not upright_landmarks(points):
+        raise UnveilError(f"landmark_hole: the mouth corners ({mouth_left}, {mouth_right}) are not below the eyes "
+                          f"({left_eye}, {right_eye}); these are not an upright face's landmarks")
     iod = float(np.linalg.norm(right_eye - left_eye))
-    if iod < 1e-6:
-        raise UnveilError("landmark_hole: the two eyes coincide; these are not a face's landmarks")
     along = (right_eye - left_eye) / iod
     down = np.array([-along[1], along[0]])  # image y points down, so this is "down the face"
     origin = (left_eye + right_eye) / 2
@@ -110,9 +127,6 @@ def _mask_shape(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     nose_u, nose_v = frame(nose)
     (left_u, left_v), (right_u, right_v) = frame(mouth_left), frame(mouth_right)
     mouth_v = max(left_v, right_v)
-    if min(left_v, right_v) < 2 * EYE_MARGIN * iod:
-        raise UnveilError(f"landmark_hole: the mouth corners ({mouth_left}, {mouth_right}) are not below the eyes "
-                          f"({left_eye}, {right_eye}); these are not an upright face's landmarks")
     centre = (nose_u + (left_u + right_u) / 2) / 2
     top = max(nose_v - NOSE_BRIDGE * max(nose_v, 0.0), EYE_MARGIN * iod)
     top = min(top, min(left_v, right_v) - MOUTH_MARGIN * iod)  # a squashed face: the mouth still wins

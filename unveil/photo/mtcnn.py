@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from ..errors import UnveilError
 from ..runtime import prepare_model
 from .boxes import as_rgb, box_ops, nms_min
+from .hole import upright_landmarks
 
 __all__ = ["LANDMARK_NAMES", "Face", "MTCNN", "PNet", "RNet", "ONet", "one_cpu_thread", "weights_dir"]
 
@@ -187,6 +188,15 @@ class Face:
         return max(x1 - x0, y1 - y0)
 
 
+def faces_from(boxes: Tensor, scores: Tensor, points: Tensor) -> list[Face]:
+    """Detections as ``Face`` results, from boxes [K, 4] and landmarks [K, 5, 2] in edge coordinates
+    (moved here to pixel centres) and scores [K]. A detection whose landmarks are not an upright face's
+    is left out: it could be neither aligned nor given a hole (``upright_landmarks``)."""
+    boxes, points = boxes.cpu().double() - 0.5, points.cpu().double() - 0.5
+    faces = [Face(tuple(b.tolist()), float(s), p.numpy().copy()) for b, s, p in zip(boxes, scores.cpu(), points)]
+    return [face for face in faces if upright_landmarks(face.landmarks)]
+
+
 # --------------------------------------------------------------------------- box helpers (edge coordinates)
 
 
@@ -267,9 +277,7 @@ class MTCNN:
             boxes = self._refine(chain, boxes)
             boxes, scores, points = self._output(chain, boxes)
         sure = scores >= max(self.score, self.thresholds[2])
-        boxes, points = boxes[sure].cpu().double() - 0.5, points[sure].cpu().double() - 0.5  # edges -> pixel centres
-        return [Face(tuple(b.tolist()), float(s), p.numpy().copy())
-                for b, s, p in zip(boxes, scores[sure].cpu(), points)]
+        return faces_from(boxes[sure], scores[sure], points[sure])
 
     # The three stages. Boxes are float [K, 4] in edge coordinates of the full image.
 

@@ -35,7 +35,7 @@ from ..checkpoint import load_checkpoint, load_model
 from ..errors import UnveilError
 from ..runtime import prepare_model
 from .boxes import as_rgb, box_ops, nms_min
-from .mtcnn import Face
+from .mtcnn import Face, faces_from
 
 __all__ = ["RetinaFaceNet", "RetinaFace"]
 
@@ -211,9 +211,7 @@ class RetinaFace:
                 big = (boxes[:, 2:] - boxes[:, :2]).amax(1) >= self.min_face
                 if big.any():  # only a face large enough to report ends the search (val: 97.3 vs 96.4 %)
                     break
-        boxes, points = boxes[big].cpu().double() - 0.5, points[big].cpu().double() - 0.5  # edges -> pixel centres
-        return [Face(tuple(b.tolist()), float(s), p.numpy().copy())
-                for b, s, p in zip(boxes, scores[big].cpu(), points)]
+        return faces_from(boxes[big], scores[big], points[big])
 
     def _pass(self, rgb: Tensor, side: int, pad: float) -> tuple[Tensor, Tensor, Tensor]:
         """One framing's faces: boxes [F, 4] and landmarks [F, 5, 2] in the photo's edge coordinates,

@@ -1,0 +1,50 @@
+"""`unveil serve`: the local page (see `pipelines.serve`)."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+
+from unveil.errors import UnveilError
+
+from .options import count
+from .serve import MAX_BYTES
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="a local web page: upload a photo or a video and see the readings",
+                       description="Serve one page on which a photo, a webcam snapshot or a video is read with the "
+                                   "shipped models: boxes, each face's crops and the readings as bars; for a "
+                                   "video, the annotated video and its timeline. Needs the web extra: "
+                                   "pip install -e '.[web]'.")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
+    p.add_argument("--port", type=count(1), default=8000, help="port (default 8000)")
+    p.add_argument("--max-upload-mb", type=count(1), default=MAX_BYTES // 2**20, help="largest upload (default 20)")
+    p.add_argument("--device", default="cpu", help="where the models run (default cpu)")
+    p.set_defaults(run=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from .serve import create_app
+        app = create_app(args.device, args.max_upload_mb * 2**20)
+    except ImportError as exc:
+        raise UnveilError(f"unveil serve needs FastAPI, uvicorn and python-multipart ({exc.name} is missing): "
+                          f"pip install -e '.[web]'") from None
+    check_port(args.host, args.port)
+    print(f"unveil: serving on http://{args.host}:{args.port}/ (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def check_port(host: str, port: int) -> None:
+    """One clear line for an address that cannot be listened on, before uvicorn would log it its own way."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise UnveilError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
