@@ -65,7 +65,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--n", type=int, help=f"training faces (default {FER_TRAIN:,} on CUDA, 256 on the CPU)")
-    parser.add_argument("--epochs", type=int, help="epochs per arch; the first is warm-up (default 3 on CUDA, 2 on the CPU)")
+    parser.add_argument("--epochs", type=int,
+                        help="epochs per arch; the first is warm-up (default 3 on CUDA, 2 on the CPU)")
     parser.add_argument("--occlusion", help="train under this occlusion, e.g. lower-half or mask")
     parser.add_argument("--ema", type=float, default=0.999, help="EMA decay (0: off)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the training forward (CUDA)")

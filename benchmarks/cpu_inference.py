@@ -83,11 +83,10 @@ def _ms(work, repeats: int) -> list[float]:
 
 
 def judge_throughput(repeats: int) -> tuple[str, list[float], float]:
-    from unveil.classify import load_classifier, predict_proba
+    from unveil.classify import open_classifier, predict_proba
     from unveil.runtime import fused_for_inference
-    from unveil.shipped import shipped_checkpoint
 
-    judge = fused_for_inference(load_classifier(shipped_checkpoint("classifier_full"))[0])
+    judge = fused_for_inference(open_classifier("classifier_full")[0])
     images = torch.rand(3584, 1, 48, 48)
     predict_proba(judge, images[:256])
     rates = [len(images) / t for t in timed(lambda: predict_proba(judge, images), repeats)]

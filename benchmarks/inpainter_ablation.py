@@ -35,7 +35,7 @@ from unveil.inpaint.train import build_trainer
 from unveil.config import apply_overrides, from_dict
 from unveil.data import load_faces
 from unveil.io import write_json
-from unveil.occlusion import Occlusion
+from unveil.occlusion import LowerHalf
 
 # name -> (builder keyword arguments of train_quick, checkpoint sidecar extras)
 CLASSIFIERS = {
@@ -100,7 +100,7 @@ def main() -> None:
     faces = load_faces(f"synthetic:n={args.faces},seed=0")
     held = faces.select(torch.cat([(faces.splits == 1).nonzero(), (faces.splits == 2).nonzero()]).squeeze(1))
     images, labels = held.float_images(), held.labels
-    occlusion = Occlusion()
+    occlusion = LowerHalf()
     occluded_images, hole = occlusion(images)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -121,7 +121,8 @@ def main() -> None:
                                       evaluate_inpainter(mean, images, labels, occlusion))):
             rows.append({"setting": name, "judge": [accuracy["judge"](shown)],
                          **{g: [accuracy[g](shown)] for g in guides},
-                         "psnr_hole": [quality["psnr_hole"]] if quality else [], "ssim_hole": [quality["ssim_hole"]] if quality else [],
+                         "psnr_hole": [quality["psnr_hole"]] if quality else [],
+                         "ssim_hole": [quality["ssim_hole"]] if quality else [],
                          "seconds": []})
         rows[1]["occluded classifier"] = accuracy["occluded"](occluded_images)
         for name, overrides in SETTINGS.items():
@@ -136,17 +137,20 @@ def main() -> None:
                 trainer = build_trainer(from_dict(InpaintConfig, data), tmp / f"{len(rows)}_{seed}", faces=faces)
                 trainer.fit()
                 inpainter = trainer.task.inpainter(trainer.selected_model).eval()
-                m = evaluate_inpainter(inpainter, images, labels, occlusion, judge=lambda x: predict_proba(models["judge"], x))
+                m = evaluate_inpainter(inpainter, images, labels, occlusion,
+                                       judge=lambda x: predict_proba(models["judge"], x))
                 recon = inpainter.reconstruct(occluded_images, hole)
-                for key, value in (("judge", m["accuracy"]), ("psnr_hole", m["psnr_hole"]), ("ssim_hole", m["ssim_hole"]),
-                                   ("seconds", time.perf_counter() - start), *((g, accuracy[g](recon)) for g in guides)):
+                measured = (("judge", m["accuracy"]), ("psnr_hole", m["psnr_hole"]), ("ssim_hole", m["ssim_hole"]),
+                            ("seconds", time.perf_counter() - start), *((g, accuracy[g](recon)) for g in guides))
+                for key, value in measured:
                     row[key].append(value)
                 print(f"{name} seed {seed}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in row.items() if k != "setting"),
                       file=sys.stderr, flush=True)
             rows.append(row)
     print(f"\nunet 8-16-32, {args.steps} steps x 32 faces, lower half, {len(labels)} val+test synthetic faces, "
           f"seeds {' '.join(map(str, args.seeds))}")
-    print(f"{'setting':<32}{'PSNR hole':>10}{'SSIM hole':>10}{'judge acc':>10}  {'per seed':<22}{'guide':>7}{'robust':>7}")
+    print(f"{'setting':<32}{'PSNR hole':>10}{'SSIM hole':>10}{'judge acc':>10}  "
+          f"{'per seed':<22}{'guide':>7}{'robust':>7}")
     avg = lambda v: f"{statistics.mean(v):.3f}" if v else "-"  # noqa: E731
     for r in rows:
         psnr = f"{statistics.mean(r['psnr_hole']):.2f}" if r["psnr_hole"] else "-"

@@ -23,7 +23,7 @@ from unveil.inpaint.config import InpaintConfig
 from unveil.inpaint.train import build_trainer
 from unveil.config import from_dict
 from unveil.data.faces import Faces
-from unveil.occlusion import Occlusion
+from unveil.occlusion import LowerHalf
 from unveil.runtime import pick_device
 
 FER_TRAIN = 28_709
@@ -67,7 +67,7 @@ def infer_speed(name: str, device: torch.device, batch: int, repeats: int, faces
         inpainter.fit(faces.images)
     inpainter = inpainter.to(device).eval()
     images = faces.images[:batch].unsqueeze(1).float().div(255).to(device)
-    occluded, hole = Occlusion()(images)
+    occluded, hole = LowerHalf()(images)
     for _ in range(2):
         inpainter.reconstruct(occluded, hole)
     sync(device)

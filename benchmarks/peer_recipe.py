@@ -90,9 +90,11 @@ def main() -> None:
     if args.n:
         faces = faces.select(torch.arange(min(args.n, len(faces))))
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"vgg 32-256 on {len(faces):,} faces of {faces.source}, batch {args.batch}, {where}, torch {torch.__version__}")
+    print(f"vgg 32-256 on {len(faces):,} faces of {faces.source}, batch {args.batch}, {where}, "
+          f"torch {torch.__version__}")
     rows = {"Unveil (resident data, batched augmentation)": unveil_epochs(faces, "vgg", args, device),
-            f"DataLoader over PIL images, torchvision transforms, {args.workers} workers": peer_epochs(faces, "vgg", args, device)}
+            f"DataLoader over PIL images, torchvision transforms, {args.workers} workers":
+                peer_epochs(faces, "vgg", args, device)}
     medians = {name: statistics.median(t[1:] or t) for name, t in rows.items()}
     print("| loop | s/epoch (median after the first) | images/s |\n|---|---|---|")
     for name, seconds in medians.items():

@@ -31,7 +31,8 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", help="run folders (holding history.json)")
     parser.add_argument("--target", type=float, help="the score to reach (default: each run's best)")
     args = parser.parse_args()
-    print("| run | score | target | reached at epoch | seconds | epochs run | total seconds |\n|---|---|---|---|---|---|---|")
+    print("| run | score | target | reached at epoch | seconds | epochs run | total seconds |\n"
+          "|---|---|---|---|---|---|---|")
     for run in map(Path, args.runs):
         history = json.loads((run / "history.json").read_text())
         key = next((k for k in SCORES if k in history[-1]), None)

@@ -72,7 +72,8 @@ def main() -> None:
         with VideoFile(clip) as video:
             result = reader.run(video, Path(tmp) / "out")
     print(f"clip: {result.frames} frames, 640x480, one face; every {args.every}, detector side {args.detect_side}, "
-          f"batch {args.batch}, hole {args.hole}, precision {resolve_precision(predictor.device, predictor.precision)}, {torch.get_num_threads()} threads")
+          f"batch {args.batch}, hole {args.hole}, "
+          f"precision {resolve_precision(predictor.device, predictor.precision)}, {torch.get_num_threads()} threads")
     print(f"{'stage':<28}{'ms/frame':>10}{'fps':>10}")
     for stage in STAGES:
         seconds = result.stages.get(stage, 0.0) / max(result.frames, 1)

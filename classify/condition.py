@@ -52,7 +52,8 @@ class Condition:
         occ = occlusion if occlusion and occlusion != "none" else None
         try:
             if inpainter:
-                return cls.from_config(ConditionConfig("reconstructed", occ or "lower-half", inpainter), load_reconstruct)
+                config = ConditionConfig("reconstructed", occ or "lower-half", inpainter)
+                return cls.from_config(config, load_reconstruct)
             return cls.from_config(ConditionConfig("occluded", occ) if occ else ConditionConfig())
         except ValueError as exc:
             raise UnveilError(f"bad occlusion {occlusion!r}: {exc}") from None

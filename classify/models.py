@@ -15,6 +15,7 @@ from unveil.checkpoint import load_checkpoint, load_model, save_checkpoint
 from unveil.classes import CLASSES, NUM_CLASSES
 from unveil.errors import UnveilError
 from unveil.registry import Registry
+from unveil.shipped import resolve_checkpoint
 
 CLASSIFIERS: Registry[nn.Module] = Registry("classifier")
 
@@ -71,7 +72,7 @@ class ConvClassifier(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-# Default sizes keep every shipped checkpoint together under GUIDE.md's 16 MB (fp16) budget:
+# Default sizes keep every shipped checkpoint together under `unveil.shipped.CHECKPOINT_BUDGET` (fp16):
 # shared_cnn 0.88 M parameters (1.8 MB), vgg 3.5 M (7 MB).
 
 @CLASSIFIERS.register("shared_cnn")
@@ -105,6 +106,16 @@ def save_classifier(path: str | Path, model: nn.Module, meta: dict, half: bool =
         raise ValueError("classifier checkpoint metadata needs 'arch' (and 'arch_args')")
     meta = {"kind": "classifier", "classes": list(CLASSES), "arch_args": {}, **meta}
     return save_checkpoint(path, model.state_dict(), meta, half=half)
+
+
+def open_classifier(name_or_path: str | Path, device: str | torch.device = "cpu",
+                    checkpoints: str | Path | None = None) -> tuple[nn.Module, dict, Path]:
+    """What a user names: a classifier checkpoint path, or a shipped name such as `classifier_full`
+    (looked up in `checkpoints`, default the package's). Returns (the model in eval mode, its sidecar,
+    the checkpoint's resolved path); fold it with `unveil.runtime.fused_for_inference` to score with it."""
+    path = resolve_checkpoint(name_or_path, checkpoints)
+    model, meta = load_classifier(path, device)
+    return model, meta, path
 
 
 def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:

@@ -70,7 +70,8 @@ class MeanFace(nn.Module):
         if faces.dtype == torch.uint8:
             faces = faces.unsqueeze(1).float() / 255.0
         if faces.dim() != 4 or faces.shape[1] != 1 or faces.shape[0] == 0:
-            raise ValueError(f"mean_face.fit needs faces [N, H, W] uint8 or [N, 1, H, W] float, got {tuple(faces.shape)}")
+            raise ValueError(f"mean_face.fit needs faces [N, H, W] uint8 or [N, 1, H, W] float, "
+                             f"got {tuple(faces.shape)}")
         self.mean = faces.float().mean(0, keepdim=True).to(self.mean.device)
         return self
 

@@ -43,7 +43,7 @@ class PatchGAN(nn.Module):
         sn = spectral_norm if spectral else (lambda m: m)
         layers: list[nn.Module] = []
         cin, cout = 3, int(ndf)
-        for i in range(int(n_layers)):
+        for _ in range(int(n_layers)):
             layers += [sn(nn.Conv2d(cin, cout, 4, 2, 1)), nn.LeakyReLU(0.2, inplace=True)]
             cin, cout = cout, cout * 2
         layers += [sn(nn.Conv2d(cin, cout, 4, 1, 1)), nn.LeakyReLU(0.2, inplace=True)]

@@ -14,7 +14,7 @@ embedding, brought in through `cond_planes` learned planes); it enters as consta
 per-channel bias on the bottleneck, so the decoder can draw the mouth that goes with it.
 
 Default widths keep each generator at about 1.1-1.3 M parameters (2.2-2.6 MB in fp16): three
-generators and three classifiers fit the 16 MB budget of `checkpoints/`.
+generators and three classifiers fit `checkpoints/` within `unveil.shipped.CHECKPOINT_BUDGET`.
 
 Order in this file (after timm): building blocks, the shared base class, the three families, the
 registered builders.
@@ -76,8 +76,10 @@ class AttentionGate(nn.Module):
 
     def __init__(self, gate_channels: int, skip_channels: int, inner_channels: int):
         super().__init__()
-        self.w_g = nn.Sequential(nn.Conv2d(gate_channels, inner_channels, 1, bias=False), nn.BatchNorm2d(inner_channels))
-        self.w_x = nn.Sequential(nn.Conv2d(skip_channels, inner_channels, 1, bias=False), nn.BatchNorm2d(inner_channels))
+        self.w_g = nn.Sequential(nn.Conv2d(gate_channels, inner_channels, 1, bias=False),
+                                 nn.BatchNorm2d(inner_channels))
+        self.w_x = nn.Sequential(nn.Conv2d(skip_channels, inner_channels, 1, bias=False),
+                                 nn.BatchNorm2d(inner_channels))
         self.psi = nn.Sequential(nn.Conv2d(inner_channels, 1, 1), nn.BatchNorm2d(1), nn.Sigmoid())
 
     def forward(self, g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -130,7 +130,8 @@ class Inpainter(nn.Module):
 CONDITIONING_FEATURES = ("probabilities", "embedding")
 
 
-def conditioning(conditioner: nn.Module | None, occluded: torch.Tensor, features: str | None = None) -> torch.Tensor | None:
+def conditioning(conditioner: nn.Module | None, occluded: torch.Tensor,
+                 features: str | None = None) -> torch.Tensor | None:
     """The conditioning vector: what the conditioner reads on the occluded face, never differentiated
     (the conditioner is frozen and only reads the input); None without a conditioner.
 

@@ -129,7 +129,7 @@ class _LPIPSLoss(nn.Module):
         return self.lpips(pred, target).mean()
 
 
-def PerceptualLoss(kind: str = "auto") -> nn.Module:  # noqa: N802 - a module factory
+def PerceptualLoss(kind: str = "auto") -> nn.Module:  # named as the module it builds
     """LPIPS if `kind` is "lpips", or "auto" and LPIPS can run offline; otherwise `gradient_ssim`.
 
     With "auto" and no LPIPS, one line on stderr says why and what is used instead. The returned
@@ -209,4 +209,5 @@ def _normalised_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = ["ADVERSARIAL_KINDS", "PERCEPTUAL_KINDS", "EXPRESSION_KINDS", "masked_l1",
-           "generator_adversarial_loss", "discriminator_adversarial_loss", "image_gradients", "GradientSSIMLoss", "PerceptualLoss", "ExpressionLoss"]
+           "generator_adversarial_loss", "discriminator_adversarial_loss", "image_gradients", "GradientSSIMLoss",
+           "PerceptualLoss", "ExpressionLoss"]

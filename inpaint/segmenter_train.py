@@ -26,16 +26,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from unveil.config import check_args, check_choice, load_config, to_dict
+from unveil.checkpoint import checkpoint_paths
+from unveil.config import check_args, check_choice, from_dict, load_config, to_dict
 from unveil.data import Faces, load_faces
 from unveil.distributed import shard_index, world
 from unveil.errors import UnveilError
 from unveil.augment import PhotoLike
 from unveil.occlusion import MASK_STYLES, face_mask
 from unveil.runtime import autocast, pick_device, prepare_model, seed_everything
+from unveil.shipped import resolve_checkpoint
 from unveil.trainer import AugmentConfig, ExperimentConfig, OptimConfig, Trainer, TrainConfig
 
-from .segmenter import SEGMENTERS, hole_iou, save_segmenter
+from .segmenter import SEGMENTERS, hole_iou, load_segmenter, save_segmenter
 from .segmenter_data import HoleExamples, PhotosConfig, photo_examples
 
 VAL_SEED = 0
@@ -139,6 +141,17 @@ def score(predicted: torch.Tensor, hole: torch.Tensor) -> dict[str, float]:
             "masked_faces": int(has_mask.sum()), "bare_faces": int((~has_mask).sum())}
 
 
+def evaluate_segmenter(name_or_path: str, faces: Faces, seed: int, device: torch.device, precision: str = "auto",
+                       checkpoints: str | Path | None = None) -> dict:
+    """`unveil eval-segmenter`: the segmenter's `score` on `faces` wearing synthetic masks drawn from `seed`
+    as its training drew them (the sidecar's `masks`), a bare fraction left without."""
+    segmenter = load_segmenter(name_or_path, device, checkpoints)
+    sidecar = checkpoint_paths(resolve_checkpoint(name_or_path, checkpoints))[1]
+    masks = from_dict(MasksConfig, segmenter.meta.get("masks"), where=f"{sidecar}: masks")  # typed, keys named
+    images, hole = masked(faces.float_images().to(device), masks, seed)
+    return {"masks": segmenter.meta.get("masks"), **score(segmenter.predict(images, precision=precision), hole)}
+
+
 class SegmenterTask:
     """See `unveil.trainer.Task`. A batch is (faces, target, weight, masked): [N, 1, H, W] x 3 and [N]."""
 
@@ -188,7 +201,8 @@ class SegmenterTask:
     def _photo_batch(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
         """n photo examples, augmented: the same geometry for the face and its labels, then photo-like."""
         pick = torch.randint(len(self.photos), (n,), device=self.device, generator=gen)
-        stack = torch.stack([self.photos.images[pick], self.photos.target[pick] * 255, self.photos.weight[pick] * 255], 1)
+        photos = self.photos
+        stack = torch.stack([photos.images[pick], photos.target[pick] * 255, photos.weight[pick] * 255], 1)
         stack = stack.float().div_(255)
         if self.augment is not None:
             stack = self.augment(stack, gen)

@@ -27,8 +27,9 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 
+from unveil.checkpoint import update_sidecar
 from unveil.classes import CLASSES
-from unveil.classify import load_classifier, predict_proba
+from unveil.classify import open_classifier, predict_proba
 from unveil.classify.identity import classifier_record, same_classifier
 from unveil.config import to_dict
 from unveil.data import Faces, load_faces
@@ -54,7 +55,7 @@ def load_frozen(path: str | None, device: torch.device) -> tuple[nn.Module | Non
     """A frozen classifier (guide, conditioner or selector) and its identity record, or (None, None)."""
     if not path:
         return None, None
-    model, meta = load_classifier(path, device)
+    model, meta, path = open_classifier(path, device)
     return prepare_model(model, device).eval().requires_grad_(False), classifier_record(path, meta)
 
 
@@ -255,13 +256,13 @@ def finish(task: InpaintTask, out: Path, history: dict) -> dict:
     best = load_inpainter(out / "best", task.device)
     val = task.score(best, precise=True, selector=(lambda x: predict_proba(task.selector, x))
                      if task.selector is not None else None)
-    meta = {**best.meta, "epochs_trained": history["epochs_run"],
-            "metrics": {"val": val, "selection": history["best"], "precision": "fp32 inference on the saved weights"}}
-    write_json(out / "best.json", meta)  # the weights on disk are the ones just evaluated
+    update_sidecar(out / "best", {"epochs_trained": history["epochs_run"], "metrics": {  # the weights just evaluated
+        "val": val, "selection": history["best"], "precision": "fp32 inference on the saved weights"}})
     last = history["epochs"][-1] if history["epochs"] else {}
     summary = {"name": task.cfg.name, "arch": task.cfg.model.arch, "run": str(out), "best_epoch": history["best_epoch"],
                "selection": history["best"], "val": val, "epochs": history["epochs_run"],
-               "train_seconds_per_epoch": last.get("train_seconds"), "train_images_per_s": last.get("train_images_per_s"),
+               "train_seconds_per_epoch": last.get("train_seconds"),
+               "train_images_per_s": last.get("train_images_per_s"),
                "guide": task.guide_info, "conditioning": task.conditioning_info, "selector": task.selector_info}
     write_json(out / "metrics.json", summary)
     print(f"[inpainter {task.cfg.model.arch}] done: best epoch {summary['best_epoch']}, val hole PSNR "

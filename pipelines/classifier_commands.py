@@ -10,15 +10,15 @@ from pathlib import Path
 
 import torch
 
-from unveil.checkpoint import checkpoint_paths
-from unveil.classes import CLASSES, ClassView, class_view
+from unveil.checkpoint import checkpoint_paths, update_sidecar
+from unveil.classes import ClassView, class_view
+from unveil.classify import open_classifier
 from unveil.data import SPLIT_CHOICES
 from unveil.distributed import init_from_env, is_main
 from unveil.errors import UnveilError
 from unveil.figures import save_png
-from unveil.io import check_replaceable, check_writable, write_json
+from unveil.io import check_replaceable, check_writable
 from unveil.runtime import fused_for_inference, pick_device, resolve_precision
-from unveil.shipped import resolve_checkpoint
 
 from .options import (add_class_map_argument, add_evaluation_arguments, add_exclude_argument, add_model_arguments,
                       add_source_arguments, add_train_command, class_map_option, count, load_scored, load_source,
@@ -121,20 +121,12 @@ def run_train(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- eval-classifier
 
 
-def _load_model(spec: str, device: torch.device, checkpoints: str | None):
-    """A classifier by path or shipped name, folded for inference."""
-    from unveil.classify.models import load_classifier
-
-    path = resolve_checkpoint(spec, checkpoints)
-    model, meta = load_classifier(path, device)
-    return fused_for_inference(model), meta, path
-
-
 def _model_and_faces(args: argparse.Namespace):
     """(device, the classifier folded for inference, its sidecar, its path, the faces of --split, and
     the record of the faces --exclude-degenerate left out or None)."""
     device = pick_device(args.device)
-    model, meta, path = _load_model(args.checkpoint, device, args.checkpoints)
+    model, meta, path = open_classifier(args.checkpoint, device, args.checkpoints)
+    model = fused_for_inference(model)
     faces, excluded = load_scored(lambda source, split: load_source(args, source, split), args.data, args.split,
                                   getattr(args, "exclude_degenerate", False))
     if len(faces) == 0:
@@ -198,7 +190,8 @@ def _check_record(checkpoint: Path, meta: dict, info: dict, view: ClassView, fac
     recorded = meta.get("data_fingerprint")
     if recorded != faces.fingerprint:
         raise UnveilError(f"{sidecar}: --record stores scores only on the data the checkpoint was trained on "
-                          f"(its data fingerprint {str(recorded)[:12]}..., {faces.source} {faces.fingerprint[:12]}...); "
+                          f"(its data fingerprint {str(recorded)[:12]}..., {faces.source} "
+                          f"{faces.fingerprint[:12]}...); "
                           f"this evaluation is reported, not recorded")
 
 
@@ -209,7 +202,7 @@ def _record(checkpoint: Path, meta: dict, info: dict, report: dict) -> None:
         "ci95": report.get("ci95"), "macro_roc_auc": report["macro_roc_auc"]}
     metrics = dict(meta.get("metrics") or {})
     metrics[info["split"]] = {**metrics.get(info["split"], {}), **entry}
-    write_json(checkpoint_paths(checkpoint)[1], {**meta, "metrics": metrics})
+    update_sidecar(checkpoint, {"metrics": metrics})
 
 
 def _summary(report: dict, info: dict) -> str:
@@ -259,8 +252,9 @@ def run_baseline(args: argparse.Namespace) -> int:
     train_images = condition.over_faces(train, seed=args.seed + 1_000)
     test_images = condition.over_faces(test, seed=args.seed)
     family = CLASSICAL.create(args.model)
-    print(f"[baseline {args.model}] {family.model} ({args.components} components) on {min(args.train_size, len(train))} "
-          f"of {len(train)} training faces, {args.folds}-fold CV ...", file=sys.stderr)
+    print(f"[baseline {args.model}] {family.model} ({args.components} components) on "
+          f"{min(args.train_size, len(train))} of {len(train)} training faces, {args.folds}-fold CV ...",
+          file=sys.stderr)
     baseline, search = fit_baseline(args.model, train_images, train.labels, args.train_size, args.components,
                                     folds=args.folds, seed=args.seed, n_jobs=args.jobs)
     report = scored(test.labels, baseline.predict_proba(test_images), view, n_boot=args.n_boot, seed=args.seed)
@@ -275,9 +269,11 @@ def run_baseline(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**info, **report}))
     else:
-        params = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in search["best_params"].items())
+        params = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                           for k, v in search["best_params"].items())
         print(f"best {params} (CV accuracy {100 * search['cv_accuracy']:.2f} % on {search['train_size']} faces)")
-        print(_summary(report, {**info, "checkpoint": args.model, "tta": False, "trained_condition": info["condition"]}))
+        print(_summary(report, {**info, "checkpoint": args.model, "tta": False,
+                                "trained_condition": info["condition"]}))
     print(f"wrote {paths['json']}, {paths['markdown'].name}, {paths['png'].name}", file=sys.stderr)
     return 0
 

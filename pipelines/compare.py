@@ -4,10 +4,15 @@ Every condition — occluded, each inpainter's reconstruction, full — is score
 weights on the same images with the same occlusion draw, so differences between conditions come from
 what the classifier is shown and nothing else. `unveil compare` reports all of them; `unveil
 eval-inpainter` is the same comparison with one inpainter.
+
+    models = Models.open(device="auto", precision="auto")        # where models run, resolved once
+    report = compare_to_folder(ComparisonSpec("synthetic", inpainters=("telea",)), models, Path("runs/cmp"))
 """
 
 from __future__ import annotations
 
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,60 +20,98 @@ from typing import Callable
 import torch
 
 from unveil.classes import ClassMap, ClassView, class_view
-from unveil.classify import load_classifier, predict_proba
+from unveil.classify import open_classifier, predict_proba
 from unveil.classify.identity import classifier_record
-from unveil.data import Faces
+from unveil.data import Faces, load_faces
 from unveil.errors import UnveilError
 from unveil.inpaint import BASELINES, Inpainter, open_inpainter
+from unveil.io import atomic_folder, check_replaceable, output_folder, write_json
 from unveil.metrics import classification_report, image_quality
-from unveil.occlusion import Occlusion
-from unveil.runtime import fused_for_inference, resolve_precision
-from unveil.shipped import resolve_checkpoint
+from unveil.occlusion import LowerHalf, Occlusion
+from unveil.runtime import fused_for_inference, pick_device, resolve_precision
+from unveil.shipped import JUDGE, resolve_checkpoint, shipped_inpainters
+
+from .gallery import build_rows, write_html, write_png
+from .options import load_scored
+from .report import write_comparison
+
+# What a comparison writes into its folder: only such a folder is replaced by the next run into it.
+REPORT_FILES = {"metrics.json", "report.md", "accuracy.png", "confusion_*.png", "gallery.html", "gallery.png",
+                "gallery", "wandb"}
 
 
 @dataclass
 class Judge:
-    """A classifier that scores conditions: the model (folded for inference), its sidecar, and its record."""
+    """A classifier that scores conditions: the model (folded for inference), its sidecar, its record, and
+    the precision it runs in (resolved for its device)."""
 
     model: torch.nn.Module
     meta: dict
     path: str
     record: dict
+    precision: str = "fp32"
 
     @property
     def trained_on(self) -> str:
         return self.meta.get("condition") or "unknown"
 
+    def proba(self, images: torch.Tensor, tta: bool = False) -> torch.Tensor:
+        return predict_proba(self.model, images, tta=tta, precision=self.precision)
+
 
 @dataclass
 class NamedInpainter:
-    """An inpainter as the comparison sees it: a name, the model, and where it came from."""
+    """An inpainter as the comparison sees it: a name, the model, where it came from, and its precision."""
 
     name: str
     model: Inpainter
     path: str | None = None
+    precision: str = "fp32"
+
+    def reconstruct(self, occluded: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        return self.model.reconstruct(occluded, hole, precision=self.precision)
 
 
-def load_judge(spec: str, device: torch.device, checkpoints: str | Path | None = None) -> Judge:
-    path = resolve_checkpoint(spec, checkpoints)
-    model, meta = load_classifier(path, device)
-    return Judge(fused_for_inference(model), meta, str(path), classifier_record(path, meta))
+@dataclass(frozen=True)
+class Models:
+    """Where an evaluation's models come from and run (--device, --precision, --checkpoints): the device
+    picked and the precision resolved once, here, for every judge and inpainter it opens."""
+
+    device: torch.device
+    precision: str                  # bf16 or fp32
+    checkpoints: str | Path | None = None
+
+    @classmethod
+    def open(cls, device: str = "auto", precision: str = "auto",
+             checkpoints: str | Path | None = None) -> Models:
+        picked = pick_device(device)
+        return cls(picked, resolve_precision(picked, precision), checkpoints)
+
+    def judge(self, name_or_path: str) -> Judge:
+        model, meta, path = open_classifier(name_or_path, self.device, self.checkpoints)
+        return Judge(fused_for_inference(model), meta, str(path), classifier_record(path, meta), self.precision)
+
+    def inpainters(self, specs: list[str],
+                   train_faces: Callable[[], torch.Tensor] | None = None) -> list[NamedInpainter]:
+        """Baseline names and generator checkpoints (paths or shipped names), in the order given; `train_faces()`
+        fits mean_face."""
+        out = []
+        for spec in specs:
+            model = fused_for_inference(open_inpainter(spec, self.device, train_faces, self.checkpoints))
+            if spec in BASELINES:
+                out.append(NamedInpainter(spec, model, precision=self.precision))
+            else:
+                path = str(resolve_checkpoint(spec, self.checkpoints))
+                out.append(NamedInpainter(_checkpoint_name(spec), model, path, self.precision))
+        names = [i.name for i in out]
+        if len(set(names)) != len(names):
+            raise UnveilError(f"two inpainters share a name: {names}")
+        return out
 
 
-def load_inpainters(specs: list[str], device: torch.device, train_faces: Callable[[], torch.Tensor],
-                    checkpoints: str | Path | None = None) -> list[NamedInpainter]:
-    """Baseline names and generator checkpoints (paths or shipped names), in the order given."""
-    out = []
-    for spec in specs:
-        model = fused_for_inference(open_inpainter(spec, device, train_faces, checkpoints))
-        if spec in BASELINES:
-            out.append(NamedInpainter(spec, model))
-        else:
-            out.append(NamedInpainter(_checkpoint_name(spec), model, str(resolve_checkpoint(spec, checkpoints))))
-    names = [i.name for i in out]
-    if len(set(names)) != len(names):
-        raise UnveilError(f"two inpainters share a name: {names}")
-    return out
+def default_inpainters(checkpoints: str | Path | None = None) -> list[str]:
+    """Every shipped generator, then the classical baselines."""
+    return [str(p) for p in shipped_inpainters(checkpoints)] + BASELINES.names()
 
 
 def _checkpoint_name(spec: str) -> str:
@@ -79,7 +122,7 @@ def _checkpoint_name(spec: str) -> str:
 
 
 def condition_images(faces: Faces, occlusion: Occlusion, inpainters: list[NamedInpainter], device: torch.device,
-                     seed: int = 0, precision: str = "auto") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                     seed: int = 0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The hole and every condition's images, from one occlusion draw (`Occlusion.over_faces`).
 
     Returns (hole, {"occluded": ..., <inpainter>: ..., "full": images}), all [N, 1, H, W] on `device`.
@@ -88,7 +131,7 @@ def condition_images(faces: Faces, occlusion: Occlusion, inpainters: list[NamedI
     occluded, hole = (x.to(device) for x in occlusion.over_faces(faces, seed))
     shown = {"occluded": occluded}
     for inp in inpainters:
-        shown[inp.name] = inp.model.reconstruct(occluded, hole, precision=precision)
+        shown[inp.name] = inp.reconstruct(occluded, hole)
     shown["full"] = images
     return hole, shown
 
@@ -100,7 +143,7 @@ def judge_warnings(judge: Judge, inpainters: list[NamedInpainter]) -> list[str]:
 
 def compare(faces: Faces, judge: Judge, inpainters: list[NamedInpainter], occlusion: Occlusion,
             cross: list[Judge] = (), tta: bool = False, seed: int = 0, n_boot: int = 1000,
-            use_lpips: bool = True, precision: str = "auto", classes: ClassMap | None = None) -> tuple[dict, dict]:
+            use_lpips: bool = True, classes: ClassMap | None = None) -> tuple[dict, dict]:
     """Score every condition with the judge; return (report, artefacts for the gallery).
 
     The report is JSON-able: data, occlusion, judge, warnings, the class view, conditions{name: metrics},
@@ -108,10 +151,10 @@ def compare(faces: Faces, judge: Judge, inpainters: list[NamedInpainter], occlus
     probabilities. `classes` (a map such as valence) scores everything in that coarser view.
     """
     device = next(judge.model.parameters()).device
-    hole, shown = condition_images(faces, occlusion, inpainters, device, seed, precision)
+    hole, shown = condition_images(faces, occlusion, inpainters, device, seed)
     images, labels = shown["full"], faces.labels.to(device)
     scores, artefacts = judge_conditions(shown, labels, judge, inpainters, cross, tta=tta, seed=seed, n_boot=n_boot,
-                                         precision=precision, classes=classes)
+                                         classes=classes)
     for name, x in shown.items():
         if name != "full":
             scores["conditions"][name].update(image_quality(x, images, hole, use_lpips))
@@ -122,16 +165,15 @@ def compare(faces: Faces, judge: Judge, inpainters: list[NamedInpainter], occlus
 
 def judge_conditions(shown: dict[str, torch.Tensor], labels: torch.Tensor, judge: Judge,
                      inpainters: list[NamedInpainter], cross: list[Judge] = (), tta: bool = False, seed: int = 0,
-                     n_boot: int = 1000, precision: str = "auto", classes: ClassMap | None = None) -> tuple[dict, dict]:
+                     n_boot: int = 1000, classes: ClassMap | None = None) -> tuple[dict, dict]:
     """The judge's scores of every condition's faces (and with `cross`, every other classifier's), in
     the judge's class view; with the artefacts the gallery needs. `labels` are canonical."""
-    device = next(judge.model.parameters()).device
     view = class_view(judge.meta, classes, judge.path)
-    raw = {name: predict_proba(judge.model, x, tta=tta, precision=precision) for name, x in shown.items()}
+    raw = {name: judge.proba(x, tta) for name, x in shown.items()}
     probs = {name: view.probs(p) for name, p in raw.items()}
     scored = view.labels(labels)
     report = {
-        "tta": tta, "seed": seed, "precision": resolve_precision(device, precision), "class_view": view.record(),
+        "tta": tta, "seed": seed, "precision": judge.precision, "class_view": view.record(),
         "judge": {**judge.record, "condition": judge.trained_on},
         "inpainters": {i.name: {"path": i.path, "arch": i.model.meta.get("arch"), "guide": i.model.meta.get("guide")}
                        for i in inpainters},
@@ -140,16 +182,15 @@ def judge_conditions(shown: dict[str, torch.Tensor], labels: torch.Tensor, judge
                        for name, p in probs.items()},
     }
     if cross:
-        report["cross"] = cross_matrix(judge, view, report["conditions"], cross, shown, labels, tta, precision,
-                                       n_boot, seed)
+        report["cross"] = cross_matrix(judge, view, report["conditions"], cross, shown, labels, tta, n_boot, seed)
     artefacts = {"images": shown, "probs": probs, "labels": scored, "classes": view.names,
                  "explain": {name: view.explained_class(p) for name, p in raw.items()}}
     return report, artefacts
 
 
 def cross_matrix(judge: Judge, view: ClassView, judge_scores: dict[str, dict], others: list[Judge],
-                 shown: dict[str, torch.Tensor], labels: torch.Tensor, tta: bool, precision: str,
-                 n_boot: int = 0, seed: int = 0) -> dict:
+                 shown: dict[str, torch.Tensor], labels: torch.Tensor, tta: bool, n_boot: int = 0,
+                 seed: int = 0) -> dict:
     """Accuracy and macro-F1 (with 95 % intervals when `n_boot`) of each classifier (by training
     condition) on each test condition, all in the judge's class view; the judge's row reuses its scores."""
     rows, scores = [], []
@@ -162,14 +203,169 @@ def cross_matrix(judge: Judge, view: ClassView, judge_scores: dict[str, dict], o
         if theirs.names != view.names:
             raise UnveilError(f"{clf.path} predicts {len(theirs.names)} classes ({', '.join(theirs.names)}) and the "
                               f"judge {len(view.names)}: pass --classes with the map they share (e.g. valence)")
-        scores.append([classification_report(theirs.labels(labels), theirs.probs(predict_proba(
-            clf.model, x, tta=tta, precision=precision)), n_boot=n_boot, seed=seed, classes=theirs.names)
-            for x in shown.values()])
+        scores.append([classification_report(theirs.labels(labels), theirs.probs(clf.proba(x, tta)), n_boot=n_boot,
+                                             seed=seed, classes=theirs.names) for x in shown.values()])
     out = {"rows": rows, "columns": list(shown), "accuracy": [[s["accuracy"] for s in row] for row in scores],
            "macro_f1": [[s["macro_f1"] for s in row] for row in scores]}
     if all("ci95" in s for row in scores for s in row):
         out["ci95"] = [[s["ci95"] for s in row] for row in scores]
     return out
+
+
+# --------------------------------------------------------------------------- the workflows
+
+
+@dataclass(frozen=True)
+class ComparisonSpec:
+    """What `unveil compare` scores and how; `inpainters` None means every shipped generator and the baselines."""
+
+    data: str
+    inpainters: tuple[str, ...] | None = None
+    judge: str = JUDGE
+    cross: tuple[str, ...] = ()           # classifiers trained on other conditions: the cross matrix
+    occlusion: str = "lower-half"
+    split: str = "test"
+    exclude_degenerate: bool = False      # leave out the faces `unveil data info --check` flags
+    classes: ClassMap | None = None       # score in a coarser class view (e.g. valence)
+    tta: bool = False
+    seed: int = 0                         # the occlusion draw, the bootstrap and the gallery's sample
+    n_boot: int = 1000
+    use_lpips: bool = True
+    per_class: int = 2                    # gallery faces per class
+
+
+Load = Callable[[str, str], Faces]        # (source, split) -> faces
+
+
+def compare_to_folder(spec: ComparisonSpec, models: Models, out: Path, load: Load | None = None,
+                      use_wandb: bool = False) -> dict:
+    """`run_comparison` into `out`, written as one set: the report, figures, gallery and W&B files replace a
+    previous comparison's only when complete (an interrupted run leaves the previous report whole)."""
+    check_replaceable(out, REPORT_FILES, "a comparison")
+    with atomic_folder(out) as folder:
+        run = None
+        if use_wandb:
+            from .tracking import start_run
+
+            run = start_run(folder, name=out.name, job_type="compare", config={
+                "data": spec.data, "split": spec.split, "judge": spec.judge, "inpainters": spec.inpainters,
+                "occlusion": spec.occlusion, "tta": spec.tta, "seed": spec.seed})
+        try:
+            return run_comparison(spec, models, folder, load, run)
+        finally:
+            if run is not None:
+                run.finish()
+
+
+def run_comparison(spec: ComparisonSpec, models: Models, out_dir: Path, load: Load | None = None,
+                   wandb_run=None) -> dict:
+    """Load everything, compare, and write report, figures and gallery to `out_dir` (and `wandb_run`).
+    `load(source, split)` reads the faces (default `load_faces`)."""
+    load = load or load_faces
+    occ = Occlusion.parse(spec.occlusion)
+    if occ.kind == "none":
+        raise UnveilError("compare needs an occlusion (lower-half or mask), not 'none'")
+    faces, excluded = load_scored(load, spec.data, spec.split, spec.exclude_degenerate)
+    if len(faces) == 0:
+        raise UnveilError(f"{spec.data}: the {spec.split} split is empty")
+    judge = models.judge(spec.judge)
+    specs = list(spec.inpainters) if spec.inpainters is not None else default_inpainters(models.checkpoints)
+    inpainters = models.inpainters(specs, lambda: load(spec.data, "train").float_images())
+    others = [models.judge(name) for name in spec.cross]
+    print(f"comparing {len(inpainters) + 2} conditions on {len(faces)} faces of {faces.source} ({spec.split})",
+          file=sys.stderr)
+    started = time.perf_counter()
+    report, artefacts = compare(faces, judge, inpainters, occ, cross=others, tta=spec.tta, seed=spec.seed,
+                                n_boot=spec.n_boot, use_lpips=spec.use_lpips, classes=spec.classes)
+    report["data"]["split"] = spec.split
+    if excluded:
+        report["data"]["excluded_degenerate"] = excluded
+    write_outputs(report, artefacts, faces.ids, judge, out_dir, f"occlusion {occ}", spec.per_class, spec.seed,
+                  wandb_run)
+    print(f"[compare] {len(report['conditions'])} conditions scored and written in "
+          f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return report
+
+
+def write_outputs(report: dict, artefacts: dict, ids: list[str], judge: Judge, out_dir: str | Path, shown: str,
+                  per_class: int = 2, seed: int = 0, wandb_run=None) -> None:
+    """A comparison's report, figures and gallery (HTML and PNG) into `out_dir`, and to `wandb_run`."""
+    out = Path(out_dir)
+    paths = write_comparison(report, out)
+    conditions = list(report["conditions"])
+    reference = _best_reconstruction(report)
+    rows = build_rows(artefacts, ids, judge.model, reference, per_class=per_class, seed=seed)
+    title = f"Unveil gallery — judge {Path(judge.path).name}, {shown}, faces judged on {reference}"
+    write_html(rows, conditions, out, title)
+    write_png(rows, conditions, out / "gallery.png")
+    if wandb_run is not None:
+        from .tracking import log_gallery
+
+        log_gallery(wandb_run, rows, conditions, report, paths["accuracy"])
+
+
+def _best_reconstruction(report: dict) -> str:
+    """The reconstruction the judge reads best (the gallery's reference); occluded if there is none."""
+    recon = [n for n in report["conditions"] if n not in ("occluded", "full")]
+    return max(recon, key=lambda n: report["conditions"][n]["accuracy"]) if recon else "occluded"
+
+
+# What eval-inpainter writes into its --out, and only that (the folder is replaced as one set).
+INPAINTER_EVAL = ({"metrics.json", "samples.png"}, "an inpainter evaluation")
+
+
+def evaluate_one_inpainter(name_or_path: str, judge_spec: str, models: Models, load: Load, data: str, split: str,
+                           occlusion: str | None = None, tta: bool = False, seed: int = 0,
+                           out: Path | None = None) -> dict:
+    """`unveil eval-inpainter`: the comparison with one inpainter (`occlusion` None: the one it was trained
+    under), reported from that inpainter's side; with `out`, metrics.json and a sample grid, as one set."""
+    from unveil.inpaint.figures import write_samples
+
+    if out is not None:
+        check_replaceable(out, *INPAINTER_EVAL)  # before the work, not after it
+    faces = load(data, split)
+    if len(faces) == 0:
+        raise UnveilError(f"{data}: the {split} split is empty")
+    [inp] = models.inpainters([name_or_path], lambda: load(data, "train").float_images())
+    occ = _inpainter_occlusion(occlusion, inp.model.meta)
+    report, _ = compare(faces, models.judge(judge_spec), [inp], occ, tta=tta, seed=seed, n_boot=0, use_lpips=True)
+    result = _inpainter_view(report, inp, name_or_path, split)
+    if out is not None:
+        with output_folder(out, *INPAINTER_EVAL) as folder:
+            write_json(folder / "metrics.json", result)
+            write_samples(folder / "samples.png", inp.model, faces, occ)
+    return result
+
+
+def _inpainter_occlusion(text: str | None, meta: dict) -> Occlusion:
+    """The occlusion asked for, else the generator's training occlusion, else the lower half."""
+    if text:
+        return Occlusion.parse(text)
+    return Occlusion.from_dict(meta["occlusion"]) if meta.get("occlusion") else LowerHalf()
+
+
+def _inpainter_view(report: dict, inp: NamedInpainter, name_or_path: str, split: str) -> dict:
+    recon, conditions = report["conditions"][inp.name], report["conditions"]
+    quality = {k: recon.get(k) for k in ("psnr_hole", "ssim_hole", "l1_hole", "psnr_image", "ssim_image",
+                                          "l1_image", "lpips", "lpips_missing") if k in recon}
+    roles = {role: _brief(inp.model.meta.get(role)) for role in ("guide", "conditioning", "selector")}
+    return {
+        "inpainter": name_or_path, "kind": "checkpoint" if inp.path else "baseline", "arch": inp.model.name,
+        "data": report["data"]["source"], "split": split, "n": report["data"]["n"],
+        "occlusion": report["occlusion"], "precision": report["precision"],
+        "accuracy": recon["accuracy"], "macro_f1": recon["macro_f1"], **quality,
+        "judge": {k: report["judge"][k] for k in ("path", "arch", "seed", "condition", "weights_sha256")},
+        "judge_accuracy": {"reconstructed": recon["accuracy"], "full": conditions["full"]["accuracy"],
+                           "occluded": conditions["occluded"]["accuracy"]},
+        "per_class": recon["per_class"], "confusion": recon["confusion"], **roles,
+        "judge_is_guide": any("GUIDE" in w for w in report["warnings"]), "warnings": report["warnings"],
+    }
+
+
+def _brief(info: dict | None) -> dict | None:
+    if not info:
+        return None
+    return {k: info.get(k) for k in ("path", "arch", "seed", "weights_sha256", "loss", "weight") if k in info}
 
 
 def reconstruct_loader(device: torch.device, checkpoints: str | Path | None = None):

@@ -64,7 +64,8 @@ def run_store(args: argparse.Namespace) -> int:
     check_new_folder(args.out)  # before the decoding, not after it
     faces = load_source(args, args.source)
     folder = write_store(faces, args.out, shard_faces=args.shard_faces)
-    print(f"wrote {folder}: {len(faces)} faces of {faces.source} ({', '.join(f'{k} {sum(v.values())}' for k, v in faces.counts().items())})")
+    per_split = ", ".join(f"{k} {sum(v.values())}" for k, v in faces.counts().items())
+    print(f"wrote {folder}: {len(faces)} faces of {faces.source} ({per_split})")
     return 0
 
 
@@ -87,7 +88,8 @@ def run_info(args: argparse.Namespace) -> int:
         print(f"{'faces':<6}" + "".join(f"{_rate(detection[c]):>9}" for c in CLASSES) + f"{_rate(detection['all']):>9}"
               + "  (photos with a usable face)")
         print("\n".join(f"skipped {s['id']}: {s['reason']}" for s in faces.skipped[:LISTED])
-              + (f"\n... {len(faces.skipped) - LISTED} more (--json lists them all)" if len(faces.skipped) > LISTED else ""))
+              + (f"\n... {len(faces.skipped) - LISTED} more (--json lists them all)"
+                 if len(faces.skipped) > LISTED else ""))
     if check:
         print("\n".join(check_lines(check)))
     return 0
@@ -120,7 +122,8 @@ def check_lines(check: dict) -> list[str]:
              f"  duplicate groups  {dup['groups']:>6}  ({dup['faces']} faces, {dup['label_conflicts']} groups with "
              f"conflicting labels; constant faces not counted again)"]
     lines += [f"    within {k:<14}{v['groups']:>6} groups ({v['faces']} faces)" for k, v in dup["within_split"].items()]
-    lines += [f"    across {k:<14}{v['groups']:>6} groups ({v['faces']} faces)" for k, v in dup["across_splits"].items()]
+    lines += [f"    across {k:<14}{v['groups']:>6} groups ({v['faces']} faces)"
+              for k, v in dup["across_splits"].items()]
     lines += [f"  {split} faces with a copy in {per_split(others)}"
               for split, others in dup["copied_in_another_split"].items()]
     lines.append(f"  flagged: {per_split(check['flagged'])} ({check['criteria']['flagged']}; what "

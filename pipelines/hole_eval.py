@@ -179,7 +179,8 @@ def _write(report: dict, misses: dict, out: Path) -> dict[str, Path]:
         paths["misses"] = save_png(tile_grid(rows, scale=2, gap=6), out / "misses.png")
         print("\n".join(f"misses.png row {k + 1}: {label}" for k, label in enumerate(labels) if label), file=sys.stderr)
     listed = "".join(f"<li>{p}</li>" for s in report["sets"] for p in s["no_face"])
-    paths["html"] = write_text(out / "misses.html", "<!doctype html><meta charset='utf-8'><title>eval-holes misses</title>"
+    paths["html"] = write_text(out / "misses.html",
+                               "<!doctype html><meta charset='utf-8'><title>eval-holes misses</title>"
                                + ("<img src='misses.png'>" if rows else "")
                                + "".join(f"<p>row {k + 1}: {label}</p>" for k, label in enumerate(labels) if label)
                                + f"<h2>Photos with no face found</h2><ul>{listed}</ul>")
@@ -193,7 +194,8 @@ def markdown(report: dict) -> str:
         lines += [f"### {s['root']} ({s['kind']})", ""]
         if s["kind"] == "pixel labels":
             lines += ["| faces found | mask-hole rate | IoU mean | IoU median |", "|---|---|---|---|",
-                      f"| {s['faces_found']}/{s['photos']} ({_pct(s['detection_rate'])}) | {_pct(s['mask_hole_rate'])} | "
+                      f"| {s['faces_found']}/{s['photos']} ({_pct(s['detection_rate'])}) | "
+                      f"{_pct(s['mask_hole_rate'])} | "
                       f"{s['iou_mean']} | {s['iou_median']} |", ""]
             lines += ["| group | faces | IoU mean | IoU median |", "|---|---|---|---|"]
             lines += [f"| {g} | {r['faces']} | {r['iou_mean']} | {r['iou_median']} |" for g, r in s["by_group"].items()]

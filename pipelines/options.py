@@ -48,6 +48,12 @@ def occlusion_text(text: str) -> str:
     return text
 
 
+def split_list(text: str | None, empty: tuple | None = ()) -> tuple[str, ...] | None:
+    """A comma-separated option (--inpainters, --cross) as a tuple; `empty` when it names nothing."""
+    items = tuple(item.strip() for item in (text or "").split(",") if item.strip())
+    return items or empty
+
+
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every command that reads a data source shares."""
     parser.add_argument("--alias", action="append", metavar="NAME=CLASS",

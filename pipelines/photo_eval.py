@@ -4,7 +4,8 @@ most confident face framed as FER2013 frames its faces (detect, align, find the 
 and with `cross` (the upper-half reader, by default) the cross matrix. There is no full condition and
 no image quality: the truth is under the mask.
 
-    photos = frame_photo_set("masked_photos/", FaceFramer("landmarks"))
+    report = evaluate_photos(PhotoEvalSpec("masked_photos/", hole="landmarks"), Models.open(), Path("runs/photos"))
+    photos = frame_photo_set("masked_photos/", FaceFramer("landmarks"))       # or step by step
     report, artefacts = score_photo_set(photos, judge, inpainters, cross=[reader])
 """
 
@@ -19,10 +20,49 @@ import torch
 
 from unveil.classes import ClassMap
 from unveil.errors import DataError, UnveilError
+from unveil.io import atomic_folder, check_replaceable
 from unveil.photo.read import labelled_photos, read_photo
+from unveil.shipped import JUDGE, OCCLUDED
 
-from .compare import Judge, NamedInpainter, judge_conditions
+from .compare import REPORT_FILES, Judge, Models, NamedInpainter, default_inpainters, judge_conditions, write_outputs
 from .predict import FaceFramer
+
+
+@dataclass(frozen=True)
+class PhotoEvalSpec:
+    """What `unveil eval-photos` scores and how; `inpainters` None means every shipped generator and the
+    baselines that need no training faces (mean_face does: name it with a checkpoint set)."""
+
+    root: str                              # ROOT/<class>/<photo>
+    hole: str = "landmarks"                # a FaceFramer hole mode
+    judge: str = JUDGE
+    inpainters: tuple[str, ...] | None = None
+    cross: tuple[str, ...] = (OCCLUDED,)   # the upper-half reader by default
+    aliases: dict[str, str] | None = None  # folder name -> class
+    classes: ClassMap | None = None
+    tta: bool = False
+    seed: int = 0                          # the bootstrap and the gallery's sample
+    n_boot: int = 1000
+    per_class: int = 2
+
+
+def evaluate_photos(spec: PhotoEvalSpec, models: Models, out: Path) -> dict:
+    """Frame and score the photo set, and write the report, figures and gallery into `out` as one set
+    (as `compare` does); the report's data.skipped names every photo left out and why."""
+    check_replaceable(out, REPORT_FILES, "a comparison")
+    specs = (list(spec.inpainters) if spec.inpainters is not None
+             else [s for s in default_inpainters(models.checkpoints) if s != "mean_face"])
+    framer = FaceFramer(spec.hole, checkpoints=models.checkpoints, device=str(models.device),
+                        precision=models.precision)
+    photos = frame_photo_set(spec.root, framer, spec.aliases)
+    judge = models.judge(spec.judge)
+    others = [models.judge(name) for name in spec.cross]
+    report, artefacts = score_photo_set(photos, judge, models.inpainters(specs), others, tta=spec.tta,
+                                        seed=spec.seed, n_boot=spec.n_boot, classes=spec.classes)
+    with atomic_folder(out) as folder:
+        write_outputs(report, artefacts, photos.ids, judge, folder, f"photos, hole {spec.hole}", spec.per_class,
+                      spec.seed)
+    return report
 
 
 @dataclass
@@ -42,7 +82,8 @@ class PhotoSet:
 
     def record(self) -> dict:
         """What the report says about the set: counts, the holes, and every skipped photo with its reason."""
-        return {"source": self.source, "kind": "photos", "n": len(self.ids), "photos": len(self.ids) + len(self.skipped),
+        return {"source": self.source, "kind": "photos", "n": len(self.ids),
+                "photos": len(self.ids) + len(self.skipped),
                 "skipped": self.skipped, "holes": dict(Counter(self.holes_used)),
                 "mean_hole_fraction": round(float(self.holes.mean()), 4)}
 
@@ -73,7 +114,7 @@ def frame_photo_set(root: str | Path, framer: FaceFramer, aliases: dict[str, str
 
 
 def score_photo_set(photos: PhotoSet, judge: Judge, inpainters: list[NamedInpainter], cross: list[Judge] = (),
-                    tta: bool = False, seed: int = 0, n_boot: int = 1000, precision: str = "auto",
+                    tta: bool = False, seed: int = 0, n_boot: int = 1000,
                     classes: ClassMap | None = None) -> tuple[dict, dict]:
     """The report (as `compare`'s, with `data` describing the photo set) and the gallery's artefacts."""
     device = next(judge.model.parameters()).device
@@ -81,10 +122,10 @@ def score_photo_set(photos: PhotoSet, judge: Judge, inpainters: list[NamedInpain
     occluded = photos.images.to(device) * (1 - holes)
     shown = {"occluded": occluded}
     for inp in inpainters:
-        shown[inp.name] = inp.model.reconstruct(occluded, holes, precision=precision)
+        shown[inp.name] = inp.reconstruct(occluded, holes)
     print(f"scoring {len(shown)} conditions on {len(photos.ids)} faces from {photos.source}", file=sys.stderr)
     scores, artefacts = judge_conditions(shown, photos.labels.to(device), judge, inpainters, cross, tta=tta,
-                                         seed=seed, n_boot=n_boot, precision=precision, classes=classes)
+                                         seed=seed, n_boot=n_boot, classes=classes)
     modes = sorted(set(photos.holes_used))
     report = {"data": photos.record(), "occlusion": f"photos, hole {'/'.join(modes)}", **scores}
     return report, {**artefacts, "hole": holes}

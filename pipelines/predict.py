@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from unveil.classes import CLASSES
-from unveil.classify import load_classifier, predict_proba
+from unveil.classify import open_classifier, predict_proba
 from unveil.errors import UnveilError
 from unveil.figures import Tile, annotated_photo, beside, save_png, tile_grid
 from unveil.inpaint import open_inpainter
@@ -30,7 +30,7 @@ from unveil.photo import DEFAULT_DETECTOR, create_detector, landmark_hole, lower
 from unveil.photo.framing import FramedFace, frame_face
 from unveil.photo.read import PhotoSource, read_photo
 from unveil.runtime import fused_for_inference, pick_device
-from unveil.shipped import JUDGE, OCCLUDED, resolve_checkpoint
+from unveil.shipped import JUDGE, OCCLUDED
 
 HOLES = ("auto", "landmarks", "lower-half")
 MIN_USABLE_FACE = 40   # px: a smaller face holds too little detail for a 48x48 crop (--min-face changes it)
@@ -143,8 +143,8 @@ class Predictor:
         self.framer = FaceFramer(hole, segmenter, checkpoints, device, precision, detector, min_face)
         self.device, self.precision, self.top = self.framer.device, precision, top
         self.inpainter = fused_for_inference(open_inpainter(inpainter, self.device, checkpoints=checkpoints))
-        self.judge = fused_for_inference(load_classifier(resolve_checkpoint(judge, checkpoints), self.device)[0])
-        self.reader = fused_for_inference(load_classifier(resolve_checkpoint(reader, checkpoints), self.device)[0])
+        self.judge = fused_for_inference(open_classifier(judge, self.device, checkpoints)[0])
+        self.reader = fused_for_inference(open_classifier(reader, self.device, checkpoints)[0])
 
     @property
     def detector(self):
@@ -207,8 +207,8 @@ def result_picture(rgb: np.ndarray, result: PhotoResult) -> Image.Image:
         readings = [face.readings[n] for n in (*CROPS, "upper_half_reader")]
         rows.append([Tile(img, f"{r.top[0][0]} {r.top[0][1]:.2f}") for img, r in zip(shown, readings)])
         labels.append(f"face {k}\n{face.hole.split(' ')[0]}")
-    crops = tile_grid(rows, labels, ["untouched (as taken)", "occluded (the hole)", "reconstructed", "upper-half reader"],
-                      scale=3, gap=6, label_width=64)
+    columns = ["untouched (as taken)", "occluded (the hole)", "reconstructed", "upper-half reader"]
+    crops = tile_grid(rows, labels, columns, scale=3, gap=6, label_width=64)
     photo = annotated_photo(rgb, [f.box for f in result.faces], [f.landmarks for f in result.faces],
                             [f"face {k}" for k in range(1, len(result.faces) + 1)], height=max(crops.height, 240))
     return beside(photo, crops)

@@ -98,7 +98,8 @@ def predict_all(args: argparse.Namespace, camera: Webcam | None) -> int:
     photos = [(p, None) for p in paths if not is_video(p)]
     if not args.images and camera is None:
         photos = sample_photos(predictor.detector)
-    names = [_stem(k, source, name, args.images) for k, (source, name) in enumerate(photos + [(v, None) for v in videos])]
+    inputs = photos + [(v, None) for v in videos]
+    names = [_stem(k, source, name, args.images) for k, (source, name) in enumerate(inputs)]
     with output_folder(args.out, OUTPUTS, "predict") as folder:  # written as one set, never mixed with an older
         results = [predictor.predict(source, picture=folder / f"{stem}.png", name=name)
                    for (source, name), stem in zip(photos, names)]
@@ -149,14 +150,16 @@ def _shown_name(source, name: str | None, given: list[str]) -> str:
 
 
 def video_table(clips) -> str:
-    return "\n".join(f"{c.source}: not read" if not c.frames else f"{c.source}: {c.frames} frames, face ids {c.face_ids or 'none'}, {c.fps:.1f} fps end to end"
+    return "\n".join(f"{c.source}: not read" if not c.frames else
+                     f"{c.source}: {c.frames} frames, face ids {c.face_ids or 'none'}, {c.fps:.1f} fps end to end"
                      + (f"  -> {c.outputs['video']}" if c.outputs else "") for c in clips)
 
 
 def photo_table(results) -> str:
     lines = []
     for result in results:
-        lines.append(f"{result.source}: {len(result.faces)} face(s)" + (f"  -> {result.picture}" if result.picture else ""))
+        lines.append(f"{result.source}: {len(result.faces)} face(s)"
+                     + (f"  -> {result.picture}" if result.picture else ""))
         for k, face in enumerate(result.faces, 1):
             lines.append(f"  face {k} at {[round(v) for v in face.box]}, hole {face.hole} "
                          f"({100 * face.hole_fraction:.0f} % of the crop)")

@@ -18,7 +18,7 @@ from unveil.config import from_dict, load_yaml
 from unveil.errors import UnveilError
 from unveil.io import check_replaceable, write_json
 
-from .compare_commands import run_comparison
+from .compare import ComparisonSpec, Models, run_comparison
 from .predict import Predictor, sample_photos
 from .predict_commands import photo_table
 from .report import summary_table
@@ -68,7 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Train a small judge, an occluded-face classifier and the three "
                                    "generators on the built-in synthetic faces, then compare occluded, "
                                    "reconstructed and full faces; prints the table and where the report is.")
-    p.add_argument("--config", default="configs/quickstart.yaml", help="the quickstart config (default: the shipped one)")
+    p.add_argument("--config", default="configs/quickstart.yaml",
+                   help="the quickstart config (default: the shipped one)")
     p.add_argument("--out", default="runs/quickstart", help="output folder (default runs/quickstart)")
     p.add_argument("--data", help="override the config's data source")
     p.add_argument("--no-wandb", action="store_true", help="do not log to W&B (offline by default)")
@@ -126,19 +127,19 @@ def quickstart(cfg: QuickstartConfig, out: Path, use_wandb: bool = True) -> dict
         for name, stage in cfg.classifiers.items():
             overrides = [f"data.source={cfg.data}", *_filled(stage.set, fill)]
             clf_cfg = load_classifier_config(stage.config, overrides)
-            timings[name] = _timed(lambda: train_from_config(clf_cfg, out / name, resume=False))
+            timings[name] = _timed(train_from_config, clf_cfg, out / name, resume=False)
             _log_stage(run, name, out / name)
         for name, stage in cfg.inpainters.items():
             overrides = [f"data.source={cfg.data}", f"occlusion={cfg.occlusion}", *_filled(stage.set, fill)]
             inp_cfg = load_inpaint_config(stage.config, overrides)
-            timings[name] = _timed(lambda: train_inpainter(inp_cfg, out / name))
+            timings[name] = _timed(train_inpainter, inp_cfg, out / name)
             _log_stage(run, name, out / name)
-        cross = [str(out / n / "best") for n in cfg.classifiers if n not in ("judge", "guide")]
-        report = run_comparison(
-            data=cfg.data, judge_spec=str(out / "judge" / "best"),
-            inpainter_specs=[str(out / n / "best") for n in cfg.inpainters] + cfg.compare.baselines,
-            occlusion=cfg.occlusion, split="test", out_dir=out / "compare", cross=cross,
-            per_class=cfg.compare.per_class, n_boot=cfg.compare.bootstrap, wandb_run=run)
+        spec = ComparisonSpec(
+            data=cfg.data, judge=str(out / "judge" / "best"),
+            inpainters=(*(str(out / n / "best") for n in cfg.inpainters), *cfg.compare.baselines),
+            cross=tuple(str(out / n / "best") for n in cfg.classifiers if n not in ("judge", "guide")),
+            occlusion=cfg.occlusion, split="test", per_class=cfg.compare.per_class, n_boot=cfg.compare.bootstrap)
+        report = run_comparison(spec, Models.open(), out / "compare", wandb_run=run)
     finally:
         if run is not None:
             run.finish()
@@ -152,9 +153,9 @@ def _filled(overrides: list[str], fill: dict) -> list[str]:
     return [o.format(**fill) for o in overrides]
 
 
-def _timed(work) -> float:
+def _timed(work, *args, **kwargs) -> float:
     start = time.perf_counter()
-    work()
+    work(*args, **kwargs)
     return time.perf_counter() - start
 
 

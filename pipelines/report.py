@@ -18,7 +18,8 @@ def write_comparison(report: dict, out_dir: str | Path) -> dict[str, Path]:
     paths["accuracy"] = save_png(accuracy_chart(
         names, [report["conditions"][n]["accuracy"] for n in names],
         [report["conditions"][n]["ci95"]["accuracy"] for n in names] if _has_ci(report) else None,
-        f"Accuracy of the judge ({report['judge']['arch']}{', ' + view_label(report) + 'view' if view_label(report) else ''}), "
+        f"Accuracy of the judge ({report['judge']['arch']}"
+        f"{', ' + view_label(report) + 'view' if view_label(report) else ''}), "
         f"95 % bootstrap intervals"),
         out / "accuracy.png")
     for name in names:
@@ -48,7 +49,8 @@ def view_label(report: dict) -> str:
 def summary_table(report: dict) -> str:
     """The headline table, one row per condition (also printed at the end of `compare`)."""
     kind = view_label(report)
-    lines = [f"| condition | {kind}accuracy (95 % CI) | {kind}macro-F1 (95 % CI) | PSNR hole (dB) | SSIM hole | LPIPS |",
+    lines = [f"| condition | {kind}accuracy (95 % CI) | {kind}macro-F1 (95 % CI) | PSNR hole (dB) | SSIM hole "
+             f"| LPIPS |",
              "|---|---|---|---|---|---|"]
     for name, c in report["conditions"].items():
         ci = c.get("ci95", {})
@@ -73,7 +75,8 @@ def comparison_markdown(report: dict) -> str:
     if data.get("excluded_degenerate"):
         left = data["excluded_degenerate"]
         parts.append(f"- left out of the score: {left['excluded']} flagged faces ({left['criteria']}: "
-                     f"{left['constant']} constant, {left['nearly_constant']} nearly constant, {left['copies']} copies)")
+                     f"{left['constant']} constant, {left['nearly_constant']} nearly constant, "
+                     f"{left['copies']} copies)")
     for name, inp in report.get("inpainters", {}).items():
         guide = (inp.get("guide") or {}).get("path")
         parts.append(f"- inpainter `{name}`: {inp.get('arch') or 'classical baseline'}"

@@ -131,7 +131,7 @@ class VideoReader:
         with atomic_path(video) as tmp, H264Writer(tmp, source.fps, source.size) as writer:
             try:
                 for frames in self._batches(source, watch, result):
-                    for frame, annotated in self._read(frames, tracker, smoother, watch, result):
+                    for _, annotated in self._read(frames, tracker, smoother, watch, result):
                         with watch.stage("encode"):
                             writer.write(annotated)
                         result.frames += 1
@@ -139,7 +139,8 @@ class VideoReader:
             except KeyboardInterrupt:
                 if not source.live:
                     raise
-        if source.total and result.frames < source.total - 1 and not result.errors:  # one frame: rounding of an estimate
+        # One frame short is the rounding of an estimate, not a damaged file.
+        if source.total and result.frames < source.total - 1 and not result.errors:
             result.errors.append(f"{source.name}: ended after {result.frames} of the {source.total} frames its header "
                                  f"announces (cut short or damaged); what was read is kept")
         result.seconds, result.stages = time.perf_counter() - started, dict(watch.seconds)
@@ -195,7 +196,8 @@ class VideoReader:
 def timeline_row(frame: Frame, face_id: int, face, probabilities: np.ndarray) -> dict:
     return {"frame": frame.index, "time": round(frame.time, 3), "face": face_id,
             "box": [round(v, 1) for v in face.box], "hole": face.hole, "hole_fraction": round(face.hole_fraction, 4),
-            "readings": {r: {c: round(float(p), 4) for c, p in zip(CLASSES, row)} for r, row in zip(READINGS, probabilities)}}
+            "readings": {r: {c: round(float(p), 4) for c, p in zip(CLASSES, row)}
+                         for r, row in zip(READINGS, probabilities)}}
 
 
 def annotate_frame(rgb: np.ndarray, faces: list) -> np.ndarray:

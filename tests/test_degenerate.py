@@ -51,7 +51,8 @@ def test_find_degenerate_finds_what_was_planted_and_nothing_else(faces):
     found = find_degenerate(found_in)
     assert found.constant.nonzero().squeeze(1).tolist() == sorted(plan["constant"])
     assert found.nearly_constant.nonzero().squeeze(1).tolist() == plan["nearly"]
-    assert sorted(map(sorted, found.groups)) == sorted(sorted(p) for p in (plan["leak"], plan["within"], plan["leak_val"]))
+    planted = (plan["leak"], plan["within"], plan["leak_val"])
+    assert sorted(map(sorted, found.groups)) == sorted(sorted(p) for p in planted)
     flagged = found.flagged(found_in.splits).nonzero().squeeze(1).tolist()
     # both sides of a cross-split copy; only the later copy within a split
     expected = {*plan["constant"], *plan["nearly"], *plan["leak"], *plan["leak_val"], plan["within"][1]}

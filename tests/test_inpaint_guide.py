@@ -19,7 +19,7 @@ from unveil.inpaint.evaluate import evaluate_inpainter
 from unveil.inpaint.config import InpaintConfig
 from unveil.inpaint.train import build_trainer
 from unveil.config import apply_overrides, from_dict
-from unveil.occlusion import Occlusion
+from unveil.occlusion import LowerHalf
 
 STEPS = 300
 
@@ -71,7 +71,7 @@ def test_expression_loss_helps_an_independent_judge(synthetic_faces, classifiers
     _, judge = classifiers
     held = synthetic_faces.select(torch.cat([(synthetic_faces.splits == s).nonzero().squeeze(1) for s in (1, 2)]))
     images, labels = held.float_images(), held.labels
-    judged = lambda inpainter: evaluate_inpainter(inpainter, images, labels, Occlusion(),  # noqa: E731
+    judged = lambda inpainter: evaluate_inpainter(inpainter, images, labels, LowerHalf(),  # noqa: E731
                                                   judge=lambda x: predict_proba(judge, x))
     base, expr = (judged(trainer.task.inpainter(trainer.selected_model)) for trainer in pair)
     mean_face = judged(create_inpainter("mean_face").fit(synthetic_faces.split("train").images))

@@ -6,7 +6,7 @@ import torch
 from unveil.classify import create_classifier
 from unveil.inpaint.losses import (ExpressionLoss, GradientSSIMLoss, PerceptualLoss, discriminator_adversarial_loss,
                             generator_adversarial_loss, masked_l1)
-from unveil.occlusion import Occlusion
+from unveil.occlusion import LowerHalf
 
 
 def faces(n=4, seed=0):
@@ -46,7 +46,7 @@ def test_perceptual_fallback_is_announced_and_differentiable(capsys, monkeypatch
     with pytest.raises(RuntimeError, match="no weights"):
         PerceptualLoss("lpips")
     full = faces()
-    occluded, hole = Occlusion()(full)
+    occluded, hole = LowerHalf()(full)
     pred = occluded.clone().requires_grad_(True)
     value = loss(pred, full, hole)
     value.backward()

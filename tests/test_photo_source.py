@@ -65,7 +65,8 @@ def test_a_photo_set_becomes_aligned_faces_with_its_skips(faces):
     assert [s["id"] for s in faces.skipped] == ["neutral/g_blank.png", "neutral/h_tiny.png"]
     assert faces.skipped[0]["reason"] == "no face found" and "under 40 px" in faces.skipped[1]["reason"]
     assert {s["label"] for s in faces.skipped} == {"neutral"}
-    assert set(faces.counts()) <= {"train", "val", "test"} and sum(map(sum, (c.values() for c in faces.counts().values()))) == 6
+    counts = faces.counts()
+    assert set(counts) <= {"train", "val", "test"} and sum(sum(c.values()) for c in counts.values()) == 6
 
 
 def test_faces_are_framed_as_predict_frames_them(faces, photo_set):

@@ -92,9 +92,9 @@ def test_one_identity_check_flags_the_guide_and_not_a_same_recipe_occluded_class
     from unveil.classify import load_classifier, save_classifier
     from unveil.classify.identity import classifier_record, same_classifier
     from unveil.inpaint import create_inpainter
-    from unveil.pipelines.compare import NamedInpainter, judge_warnings, load_judge
+    from unveil.pipelines.compare import Models, NamedInpainter, judge_warnings
 
-    judge = load_judge(str(models / "judge"), "cpu")
+    judge = Models.open("cpu").judge(str(models / "judge"))
     occluded_model, _ = load_classifier(models / "occluded")
     twin = models / "occluded_same_recipe"  # arch, seed and data as the judge's; other weights, other condition
     save_classifier(twin, occluded_model, {"arch": "tiny_cnn", "condition": "occluded", "occlusion": "lower-half",

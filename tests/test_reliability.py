@@ -29,7 +29,7 @@ from PIL import Image
 from safetensors.torch import save as save_bytes
 
 from unveil import io as uio
-from unveil.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint, weights_digest
+from unveil.checkpoint import checkpoint_paths, load_checkpoint, save_checkpoint, update_sidecar, weights_digest
 from unveil.classes import CLASSES
 from unveil.classify import create_classifier, load_classifier, save_classifier
 from unveil.classify.config import ClassifierConfig
@@ -144,6 +144,22 @@ def test_shipped_sidecars_record_their_digest():
     for sidecar in sorted((ROOT / "checkpoints").glob("*.json")):
         meta = json.loads(sidecar.read_text())
         assert meta.get("weights_sha256") == weights_digest(sidecar), sidecar.name
+
+
+
+def test_update_sidecar_is_the_one_rewrite(classifier_dir, tmp_path):
+    path = copy_checkpoint(classifier_dir / "clf", tmp_path / "scored")
+    sidecar = checkpoint_paths(path)[1]
+    update_sidecar(path, {"metrics": {"val": {"accuracy": 0.5}}})
+    meta = json.loads(sidecar.read_text())
+    assert meta["metrics"] == {"val": {"accuracy": 0.5}} and meta["weights_sha256"] == weights_digest(path)
+    load_classifier(path)  # still a pair that loads
+    before = sidecar.read_bytes()
+    with pytest.raises(UnveilError, match="canonical class list"):
+        update_sidecar(path, {"classes": list(reversed(CLASSES))})
+    with pytest.raises(ValueError, match="only save_checkpoint writes it"):
+        update_sidecar(path, {"weights_sha256": "0" * 64})
+    assert sidecar.read_bytes() == before  # a refused change writes nothing
 
 
 @FUZZ
@@ -273,8 +289,8 @@ def test_resume_after_a_kill_cleans_temporaries_and_refuses_a_torn_last_pair(tmp
 
 def fake_comparison(fail: bool, names: list[str]):
     """Stands in for the scoring: writes a report's files into the folder it is given."""
-    def run(**kwargs):
-        out = Path(kwargs["out_dir"])
+    def run(spec, models, out_dir, *args):
+        out = Path(out_dir)
         (out / "metrics.json").write_text(json.dumps({"conditions": names}))
         for name in names:
             (out / f"confusion_{name}.png").write_bytes(b"png")
@@ -286,18 +302,18 @@ def fake_comparison(fail: bool, names: list[str]):
 
 
 def test_compare_writes_its_folder_as_one_set(tmp_path, monkeypatch, capsys):
-    from unveil.pipelines import compare_commands
+    from unveil.pipelines import compare
 
     out = tmp_path / "cmp"
     argv = ["compare", "--data", "synthetic:n=70", "--inpainters", "telea", "--no-wandb", "--out", str(out)]
-    monkeypatch.setattr(compare_commands, "run_comparison", fake_comparison(False, ["occluded", "telea", "full"]))
+    monkeypatch.setattr(compare, "run_comparison", fake_comparison(False, ["occluded", "telea", "full"]))
     assert main(argv) == 0
-    monkeypatch.setattr(compare_commands, "run_comparison", fake_comparison(True, ["occluded", "full"]))
+    monkeypatch.setattr(compare, "run_comparison", fake_comparison(True, ["occluded", "full"]))
     with pytest.raises(Killed):
         main(argv)
     assert (out / "report.md").read_text() == "occluded telea full"  # the earlier report, whole
     assert json.loads((out / "metrics.json").read_text())["conditions"] == ["occluded", "telea", "full"]
-    monkeypatch.setattr(compare_commands, "run_comparison", fake_comparison(False, ["occluded", "full"]))
+    monkeypatch.setattr(compare, "run_comparison", fake_comparison(False, ["occluded", "full"]))
     assert main(argv) == 0
     assert sorted(p.name for p in out.iterdir()) == ["confusion_full.png", "confusion_occluded.png", "metrics.json",
                                                      "report.md"]  # no stale confusion_telea.png

@@ -91,7 +91,7 @@ def _child(action, kill_at, interrupt, fsize, wait_for, write) -> None:
         sys.addaudithook(hook)
         code = action() or 0
         print(f"writes={count[0]}", file=report)
-    except BaseException:  # noqa: BLE001 - the test reads it
+    except BaseException:  # every way out, reported: the test reads it
         traceback.print_exc()
     finally:
         sys.stderr.flush()
@@ -114,14 +114,14 @@ def temporaries(folder: Path) -> list[str]:
 
 
 def test_compare_killed_or_interrupted_at_any_write_leaves_one_whole_report(tmp_path, monkeypatch):
-    from unveil.pipelines import compare_commands
+    from unveil.pipelines import compare
 
     out = tmp_path / "cmp"
     argv = ["compare", "--data", "synthetic:n=70", "--inpainters", "telea", "--no-wandb", "--out", str(out)]
     old, new = ["occluded", "telea", "full"], ["occluded", "full"]
 
     def report(names):
-        monkeypatch.setattr(compare_commands, "run_comparison", fake_comparison(False, names))
+        monkeypatch.setattr(compare, "run_comparison", fake_comparison(False, names))
         return lambda: main(argv)
 
     def files(names):
@@ -140,19 +140,19 @@ def test_compare_killed_or_interrupted_at_any_write_leaves_one_whole_report(tmp_
 
 
 def test_a_full_disk_leaves_the_previous_report_whole(tmp_path, monkeypatch):
-    from unveil.pipelines import compare_commands
+    from unveil.pipelines import compare
 
     out = tmp_path / "cmp"
     argv = ["compare", "--data", "synthetic:n=70", "--inpainters", "telea", "--no-wandb", "--out", str(out)]
-    monkeypatch.setattr(compare_commands, "run_comparison", fake_comparison(False, ["occluded", "full"]))
+    monkeypatch.setattr(compare, "run_comparison", fake_comparison(False, ["occluded", "full"]))
     assert main(argv) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
-    def big_report(**kwargs):
-        (Path(kwargs["out_dir"]) / "gallery.png").write_bytes(bytes(4 * FULL_DISK))
+    def big_report(spec, models, out_dir, *args):
+        (Path(out_dir) / "gallery.png").write_bytes(bytes(4 * FULL_DISK))
         return {"conditions": {}, "warnings": []}
 
-    monkeypatch.setattr(compare_commands, "run_comparison", big_report)
+    monkeypatch.setattr(compare, "run_comparison", big_report)
     ended = forked(lambda: main(argv), fsize=FULL_DISK)
     assert ended.code == 2 and "unveil: error: " in ended.err and "File too large" in ended.err, ended.err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before and not temporaries(tmp_path)

@@ -73,9 +73,11 @@ def test_tracking_follows_the_face_as_detecting_every_frame_finds_it(predictor, 
     reading moves with small changes of alignment whichever way the face was found.)"""
     tracked = read(predictor, clip, tmp_path / "a", every=4, smooth=1)
     detected = read(predictor, clip, tmp_path / "b", every=1, smooth=1, detect_side=None)
-    overlap = box_iou(torch.tensor([r["box"] for r in tracked.timeline]), torch.tensor([r["box"] for r in detected.timeline]))
+    boxes = [torch.tensor([r["box"] for r in run.timeline]) for run in (tracked, detected)]
+    overlap = box_iou(*boxes)
     assert overlap.diagonal().min() > 0.75
-    values = [np.array([list(row["readings"]["reconstructed"].values()) for row in r.timeline]) for r in (tracked, detected)]
+    values = [np.array([list(row["readings"]["reconstructed"].values()) for row in r.timeline])
+              for r in (tracked, detected)]
     bare = [row["hole"] == "auto (no mask found)" for row in detected.timeline]
     assert sum(bare) >= 6 and np.abs(values[0] - values[1]).sum(1)[bare].mean() < 0.15   # total variation
 

@@ -60,6 +60,18 @@ def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], meta: di
     return weights
 
 
+def update_sidecar(path: str | Path, changes: dict[str, Any]) -> Path:
+    """Merge `changes` into checkpoint `path`'s sidecar (a score recorded, a re-evaluation), its weights
+    untouched: the one way a sidecar is rewritten after `save_checkpoint`. The result is checked like every
+    sidecar and keeps the recorded digest of the weights beside it; it replaces the old one in one step."""
+    if DIGEST_KEY in changes:
+        raise ValueError(f"{DIGEST_KEY} is the weights' digest: only save_checkpoint writes it")
+    sidecar = checkpoint_paths(path)[1]
+    meta = {**read_sidecar(path), **changes}
+    check_sidecar(meta, sidecar)
+    return write_json(sidecar, meta)
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
                     kind: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
     """Read (tensors, sidecar): floating tensors come back as float32.

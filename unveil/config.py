@@ -110,8 +110,8 @@ def from_dict(cls: type[T], data: dict | None, where: str = "config", base: T | 
     """Build dataclass `cls` from a mapping, checking every value against its field's type.
 
     Keys not given keep their value in `base` (default: the fields' own defaults), recursively: so a
-    section names only what it changes, and a stage's shared sections keep that stage's defaults. Raises UnveilError naming `where` (the file), the key and
-    the problem.
+    section names only what it changes, and a stage's shared sections keep that stage's defaults. Raises
+    UnveilError naming `where` (the file), the key and the problem.
     """
     at = f"{where}: {section}" if section else f"{where}:"
     if data is None:

@@ -165,7 +165,7 @@ def timeline_chart(panels: list[tuple[str, list[float], np.ndarray]], names: lis
     for k, (title, times, values) in enumerate(panels):
         y0 = k * (panel_height + gap) + top
         x = lambda t: left + (width - left - right) * t / span  # noqa: E731
-        y = lambda v: y0 + panel_height * (1 - v)  # noqa: E731
+        y = lambda v, y0=y0: y0 + panel_height * (1 - v)  # noqa: E731
         draw.text((left, y0 - 14), title, fill=INK)
         draw.rectangle((left, y0, width - right, y0 + panel_height), outline=(200, 200, 200))
         for tick in (0.0, 0.5, 1.0):

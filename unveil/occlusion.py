@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import NamedTuple, Sequence
+from typing import ClassVar, NamedTuple, Sequence
 
 import torch
 from torch import Tensor
 
 from .errors import UnveilError
 
-__all__ = ["OCCLUSIONS", "MASK_STYLES", "Occlusion", "lower_half", "face_mask"]
+__all__ = ["OCCLUSIONS", "MASK_STYLES", "Occlusion", "NoOcclusion", "LowerHalf", "FaceMasks", "MixedHoles",
+           "PhotoMasks", "lower_half", "face_mask"]
 
-OCCLUSIONS = ("none", "lower-half", "mask", "mixed", "photo-mask")
 MASK_STYLES = ("surgical", "cloth", "n95", "black")
 
 # Mask geometry is written in the 48x48 FER2013 frame ("face units", pixel centres at
@@ -36,6 +36,9 @@ _LINE = 1.2  # width of ear loops, straps and seams in face units (~1 px at 48x4
 
 # Named columns of the per-image random draws. Every image gets the same set of draws
 # whatever its style, so an image's mask depends only on (seed, index), never on `styles`.
+# The shipped models were evaluated on the masks these draws give, and a test pins them by seed
+# (tests/test_occlusion.py, the golden digests): a new column here would move every mask of every
+# seed. A new parameter takes its own stream instead (a generator seeded from the seed and its name).
 _DRAWS = (
     "style", "cx", "top", "bottom", "hw", "angle", "light",
     "surg_palette", "surg_r", "surg_g", "surg_b", "loop_tone",
@@ -394,71 +397,68 @@ _RENDER = {"surgical": _surgical, "cloth": _cloth, "n95": _n95, "black": _black}
 SET_CHUNK = 1024  # faces per mask draw when a whole set is occluded (`Occlusion.over_set`)
 
 
-# --------------------------------------------------------------------------- config object
+# --------------------------------------------------------------------------- the kinds, as config objects
 
 
-@dataclass(frozen=True)
+def _check_start_row(start_row: int) -> int:
+    if _check_int("start_row", start_row) < 0:
+        raise UnveilError(f"start_row must be >= 0, got {start_row}")
+    return start_row
+
+
+def _check_probability(lower: float) -> float:
+    if isinstance(lower, bool) or not isinstance(lower, (int, float)) or not 0 <= lower <= 1:
+        raise UnveilError(f"lower must be a probability in [0, 1], got {lower!r}")
+    return float(lower)
+
+
+# Every option any kind takes: (how its text form is read, how its value is checked and normalised).
+_OPTIONS = {
+    "start_row": (int, _check_start_row),
+    "fill": (float, _check_fill),
+    "styles": (lambda text: tuple(s.strip() for s in text.split("+")), _check_styles),
+    "seed": (int, _check_seed),
+    "lower": (float, _check_probability),
+}
+
+OCCLUSIONS: dict[str, type[Occlusion]] = {}  # kind name -> its class, in the order they are declared
+
+
 class Occlusion:
-    """A configured occlusion, parseable from and printable to a short text form.
+    """A configured occlusion: one small frozen dataclass per kind, with that kind's options only.
 
-    Text form: ``kind[:key=value,...]`` listing only non-default fields, e.g.
-    ``"lower-half:start_row=20,fill=0.5"``, ``"mask:styles=surgical+n95,seed=3"`` or
-    ``"mixed:lower=0.3"``. Fields that do not apply to ``kind`` are ignored when called
-    (``start_row`` and ``fill`` are for lower-half, ``styles`` and ``seed`` for mask; ``mixed``
-    gives each image the lower-half hole with probability ``lower``, else a mask: for generators
-    that must fill both the benchmark's hole and a real mask's). ``photo-mask`` (``styles``,
-    ``seed``) paints the mask on each face's full-resolution photo before alignment, as MaskTheFace
-    does: it needs the faces of a ``photos:`` source (``over_faces``), not bare crops.
+    Text form: ``kind[:key=value,...]`` listing only non-default options, e.g. ``"lower-half:start_row=20,
+    fill=0.5"``, ``"mask:styles=surgical+n95"`` or ``"mixed:lower=0.3"``; ``Occlusion.parse`` reads it
+    and ``str`` writes it. An option the kind does not take is an error naming the kind's options.
 
     Shape:
         - images: :math:`(N, 1, H, W)`
         - returns ``(occluded, hole)``, both :math:`(N, 1, H, W)`
     """
 
-    kind: str = "lower-half"
-    start_row: int = 24
-    fill: float = 0.0
-    styles: tuple[str, ...] = MASK_STYLES
-    seed: int = 0
-    lower: float = 0.5
+    kind: ClassVar[str]
+
+    def __init_subclass__(cls, kind: str, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.kind = kind
+        OCCLUSIONS[kind] = cls
 
     def __post_init__(self) -> None:
-        if self.kind not in OCCLUSIONS:
-            raise UnveilError(f"unknown occlusion kind {self.kind!r}; valid kinds: {OCCLUSIONS}")
-        if _check_int("start_row", self.start_row) < 0:
-            raise UnveilError(f"start_row must be >= 0, got {self.start_row}")
-        _check_seed(self.seed)
-        # Normalise so that equal configurations compare (and hash) equal.
-        object.__setattr__(self, "fill", _check_fill(self.fill))
-        object.__setattr__(self, "styles", _check_styles(self.styles))
-        if isinstance(self.lower, bool) or not isinstance(self.lower, (int, float)) or not 0 <= self.lower <= 1:
-            raise UnveilError(f"lower must be a probability in [0, 1], got {self.lower!r}")
-        object.__setattr__(self, "lower", float(self.lower))
+        # Normalised (styles a tuple, fill a float) so that equal configurations compare and hash equal.
+        for f in fields(self):
+            object.__setattr__(self, f.name, _OPTIONS[f.name][1](getattr(self, f.name)))
 
     def __call__(self, images: Tensor, seed: int | None = None) -> tuple[Tensor, Tensor]:
-        """Occlude ``images``; ``seed`` overrides ``self.seed`` (e.g. per batch or epoch)."""
-        if self.kind == "lower-half":
-            return lower_half(images, self.start_row, self.fill)
-        seed = self.seed if seed is None else seed
-        if self.kind == "mask":
-            return face_mask(images, self.styles, seed)
-        if self.kind == "photo-mask":
-            raise UnveilError("the photo-mask occlusion paints masks on the source photos: it occludes the faces "
-                              "of a photos: source when they are scored (compare, eval-*), not crops in training "
-                              "batches (train with the mask occlusion)")
-        if self.kind == "mixed":
-            (cut, cut_hole), (masked, mask_hole) = lower_half(images, self.start_row, self.fill), face_mask(
-                images, self.styles, seed)
-            pick = torch.rand(images.shape[0], generator=torch.Generator().manual_seed(seed)) < self.lower
-            pick = pick.to(images.device).view(-1, 1, 1, 1)
-            return torch.where(pick, cut, masked), torch.where(pick, cut_hole, mask_hole)
-        _check_images(images)
-        return images, torch.zeros_like(images)
+        """Occlude ``images``; ``seed`` overrides the kind's own ``seed`` (e.g. per batch or epoch)."""
+        raise NotImplementedError
+
+    def _seed(self, seed: int | None) -> int:
+        return getattr(self, "seed", 0) if seed is None else seed
 
     def over_set(self, images: Tensor, seed: int | None = None) -> tuple[Tensor, Tensor]:
         """Occlude a whole evaluation set: chunk k of `SET_CHUNK` faces is drawn with seed + k (`seed`
-        defaults to ``self.seed``), so every model, batch size and device sees the same masks."""
-        base = self.seed if seed is None else seed
+        defaults to the kind's own), so every model, batch size and device sees the same masks."""
+        base = self._seed(seed)
         parts = [self(images[i:i + SET_CHUNK], seed=base + k)
                  for k, i in enumerate(range(0, images.shape[0], SET_CHUNK))]
         if not parts:
@@ -466,74 +466,160 @@ class Occlusion:
         return torch.cat([o for o, _ in parts]), torch.cat([h for _, h in parts])
 
     def over_faces(self, faces, seed: int | None = None) -> tuple[Tensor, Tensor]:
-        """``over_set`` for a `Faces` set (on the CPU); the photo-mask occlusion paints each face's photo."""
-        seed = self.seed if seed is None else seed
-        if self.kind == "photo-mask":
-            from .data.photo_source import photo_masked_faces
-
-            return photo_masked_faces(faces, self.styles, seed)
-        return self.over_set(faces.float_images(), seed)
+        """``over_set`` for a `Faces` set (on the CPU)."""
+        return self.over_set(faces.float_images(), self._seed(seed))
 
     @classmethod
-    def parse(cls, text: str, seeded: bool = True) -> Occlusion:
+    def options(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @staticmethod
+    def parse(text: str, seeded: bool = True) -> Occlusion:
         """Build from ``kind[:key=value,...]``; ``styles`` are joined with ``+``.
 
         ``seeded=False`` for an occlusion given to a command or a config: they draw the masks from their
         own seed (``--seed``, ``train.seed``), so a ``seed=`` here would be ignored; it is refused instead.
         """
         if not isinstance(text, str) or not text.strip():
-            raise UnveilError(f"occlusion text must be a non-empty string like 'mask:seed=3', got {text!r}")
-        kind, colon, rest = text.strip().partition(":")
-        kwargs: dict = {"kind": kind.strip()}
-        options = tuple(f.name for f in fields(cls) if f.name != "kind")
+            raise UnveilError(f"occlusion text must be a non-empty string like 'mask:styles=cloth', got {text!r}")
+        name, colon, rest = text.strip().partition(":")
+        cls = _kind(name.strip())
+        values: dict = {}
         for item in rest.split(",") if colon else ():
             key, eq, value = (s.strip() for s in item.partition("="))
             if not eq or not key or not value:
                 raise UnveilError(f"bad occlusion option {item.strip()!r} in {text!r}; expected key=value")
-            if key not in options:
-                raise UnveilError(f"unknown occlusion option {key!r} in {text!r}; valid options: {options}")
-            if key in kwargs:
+            cls.check_option(key, text)
+            if key in values:
                 raise UnveilError(f"occlusion option {key!r} given twice in {text!r}")
             if key == "seed" and not seeded:
                 raise UnveilError(f"{text!r}: the masks are drawn from the command's own seed (--seed; train.seed "
                                   f"in a training config), not from a seed inside the occlusion: give it there")
-            kwargs[key] = _parse_value(key, value, text)
-        return cls(**kwargs)
+            values[key] = _parse_value(key, value, text)
+        return cls(**values)
+
+    @classmethod
+    def check_option(cls, key: str, where: str) -> None:
+        if key not in cls.options():
+            takes = f"its options: {', '.join(cls.options())}" if cls.options() else "it takes no options"
+            raise UnveilError(f"{where!r}: the {cls.kind} occlusion has no option {key!r}; {takes}")
 
     def to_dict(self) -> dict:
         """JSON-able dict (styles as a list); inverse of :meth:`from_dict`."""
-        d = asdict(self)
-        d["styles"] = list(self.styles)
-        return d
+        return {"kind": self.kind, **{k: list(v) if k == "styles" else v for k, v in asdict(self).items()}}
 
-    @classmethod
-    def from_dict(cls, d: dict) -> Occlusion:
-        """Inverse of :meth:`to_dict`; missing keys take their defaults."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise UnveilError(f"unknown occlusion key(s) {sorted(unknown)}; valid keys: {sorted(names)}")
-        return cls(**d)
+    @staticmethod
+    def from_dict(d: dict) -> Occlusion:
+        """Inverse of :meth:`to_dict`; missing options take their defaults, the kind defaults to lower-half.
+
+        Sidecars of an older Unveil hold every kind's options at once (their `LEGACY_DEFAULTS` where the
+        kind did not use them): such an option at that value is dropped, any other is an error."""
+        values = dict(d)
+        cls = _kind(values.pop("kind", "lower-half"))
+        for key in [k for k in values if k not in cls.options()]:
+            if key not in _OPTIONS:
+                raise UnveilError(f"unknown occlusion key {key!r}; valid keys: kind, {', '.join(cls.options())}")
+            if _same(values[key], LEGACY_DEFAULTS[key]):
+                del values[key]
+            else:
+                cls.check_option(key, str(d))
+        return cls(**values)
 
     def __str__(self) -> str:
-        """Canonical text form: the kind plus non-default fields; ``parse(str(o)) == o``."""
-        default = Occlusion(kind=self.kind)
-        parts = []
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "kind" or value == getattr(default, f.name):
-                continue
-            parts.append(f"{f.name}={'+'.join(value) if f.name == 'styles' else repr(value)}")
+        """Canonical text form: the kind plus non-default options; ``parse(str(o)) == o``."""
+        default = type(self)()
+        parts = [f"{f.name}={'+'.join(value) if f.name == 'styles' else repr(value)}"
+                 for f in fields(self) if (value := getattr(self, f.name)) != getattr(default, f.name)]
         return self.kind + (":" + ",".join(parts) if parts else "")
+
+
+# What an older Unveil wrote for the options a kind did not use (see `Occlusion.from_dict`).
+LEGACY_DEFAULTS = {"start_row": 24, "fill": 0.0, "styles": MASK_STYLES, "seed": 0, "lower": 0.5}
+
+
+def _same(value, default) -> bool:
+    return (tuple(value) if isinstance(value, list) else value) == default
+
+
+def _kind(name: str) -> type[Occlusion]:
+    if name not in OCCLUSIONS:
+        raise UnveilError(f"unknown occlusion kind {name!r}; valid kinds: {', '.join(OCCLUSIONS)}")
+    return OCCLUSIONS[name]
 
 
 def _parse_value(key: str, value: str, text: str):
     try:
-        if key == "styles":
-            return tuple(s.strip() for s in value.split("+"))
-        if key in ("fill", "lower"):
-            return float(value)
-        return int(value)
+        return _OPTIONS[key][0](value)
     except ValueError:
-        kind = "a number" if key in ("fill", "lower") else "an int"
+        kind = "an int" if _OPTIONS[key][0] is int else "a number"
         raise UnveilError(f"occlusion option {key}={value!r} in {text!r} must be {kind}") from None
+
+
+@dataclass(frozen=True)
+class NoOcclusion(Occlusion, kind="none"):
+    """The faces as they are, with an empty hole."""
+
+    def __call__(self, images: Tensor, seed: int | None = None) -> tuple[Tensor, Tensor]:
+        _check_images(images)
+        return images, torch.zeros_like(images)
+
+
+@dataclass(frozen=True)
+class LowerHalf(Occlusion, kind="lower-half"):
+    """Rows ``start_row`` and below filled with ``fill`` (`lower_half`); the same for every seed."""
+
+    start_row: int = 24
+    fill: float = 0.0
+
+    def __call__(self, images: Tensor, seed: int | None = None) -> tuple[Tensor, Tensor]:
+        return lower_half(images, self.start_row, self.fill)
+
+
+@dataclass(frozen=True)
+class FaceMasks(Occlusion, kind="mask"):
+    """A synthetic face mask per face (`face_mask`), its style drawn from ``styles``."""
+
+    styles: tuple[str, ...] = MASK_STYLES
+    seed: int = 0
+
+    def __call__(self, images: Tensor, seed: int | None = None) -> tuple[Tensor, Tensor]:
+        return face_mask(images, self.styles, self._seed(seed))
+
+
+@dataclass(frozen=True)
+class MixedHoles(Occlusion, kind="mixed"):
+    """Each face the lower-half hole with probability ``lower``, else a face mask: for generators that
+    must fill both the benchmark's hole and a real mask's."""
+
+    start_row: int = 24
+    fill: float = 0.0
+    styles: tuple[str, ...] = MASK_STYLES
+    seed: int = 0
+    lower: float = 0.5
+
+    def __call__(self, images: Tensor, seed: int | None = None) -> tuple[Tensor, Tensor]:
+        seed = self._seed(seed)
+        (cut, cut_hole), (masked, mask_hole) = lower_half(images, self.start_row, self.fill), face_mask(
+            images, self.styles, seed)
+        pick = torch.rand(images.shape[0], generator=torch.Generator().manual_seed(seed)) < self.lower
+        pick = pick.to(images.device).view(-1, 1, 1, 1)
+        return torch.where(pick, cut, masked), torch.where(pick, cut_hole, mask_hole)
+
+
+@dataclass(frozen=True)
+class PhotoMasks(Occlusion, kind="photo-mask"):
+    """A face mask painted on each face's full-resolution photo before alignment, as MaskTheFace does:
+    it needs the faces of a ``photos:`` source (`over_faces`), not bare crops."""
+
+    styles: tuple[str, ...] = MASK_STYLES
+    seed: int = 0
+
+    def __call__(self, images: Tensor, seed: int | None = None) -> tuple[Tensor, Tensor]:
+        raise UnveilError("the photo-mask occlusion paints masks on the source photos: it occludes the faces "
+                          "of a photos: source when they are scored (compare, eval-*), not crops in training "
+                          "batches (train with the mask occlusion)")
+
+    def over_faces(self, faces, seed: int | None = None) -> tuple[Tensor, Tensor]:
+        from .data.photo_source import photo_masked_faces
+
+        return photo_masked_faces(faces, self.styles, self._seed(seed))

@@ -22,6 +22,7 @@ JUDGE = "classifier_full"            # the full-face classifier that scores ever
 OCCLUDED = "classifier_occluded"     # reads the upper half; conditions the generators
 GUIDE = "classifier_guide"           # inside the generators' expression loss: never a judge
 INPAINTER_PREFIX = "inpainter_"
+CHECKPOINT_BUDGET = 32_000_000       # bytes: all of checkpoints/ (weights in fp16) stays under this, for the wheel
 # What `pip install` puts in place: the code, the shipped weights and the configs (read-only to Unveil).
 PACKAGES = ("unveil", "unveil.classify", "unveil.inpaint", "unveil.pipelines", "unveil.checkpoints", "unveil.configs")
 

@@ -258,7 +258,8 @@ class Trainer:
         self.device = torch.device(device)
         total = cfg.epochs * task.steps_per_epoch
         self.optimizers = {name: make_optimizer(modules, ocfg) for name, (modules, ocfg) in task.optim.items()}
-        self.schedulers = {name: make_scheduler(opt, task.optim[name][1], total) for name, opt in self.optimizers.items()}
+        self.schedulers = {name: make_scheduler(opt, task.optim[name][1], total)
+                           for name, opt in self.optimizers.items()}
         self.ema = EMA(task.models[task.selected], cfg.ema) if cfg.ema > 0 else None
         self.on_epoch_end = on_epoch_end
         self.state = {"epoch": 0, "history": [], "best": None, "bad_epochs": 0, "stopped_early": False}
@@ -286,7 +287,8 @@ class Trainer:
         if not (out / "last.json").exists():
             raise UnveilError(f"{out}: nothing to resume (no last.json there); run without --resume")
         saved = read_sidecar(out / "last", "training_state").get("config")
-        changed = sorted(k for k in _flat(saved) | _flat(self.config) if _flat(saved).get(k) != _flat(self.config).get(k)
+        before, now = _flat(saved), _flat(self.config)
+        changed = sorted(k for k in before | now if before.get(k) != now.get(k)
                          and k.split(".")[0] not in ("out", "device"))
         if changed:
             raise UnveilError(f"{out}: cannot resume with a different config (changed: {', '.join(changed)}); "
@@ -426,7 +428,8 @@ class Trainer:
         best = state["best"] or {}
         return {"epochs": state["history"], "best": state["best"], "best_epoch": best.get("epoch"),
                 "best_score": best.get("score"), "select": self.select, "epochs_run": state["epoch"],
-                "stopped_early": state["stopped_early"], "seconds_per_epoch": statistics.median(seconds) if seconds else None}
+                "stopped_early": state["stopped_early"],
+                "seconds_per_epoch": statistics.median(seconds) if seconds else None}
 
 
 class _Weights(nn.Module):
@@ -436,10 +439,10 @@ class _Weights(nn.Module):
         super().__init__()
         self.weights = weights
 
-    def state_dict(self, *args, **kwargs):  # noqa: D102 - the weights as they are
+    def state_dict(self, *args, **kwargs):  # the weights as they are
         return dict(self.weights)
 
-    def load_state_dict(self, state, strict: bool = True, assign: bool = False):  # noqa: D102
+    def load_state_dict(self, state, strict: bool = True, assign: bool = False):
         self.weights.clear()
         self.weights.update(state)
 

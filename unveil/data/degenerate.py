@@ -84,7 +84,8 @@ class Degenerate:
                         row[SPLITS[other]] = row.get(SPLITS[other], 0) + 1
         shown = self.groups if listed is None else self.groups[:listed]
         return {"groups": len(self.groups), "faces": sum(map(len, self.groups)), "within_split": _ordered(within),
-                "across_splits": _ordered(across), "copied_in_another_split": {k: _ordered(v) for k, v in _ordered(copied).items()},
+                "across_splits": _ordered(across),
+                "copied_in_another_split": {k: _ordered(v) for k, v in _ordered(copied).items()},
                 "label_conflicts": sum(len({labels[i] for i in group}) > 1 for group in self.groups),
                 "list": [[faces.ids[i] for i in group] for group in shown]}
 
@@ -108,7 +109,8 @@ def _category(faces: Faces, mask: torch.Tensor, listed: int | None) -> dict:
     index = mask.nonzero().squeeze(1).tolist()
     splits = faces.splits.cpu()
     return {"count": len(index),
-            "by_split": {name: int((mask & (splits == s)).sum()) for s, name in enumerate(SPLITS) if (splits == s).any()},
+            "by_split": {name: int((mask & (splits == s)).sum())
+                         for s, name in enumerate(SPLITS) if (splits == s).any()},
             "faces": [faces.ids[i] for i in (index if listed is None else index[:listed])]}
 
 

@@ -54,7 +54,7 @@ class RawFaces:
     labels: np.ndarray
     splits: np.ndarray
     ids: list[str] = field(default_factory=list)
-    skipped: list[dict] = field(default_factory=list)   # {id, label, reason} per input left out (a photo without a face)
+    skipped: list[dict] = field(default_factory=list)   # {id, label, reason} per input left out (a faceless photo)
 
 
 @functools.cache

@@ -65,7 +65,8 @@ _ANGRY = CLASSES.index("angry")
 
 
 def synthesize(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return (images uint8 [n, 48, 48], labels int64 [n]), balanced-ish classes (labels = a seeded permutation of i % 7)."""
+    """Return (images uint8 [n, 48, 48], labels int64 [n]), balanced-ish classes (labels = a seeded
+    permutation of i % 7)."""
     g = torch.Generator().manual_seed(seed)
     labels = (torch.arange(n) % len(CLASSES))[torch.randperm(n, generator=g)]
     params = _sample_params(labels, g)

@@ -132,7 +132,8 @@ def _frame_one(path: str, detector, min_size: float) -> tuple[FramedFace | None,
     faces = [f for f in detected if f.size >= min_size]
     if not faces:
         return None, (f"{path}: no face found" if not detected else
-                      f"{path}: the largest face found is {int(max(f.size for f in detected))} px, under {min_size:g} px")
+                      f"{path}: the largest face found is {int(max(f.size for f in detected))} px, "
+                      f"under {min_size:g} px")
     return frame_face(rgb, max(faces, key=lambda f: f.score)), None
 
 
@@ -146,8 +147,8 @@ class _Progress:
         now = time.perf_counter()
         if now - self.shown > 10 or done == self.total:
             self.shown, rate = now, done / max(now - self.started, 1e-9)
-            print(f"[frame] {self.what}: {done}/{self.total} photos, {rate:.1f}/s, ETA {(self.total - done) / rate:.0f}s",
-                  file=sys.stderr, flush=True)
+            print(f"[frame] {self.what}: {done}/{self.total} photos, {rate:.1f}/s, "
+                  f"ETA {(self.total - done) / rate:.0f}s", file=sys.stderr, flush=True)
 
 
 def _cache_key(paths: list[str], detector, min_size: float) -> str:
@@ -164,7 +165,8 @@ def _cache_key(paths: list[str], detector, min_size: float) -> str:
 
 def detector_settings(detector) -> dict:
     """What a detector's results depend on: its name and every setting (weights included)."""
-    return {"name": detector.name, **{k: v for k, v in vars(detector).items() if isinstance(v, (int, float, str, tuple))}}
+    settings = {k: v for k, v in vars(detector).items() if isinstance(v, (int, float, str, tuple))}
+    return {"name": detector.name, **settings}
 
 
 def _read_cache(path: Path, paths: list[str]) -> FramedPhotos | None:

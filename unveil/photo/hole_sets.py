@@ -138,7 +138,8 @@ def pixel_labelled(root: str | Path) -> list[LabelledHole]:
     for images in sorted(p for p in root.rglob("images") if p.is_dir()):
         masks = images.parent / "masks"
         for image in image_files(images, recursive=False):
-            label = next((m for m in (masks / f"{image.stem}_gt.png", masks / f"{image.stem}.png") if m.is_file()), None)
+            candidates = (masks / f"{image.stem}_gt.png", masks / f"{image.stem}.png")
+            label = next((m for m in candidates if m.is_file()), None)
             if label is None:
                 raise DataError(f"{image}: no pixel label beside it (looked for {masks}/{image.stem}_gt.png)")
             group = images.parent.relative_to(root).as_posix()

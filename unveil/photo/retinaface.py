@@ -70,7 +70,8 @@ class _SSH(nn.Module):
     def __init__(self, channels: int = 64):
         super().__init__()
         half, quarter = channels // 2, channels // 4
-        self.conv3, self.conv5_1, self.conv5_2 = _conv(channels, half), _conv(channels, quarter), _conv(quarter, quarter)
+        self.conv3 = _conv(channels, half)
+        self.conv5_1, self.conv5_2 = _conv(channels, quarter), _conv(quarter, quarter)
         self.conv7_2, self.conv7_3 = _conv(quarter, quarter), _conv(quarter, quarter)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -115,7 +116,8 @@ class RetinaFaceNet(nn.Module):
 
         def heads(convs: nn.ModuleList, width: int) -> Tensor:
             # (N, anchors * width, h, w) -> (N, h * w * anchors, width): cell-major, as `anchors` lists them
-            return torch.cat([conv(p).permute(0, 2, 3, 1).reshape(len(x), -1, width) for conv, p in zip(convs, levels)], 1)
+            return torch.cat([conv(p).permute(0, 2, 3, 1).reshape(len(x), -1, width)
+                              for conv, p in zip(convs, levels)], 1)
 
         return heads(self.score, 2).softmax(-1)[..., 1], heads(self.box, 4), heads(self.landmark, 10)
 
