@@ -24,8 +24,8 @@ from .options import (add_class_map_argument, add_evaluation_arguments, add_excl
                       add_source_arguments, add_train_command, class_map_option, count, load_scored, load_source,
                       occlusion_text, seed_value, train_overrides)
 
-OCCLUSION_HELP = ("none (default), lower-half[:start_row=24,fill=0] or mask[:styles=surgical+n95] (the masks drawn "
-                  "from --seed)")
+OCCLUSION_HELP = ("none (default), lower-half[:start_row=24,fill=0], mask[:styles=surgical+n95] or, on a photos:DIR "
+                  "source, photo-mask[:styles=...] (painted on the photo); masks drawn from --seed")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
