@@ -215,7 +215,7 @@ def test_str_round_trips_any_instance(occ):
         ("mask:styles=surgical+bandana", "valid styles"),
         ("lower-half:fill=2", "fill"),
         ("lower-half:start_row=-3", "start_row"),
-        ("mixed:lower=1.5", "lower must be a probability"),
+        ("mixed:lower=1.5", r"lower must be a number in \[0, 1\]"),
     ],
 )
 def test_parse_errors(text, message):

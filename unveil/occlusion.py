@@ -12,6 +12,8 @@ Conventions: images are float tensors [N, 1, H, W] in [0, 1]; a hole is a float 
 
 from __future__ import annotations
 
+import functools
+
 import math
 from dataclasses import asdict, dataclass, fields
 from typing import ClassVar, NamedTuple, Sequence
@@ -75,10 +77,11 @@ def _check_styles(styles: Sequence[str] | str) -> tuple[str, ...]:
     return styles
 
 
-def _check_fill(fill: float) -> float:
-    if isinstance(fill, bool) or not isinstance(fill, (int, float)) or not 0.0 <= fill <= 1.0:
-        raise UnveilError(f"fill must be a number in [0, 1], got {fill!r}")
-    return float(fill)
+def _check_unit(name: str, value: float) -> float:
+    """A number in [0, 1] (a fill value, a probability), as float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise UnveilError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
 
 
 def _check_int(name: str, value: int) -> int:
@@ -115,7 +118,7 @@ def lower_half(images: Tensor, start_row: int = 24, fill: float = 0.0) -> tuple[
         - occluded, hole: :math:`(N, 1, H, W)`, same dtype and device as images
     """
     _check_images(images)
-    fill = _check_fill(fill)
+    fill = _check_unit("fill", fill)
     height = images.shape[-2]
     if not 0 <= _check_int("start_row", start_row) < height:
         raise UnveilError(f"start_row must be in [0, {height - 1}] for height {height}, got {start_row}")
@@ -406,19 +409,13 @@ def _check_start_row(start_row: int) -> int:
     return start_row
 
 
-def _check_probability(lower: float) -> float:
-    if isinstance(lower, bool) or not isinstance(lower, (int, float)) or not 0 <= lower <= 1:
-        raise UnveilError(f"lower must be a probability in [0, 1], got {lower!r}")
-    return float(lower)
-
-
 # Every option any kind takes: (how its text form is read, how its value is checked and normalised).
 _OPTIONS = {
     "start_row": (int, _check_start_row),
-    "fill": (float, _check_fill),
+    "fill": (float, functools.partial(_check_unit, "fill")),
     "styles": (lambda text: tuple(s.strip() for s in text.split("+")), _check_styles),
     "seed": (int, _check_seed),
-    "lower": (float, _check_probability),
+    "lower": (float, functools.partial(_check_unit, "lower")),
 }
 
 OCCLUSIONS: dict[str, type[Occlusion]] = {}  # kind name -> its class, in the order they are declared
