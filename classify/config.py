@@ -20,6 +20,7 @@ CONDITIONS = ("full", "occluded", "reconstructed")
 LOSSES = ("ce", "focal")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt")
 SELECT_METRICS = ("accuracy", "macro_f1")
+TEACHER_SEES = ("full", "same")
 
 
 @dataclass
@@ -51,6 +52,24 @@ class ConditionConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Knowledge distillation (Hinton et al. 2015): the student also matches a frozen teacher's softened
+    probabilities. With `sees: full` the teacher reads the whole face while the student learns under its
+    own condition: "privileged" distillation, the full-face judge teaching the upper-half reader."""
+
+    teacher: str | None = None    # a classifier checkpoint (path or shipped name); none: no distillation
+    weight: float = 0.5           # loss = (1 - weight) * the labels' loss + weight * T^2 KL(teacher || student)
+    temperature: float = 4.0
+    sees: str = "full"            # full: the whole face (privileged); same: what the student sees
+
+    def __post_init__(self):
+        check_choice("loss.distill.sees", self.sees, TEACHER_SEES)
+        if not 0 <= self.weight <= 1 or not self.temperature > 0:
+            raise ValueError(f"need 0 <= loss.distill.weight <= 1 and loss.distill.temperature > 0, got "
+                             f"{self.weight}, {self.temperature}")
+
+
+@dataclass
 class LossConfig:
     name: str = "ce"
     class_weights: str = "none"   # from training frequencies: balanced = N / (C n_c); sqrt = its square root
@@ -64,6 +83,7 @@ class LossConfig:
     mixup: float = 0.0
     cutmix: float = 0.0
     mix_prob: float = 1.0         # share of batches that are mixed
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self):
         check_choice("loss.name", self.name, LOSSES)

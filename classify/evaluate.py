@@ -18,7 +18,7 @@ from unveil.data import Faces
 from unveil.figures import confusion_image
 from unveil.io import json_text, output_folder
 from unveil.metrics import classification_report
-from unveil.runtime import inference_batch_size, inference_precision
+from unveil.runtime import inference_batch_size, autocast
 
 from .condition import Condition
 
@@ -54,7 +54,7 @@ def predict_proba(model: nn.Module, images: torch.Tensor, batch_size: int | None
 
     Batches move to the model's device; the result comes back on the images' device as float32. With
     `tta` the softmax of the views from `tta_views` is averaged. `batch_size` defaults to what suits the
-    device, `precision` to bf16 where the hardware runs it natively (`unveil.runtime.inference_precision`).
+    device, `precision` to bf16 where the hardware runs it natively (`unveil.runtime.autocast`).
     The model's train/eval mode is restored. For repeated use, pass `fused_for_inference(model)`.
 
     Shape:
@@ -75,7 +75,7 @@ def predict_proba(model: nn.Module, images: torch.Tensor, batch_size: int | None
         for start in range(0, len(images), step):
             x = images[start:start + step].to(device, non_blocking=True).float()
             views = torch.cat(tta_views(x)) if tta else x
-            with inference_precision(device, precision):
+            with autocast(device, precision):
                 logits = model(views.contiguous(memory_format=torch.channels_last)).float()
             probs = logits.softmax(1).view(n_views, len(x), -1).mean(0)
             out.append(probs.to(images.device))

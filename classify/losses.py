@@ -57,14 +57,26 @@ def make_criterion(cfg: LossConfig, train_labels: torch.Tensor,
     return lambda logits, y: classification_loss(logits, y, weight, cfg.label_smoothing, gamma)
 
 
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """T^2 KL(softmax(teacher / T) || softmax(student / T)), the batch mean (Hinton et al. 2015): the
+    T^2 keeps its gradients on the scale of the labels' loss whatever the temperature.
+
+    Shape:
+        student, teacher: logits [N, C] -> scalar.
+    """
+    t = temperature
+    return F.kl_div((student.float() / t).log_softmax(1), (teacher.float() / t).log_softmax(1),
+                    reduction="batchmean", log_target=True) * t * t
+
+
 def fgsm_perturb(net: nn.Module, x: torch.Tensor, y: torch.Tensor, criterion, eps: float,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, precision: str = "auto") -> torch.Tensor:
     """One FGSM step of 1.25 eps from a uniform random start, projected onto the L-inf ball of radius
     `eps` around `x` and onto [0, 1] ("fast is better than free", Wong et al. 2020): adversarial
     training at twice the cost of plain training instead of PGD's many steps."""
     start = torch.rand(x.shape, device=x.device, generator=generator).mul_(2 * eps).sub_(eps)
     delta = start.requires_grad_(True)
-    with autocast(x.device):
+    with autocast(x.device, precision):
         loss = criterion(net((x + delta).contiguous(memory_format=torch.channels_last)), y)
     grad, = torch.autograd.grad(loss, delta)
     delta = (delta.detach() + 1.25 * eps * grad.sign()).clamp_(-eps, eps)

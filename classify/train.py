@@ -27,14 +27,18 @@ from unveil.distributed import is_main, shard_index, world
 from unveil.errors import UnveilError
 from unveil.io import write_json
 from unveil.metrics import classification_report
-from unveil.runtime import autocast, pick_device, prepare_model, seed_everything
-from unveil.trainer import OptimConfig, Trainer, TrainConfig, run_folder
+from unveil.checkpoint import read_sidecar
+from unveil.runtime import (autocast, fused_for_inference, pick_device, prepare_model, resolve_precision,
+                            seed_everything)
+from unveil.shipped import resolve_checkpoint
+from unveil.trainer import OptimConfig, Trainer, TrainConfig, init_weights, run_folder
 
 from .condition import Condition, LoadReconstruct
-from .config import ClassifierConfig, LossConfig
+from .config import ClassifierConfig, DistillConfig, LossConfig
 from .evaluate import evaluate, predict_proba
-from .losses import fgsm_perturb, make_criterion, mix_batch
-from .models import create_classifier, save_classifier
+from .identity import classifier_record
+from .losses import distillation_loss, fgsm_perturb, make_criterion, mix_batch
+from .models import create_classifier, open_classifier, save_classifier
 
 VAL_SEED = 0  # masks of the fixed val (and test) faces: the same for every model, every epoch
 
@@ -55,13 +59,15 @@ class ClassifierTask:
         model = prepare_model(model, device)
         self.models = {"model": model}
         self.optim = {"model": ([model], cfg.optim)}
-        self.net = torch.compile(model) if cfg.compile and device.type == "cuda" else model
+        self.net = torch.compile(model) if cfg.compile else model
+        self.precision = resolve_precision(device, cfg.precision)
         self.images, self.labels = train.images.to(device), self.view.labels(train.labels).to(device)
         self.batch = min(cfg.batch_size, len(train))
         # The last partial batch is dropped (BatchNorm needs more than one face).
         self.steps_per_epoch = cfg.steps_per_epoch or len(train) // self.batch
         self.criterion = make_criterion(loss, self.labels, len(self.view.names))
         self.loss = loss
+        self.teacher = load_teacher(loss.distill.teacher, self.view, device)
         self.augment = cfg.augment.build()
         self.val = val if val is not None and len(val) else None
         self.val_images = condition.over_set(self.val.float_images().to(device), VAL_SEED) if self.val else None
@@ -79,15 +85,24 @@ class ClassifierTask:
         x, y = self.images[index].unsqueeze(1).float().div_(255), self.labels[index]
         if self.augment is not None:
             x = self.augment(x, gen)
-        x, partner, lam = mix_batch(x, y, self.loss)
-        x = self.condition(x, seed=mask_seed)
+        full, partner, lam = mix_batch(x, y, self.loss)
+        x = self.condition(full, seed=mask_seed)
         if self.loss.adversarial_eps > 0:
-            x = fgsm_perturb(self.net, x, y, self.criterion, self.loss.adversarial_eps, gen)
-        with autocast(self.device):
+            x = fgsm_perturb(self.net, x, y, self.criterion, self.loss.adversarial_eps, gen, self.precision)
+        with autocast(self.device, self.precision):
             logits = self.net(x.contiguous(memory_format=torch.channels_last))
         loss = self.criterion(logits, y) if lam == 1.0 else (
             lam * self.criterion(logits, y) + (1 - lam) * self.criterion(logits, partner))
+        if self.teacher is not None:
+            loss = self._distilled(loss, logits, full if self.loss.distill.sees == "full" else x)
         yield "model", loss, {"loss": loss.detach(), "accuracy": (logits.detach().argmax(1) == y).float().mean()}
+
+    def _distilled(self, loss: torch.Tensor, logits: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+        """The labels' loss mixed with the teacher's, which reads `seen` (the full face, or the student's view)."""
+        distill = self.loss.distill
+        with torch.no_grad(), autocast(self.device, self.precision):
+            teacher = self.teacher(seen.contiguous(memory_format=torch.channels_last))
+        return (1 - distill.weight) * loss + distill.weight * distillation_loss(logits, teacher, distill.temperature)
 
     def validate(self, model: nn.Module) -> dict[str, float]:
         if self.val is None:
@@ -103,6 +118,24 @@ class ClassifierTask:
                                       "epochs": self.cfg.epochs, "best_epoch": record["epoch"],
                                       "metrics": {"val": record["val"]} if record["val"] else {}},
                         half=self.cfg.half)
+
+
+def load_teacher(spec: str | None, view: ClassView, device: torch.device) -> nn.Module | None:
+    """The frozen teacher of `loss.distill` (BatchNorm folded), or None; it must predict the student's classes."""
+    if not spec:
+        return None
+    teacher, meta, path = open_classifier(spec, device)
+    if list(meta["classes"]) != list(view.names):
+        raise UnveilError(f"{path}: the distillation teacher predicts {', '.join(meta['classes'])}; the student "
+                          f"learns {', '.join(view.names)}")
+    return fused_for_inference(teacher).to(device)
+
+
+def distill_record(cfg: DistillConfig) -> dict:
+    """What a sidecar keeps about a distillation: the teacher's identity and the settings."""
+    path = resolve_checkpoint(cfg.teacher)
+    return {"teacher": classifier_record(path, read_sidecar(path, "classifier")), "weight": cfg.weight,
+            "temperature": cfg.temperature, "sees": cfg.sees}
 
 
 def fit_classifier(model: nn.Module, train: Faces, val: Faces | None, cfg: TrainConfig,
@@ -172,6 +205,11 @@ def _train_run(cfg: ClassifierConfig, out: Path, resume: bool, on_epoch_end, loa
     condition = Condition.from_config(cfg.condition, load_reconstruct)
     view = cfg.class_view()
     model, meta = _model_and_meta(cfg, view)
+    if cfg.init:
+        meta["init"] = init_weights(model, cfg.init, "classifier", cfg.model.arch,
+                                    same={"classes": list(view.names), "class_map": view.record()["class_map"]})
+    if cfg.loss.distill.teacher:
+        meta["distill"] = distill_record(cfg.loss.distill)
     meta.update(data_source=faces.source, data_fingerprint=faces.fingerprint, train_faces=len(train))
     if is_main():
         print(f"[train-classifier] {cfg.name}: {cfg.model.arch} on {len(train)} faces ({faces.source}), condition "

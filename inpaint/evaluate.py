@@ -30,7 +30,7 @@ def evaluate_inpainter(inpainter: Inpainter, images: torch.Tensor, labels: torch
         images: the true faces, float [N, 1, H, W] in [0, 1], on the inpainter's device.
         labels: int [N] (needed with a judge).
         judge: images -> class probabilities; never the generator's guide.
-        precision: inference precision (`unveil.runtime.inference_precision`).
+        precision: inference precision (`unveil.runtime.autocast`).
 
     Returns:
         {"n", "psnr_hole", "ssim_hole", "l1_hole", "psnr_image", "ssim_image", "l1_image", "lpips",

@@ -27,7 +27,7 @@ from unveil.classify import create_classifier, load_classifier
 from unveil.classify.identity import same_classifier
 from unveil.classes import CLASSES
 from unveil.errors import UnveilError
-from unveil.runtime import inference_batch_size, inference_precision
+from unveil.runtime import inference_batch_size, autocast
 from unveil.shipped import resolve_checkpoint
 
 from .classical import BASELINES, create_baseline
@@ -94,7 +94,7 @@ class Inpainter(nn.Module):
         """Stitched reconstructions [N, 1, H, W] in [0, 1], float32, on the input's device.
 
         In eval mode, in batches that suit the model's device, bf16 where it is native (`precision`,
-        as in `unveil.runtime.inference_precision`); the visible pixels are copied exactly in any case.
+        as in `unveil.runtime.autocast`); the visible pixels are copied exactly in any case.
         """
         device = next(iter([*self.parameters(), *self.buffers()]), occluded).device
         batch_size = batch_size or inference_batch_size(device)
@@ -104,7 +104,7 @@ class Inpainter(nn.Module):
         try:
             for i in range(0, occluded.shape[0], batch_size):
                 part, gap = occluded[i:i + batch_size].to(device), hole[i:i + batch_size].to(device)
-                with inference_precision(device, precision):
+                with autocast(device, precision):
                     raw = self.generate(part.contiguous(memory_format=torch.channels_last), gap)
                 out.append(stitch(raw.float().clamp(0, 1), part.float(), gap, self.feather).to(occluded.device))
         finally:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from unveil.checkpoint import load_checkpoint, load_model, save_checkpoint
 from unveil.registry import Registry
-from unveil.runtime import inference_precision
+from unveil.runtime import autocast
 from unveil.shipped import resolve_checkpoint
 
 from .generators import DoubleConv, UpConv
@@ -78,7 +78,7 @@ class MaskSegmenter(nn.Module):
         device, was_training = next(self.parameters()).device, self.training
         self.eval()
         try:
-            with inference_precision(device, precision):
+            with autocast(device, precision):
                 logits, presence = self(images.to(device).float().contiguous(memory_format=torch.channels_last))
         finally:
             self.train(was_training)

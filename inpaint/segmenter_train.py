@@ -35,7 +35,7 @@ from unveil.augment import PhotoLike
 from unveil.occlusion import MASK_STYLES, face_mask
 from unveil.runtime import autocast, pick_device, prepare_model, seed_everything
 from unveil.shipped import resolve_checkpoint
-from unveil.trainer import AugmentConfig, ExperimentConfig, OptimConfig, Trainer, TrainConfig
+from unveil.trainer import AugmentConfig, ExperimentConfig, OptimConfig, Trainer, TrainConfig, init_weights
 
 from .segmenter import SEGMENTERS, hole_iou, load_segmenter, save_segmenter
 from .segmenter_data import HoleExamples, PhotosConfig, photo_examples
@@ -172,11 +172,14 @@ class SegmenterTask:
             self.val_photos = _to(photo_examples(cfg.photos, "val"), device)
             self.degrade = PhotoLike()
         self.steps_per_epoch = cfg.train.steps_per_epoch or len(train) // cfg.train.batch_size
-        model = prepare_model(SEGMENTERS.create(cfg.model.arch, **cfg.model.args), device)
+        model = SEGMENTERS.create(cfg.model.arch, **cfg.model.args)
+        init = init_weights(model, cfg.init, "segmenter", cfg.model.arch) if cfg.init else None
+        model = prepare_model(model, device)
         self.models, self.optim = {"segmenter": model}, {"segmenter": ([model], cfg.train.optim)}
         self.augment = cfg.train.augment.build()
         self.meta = {"arch": cfg.model.arch, "arch_args": cfg.model.args, "data_source": faces.source,
-                     "data_fingerprint": faces.fingerprint, "masks": to_dict(cfg.masks), "seed": cfg.train.seed}
+                     "data_fingerprint": faces.fingerprint, "masks": to_dict(cfg.masks), "seed": cfg.train.seed,
+                     "init": init}
         if cfg.photos.used:
             self.meta["photos"] = {**to_dict(cfg.photos), "train_examples": len(self.photos)}
 
@@ -211,7 +214,7 @@ class SegmenterTask:
 
     def step(self, batch: tuple[torch.Tensor, ...]) -> Iterator[tuple[str, torch.Tensor, dict]]:
         faces, target, weight, wears = batch
-        with autocast(self.device):
+        with autocast(self.device, self.cfg.train.precision):
             logits, presence = self.models["segmenter"](faces.contiguous(memory_format=torch.channels_last))
         loss = segmentation_loss(logits, presence, target, weight, wears)
         yield "segmenter", loss, {"loss": loss.detach()}

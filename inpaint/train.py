@@ -38,14 +38,14 @@ from unveil.errors import UnveilError
 from unveil.io import write_json
 from unveil.occlusion import Occlusion
 from unveil.runtime import autocast, pick_device, prepare_model, seed_everything
-from unveil.trainer import Trainer, run_folder
+from unveil.trainer import Trainer, init_weights, run_folder
 
 from .config import SELECT_METRICS, InpaintConfig
 from .discriminators import create_discriminator
 from .evaluate import evaluate_inpainter
 from .figures import write_samples
 from .generators import create_generator
-from .inpainter import Inpainter, conditioning, load_inpainter, save_inpainter
+from .inpainter import GENERATOR_PREFIX, Inpainter, conditioning, load_inpainter, save_inpainter
 from .losses import (ExpressionLoss, PerceptualLoss, discriminator_adversarial_loss, generator_adversarial_loss,
                      masked_l1)
 from .stitch import stitch
@@ -73,7 +73,10 @@ class InpaintTask:
         self.steps_per_epoch = cfg.train.steps_per_epoch or len(self.train_faces) // cfg.train.batch_size
         self._load_classifiers()
         self.g_args = {**self._conditioning_args(), **cfg.model.args}
-        generator = prepare_model(create_generator(cfg.model.arch, **self.g_args), device)
+        generator = create_generator(cfg.model.arch, **self.g_args)
+        self.init = (init_weights(generator, cfg.init, "inpainter", cfg.model.arch, prefix=GENERATOR_PREFIX)
+                     if cfg.init else None)
+        generator = prepare_model(generator, device)
         self.models = {"generator": generator}
         self.optim = {"generator": ([generator], cfg.train.optim)}
         self.D = None
@@ -139,14 +142,14 @@ class InpaintTask:
             if self.augment is not None:
                 full = self.augment(full, generator=rng_device).clamp_(0, 1)
             occluded, hole = self.occlusion(full, seed=int(torch.randint(0, 2 ** 31 - 1, (1,), generator=rng)))
-            with autocast(self.device):
+            with autocast(self.device, self.cfg.train.precision):
                 cond = conditioning(self.conditioner, occluded, self.cfg.model.conditioning_features)
             yield {"full": full, "occluded": occluded, "hole": hole, "labels": self.train_faces.labels[index],
                    "cond": cond, "progress": (epoch * self.steps_per_epoch + step) / (self.cfg.train.epochs *
                                                                                     self.steps_per_epoch)}
 
     def step(self, batch: dict) -> Iterator[tuple[str, torch.Tensor, dict]]:
-        with autocast(self.device):
+        with autocast(self.device, self.cfg.train.precision):
             raw = self.models["generator"](batch["occluded"], batch["hole"], batch["cond"])
         stitched = stitch(raw.float(), batch["occluded"], batch["hole"], self.cfg.model.feather)
         if self.D is not None:
@@ -157,7 +160,7 @@ class InpaintTask:
         """D learns real (true face) vs fake (stitched reconstruction), both given the visible half."""
         self.D.requires_grad_(True)
         labels = batch["labels"] if self.D.num_classes else None
-        with autocast(self.device):
+        with autocast(self.device, self.cfg.train.precision):
             real = self.D(batch["occluded"], batch["hole"], batch["full"], labels)
             fake = self.D(batch["occluded"], batch["hole"], stitched.detach(), labels)
         loss = discriminator_adversarial_loss(real, fake, self.cfg.loss.adversarial_kind)
@@ -173,14 +176,14 @@ class InpaintTask:
         if self.D is not None:
             self.D.requires_grad_(False)  # the generator's step leaves no gradients in D
             labels = batch["labels"] if self.D.num_classes else None
-            with autocast(self.device):
+            with autocast(self.device, self.cfg.train.precision):
                 adv = generator_adversarial_loss(self.D(batch["occluded"], hole, stitched, labels), lc.adversarial_kind)
             loss, metrics["adv"] = loss + lc.adversarial * adv, adv.detach()
         if self.perceptual is not None:
             perc = self.perceptual(stitched.float(), full, hole)
             loss, metrics["perc"] = loss + lc.perceptual * perc, perc.detach()
         if self.expression is not None:
-            with autocast(self.device):
+            with autocast(self.device, self.cfg.train.precision):
                 expr = self.expression(stitched, full, batch["labels"])
             # 0 -> 1 over the first `expression_warmup` of training: the guide's gradients only once the
             # generator draws faces, so they sharpen a mouth instead of seeding textures.
@@ -215,7 +218,7 @@ class InpaintTask:
             "guide": self.guide_info, "conditioning": self.conditioning_info, "selector": self.selector_info,
             "data_source": cfg.data.source, "data_fingerprint": self.fingerprint, "seed": cfg.train.seed,
             "loss": to_dict(cfg.loss), "selection": {"metric": cfg.train.select, "split": "val"},
-            "epochs_trained": epochs, "metrics": metrics or {},
+            "epochs_trained": epochs, "metrics": metrics or {}, "init": self.init,
         }
 
     def save_best(self, path: Path, generator: nn.Module, record: dict) -> None:

@@ -106,6 +106,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, example: str) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in the run folder from last.* (under the same config)")
     parser.add_argument("--half", action="store_true", help="store best.* in fp16, for shipping")
+    parser.add_argument("--init", metavar="CHECKPOINT",
+                        help="start from this model's weights (a path or a shipped name, e.g. classifier_occluded) "
+                             "instead of random ones: fine-tuning (shortcut for --set init=CHECKPOINT)")
     parser.add_argument("--device", help="override the config's device: auto, cpu, cuda, cuda:1 ...")
     parser.add_argument("--json", action="store_true", help="print the final metrics as one JSON object on stdout")
 
@@ -121,6 +124,8 @@ def train_overrides(args: argparse.Namespace) -> list[str]:
         overrides.append("train.half=true")
     if args.device:
         overrides.append(f"device={args.device}")
+    if args.init:
+        overrides.append(f"init={json.dumps(args.init)}")
     if args.out:
         overrides.append(f"out={json.dumps(args.out)}")
     return overrides

@@ -143,6 +143,19 @@ def test_sidecar_numbers_reproduce_and_round_trip_is_identical(unet_run, synthet
     assert torch.equal(a.reconstruct(occluded, hole), b.reconstruct(occluded, hole))
 
 
+def test_init_fine_tunes_a_saved_generator(unet_run, synthetic_faces, tmp_path):
+    """`init:` starts from a saved generator: at a learning rate too small to move it, the fine-tuned
+    generator scores what it started from; another architecture is refused."""
+    out, summary = unet_run
+    cfg = tiny_config(**{"init": str(out / "best"), "train.optim.lr": 1e-9, "train.steps_per_epoch": 2})
+    tuned = train_inpainter(cfg, tmp_path / "tuned", faces=synthetic_faces)
+    assert tuned["val"]["psnr_hole"] == pytest.approx(summary["val"]["psnr_hole"], abs=0.2)
+    assert json.loads((tmp_path / "tuned" / "best.json").read_text())["init"]["path"].startswith(str(out / "best"))
+    with pytest.raises(UnveilError, match="unet inpainter, this run trains a ra_unet"):
+        train_inpainter(tiny_config(**{"init": str(out / "best"), "model.arch": "ra_unet"}), tmp_path / "other",
+                        faces=synthetic_faces)
+
+
 def test_resume_continues_exactly(synthetic_faces, tmp_path):
     """Interrupted after epoch 1 and resumed == trained straight through (a class-conditional GAN, EMA,
     masks, every epoch's random draws)."""

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from unveil.config import from_dict
+from unveil.config import from_dict, to_dict
 from unveil.inpaint.segmenter import hole_iou, load_segmenter
 from unveil.inpaint.segmenter_train import MasksConfig, SegmenterConfig, masked, score, train_segmenter
 from unveil.shipped import shipped_checkpoint
@@ -37,6 +37,12 @@ def test_a_tiny_segmenter_learns_the_masks(synthetic_faces, tmp_path):
     model = load_segmenter(tmp_path / "run" / "best")
     images, hole = masked(synthetic_faces.split("test").float_images()[:128], cfg.masks, seed=11)
     assert score(model.predict(images), hole)["iou"] > 0.8
+    # Fine-tuning from it (`init:`) starts where it ended: at a learning rate too small to move it, it scores as well.
+    tuned = from_dict(SegmenterConfig, {**to_dict(cfg), "init": str(tmp_path / "run" / "best"),
+                                        "train": {**to_dict(cfg.train), "epochs": 1, "steps_per_epoch": 2,
+                                                  "optim": {"lr": 1e-9}}})
+    assert train_segmenter(tuned, tmp_path / "tuned", faces=synthetic_faces)["best_score"] > 0.8
+    assert len(load_segmenter(tmp_path / "tuned" / "best").meta["init"]["weights_sha256"]) == 64
 
 
 @pytest.mark.slow

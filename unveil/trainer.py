@@ -35,12 +35,12 @@ import torch
 import torch.nn as nn
 import yaml
 
-from .checkpoint import load_checkpoint, read_sidecar
+from .checkpoint import load_checkpoint, load_weights, read_sidecar, weights_digest
 from .config import check_choice, check_seed
 from .errors import UnveilError
 from .io import LOCK_NAME, folder_lock, is_temp, remove_stale_temps, shown_names, write_json, write_text
 from .distributed import average_buffers, average_gradients, average_sums, is_main
-from .runtime import EMA, Progress, check_device, load_training_state, save_training_state, warmup_cosine
+from .runtime import EMA, PRECISIONS, Progress, check_device, load_training_state, save_training_state, warmup_cosine
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -145,7 +145,10 @@ class TrainConfig:
     ema: float = 0.0              # EMA decay of the weights (e.g. 0.999), validated and shipped; 0 disables
     select: str = ""              # the val metric that selects the best epoch ("": the stage's default)
     patience: int = 0             # early stopping after this many epochs without a better val score; 0 disables
-    compile: bool = False         # torch.compile the model's forward (CUDA)
+    compile: bool = False         # torch.compile the model's forward (inductor; on the CPU it needs a C++ compiler)
+    # auto: bf16 autocast where the hardware runs it natively (CUDA; CPUs with AVX512-BF16 or AMX), else
+    # fp32; bf16 or fp32 force it (unveil.runtime.resolve_precision). Weights and optimiser stay fp32.
+    precision: str = "auto"
     half: bool = False            # store best.* in fp16 (shipped checkpoints); last.* is always fp32
     optim: OptimConfig = field(default_factory=OptimConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -158,6 +161,7 @@ class TrainConfig:
         if not 0 <= self.ema < 1:
             raise ValueError(f"train.ema must be in [0, 1) (0: off), got {self.ema}")
         check_seed(self.seed, "train.seed")
+        check_choice("train.precision", self.precision, PRECISIONS)
 
 
 @dataclass
@@ -169,12 +173,38 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     device: str = "auto"          # auto (CUDA if present), cpu, cuda, cuda:N
     out: str | None = None        # run folder; default runs/<name>
+    # Start from this checkpoint's weights (a path or a shipped name) instead of random ones: fine-tuning.
+    # Its architecture (and a classifier's classes) must be the run's; recorded in best.*'s sidecar.
+    init: str | None = None
 
     def __post_init__(self):
         check_device(self.device)
 
     def run_dir(self) -> Path:
         return Path(self.out) if self.out else Path("runs") / self.name
+
+
+def init_weights(model: nn.Module, spec: str, kind: str, arch: str, prefix: str = "",
+                 same: dict[str, Any] | None = None) -> dict:
+    """Start `model` (an `arch` of `kind`) from the weights of checkpoint `spec` (`init:`, `--init`).
+
+    The checkpoint must be of the same kind and architecture, with every tensor's name and shape (so
+    the same architecture arguments that matter); `same` names sidecar entries that must match too (a
+    classifier's classes and class map). `prefix` picks the model's tensors out of a checkpoint that
+    holds more (an inpainter's generator). Returns the record a sidecar keeps: path, name and digest.
+    """
+    from .shipped import resolve_checkpoint
+
+    path = resolve_checkpoint(spec)
+    tensors, meta = load_checkpoint(path, kind=kind)
+    if meta.get("arch") != arch:
+        raise UnveilError(f"{path}: init: the checkpoint is a {meta.get('arch')} {kind}, this run trains a {arch}")
+    for key, want in (same or {}).items():
+        if meta.get(key) != want:
+            raise UnveilError(f"{path}: init: the checkpoint's {key} is {meta.get(key)}, this run's is {want}")
+    state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    load_weights(model, state, path, "init weights")
+    return {"path": str(path), "name": meta.get("name"), "weights_sha256": weights_digest(path)}
 
 
 # --------------------------------------------------------------------------- optimisers
