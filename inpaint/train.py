@@ -37,7 +37,7 @@ from unveil.distributed import is_main, shard_index, world
 from unveil.errors import UnveilError
 from unveil.io import write_json
 from unveil.occlusion import Occlusion
-from unveil.runtime import autocast, pick_device, prepare_model, seed_everything
+from unveil.runtime import autocast, fused_for_inference, pick_device, prepare_model, seed_everything
 from unveil.trainer import Trainer, init_weights, run_folder
 
 from .config import SELECT_METRICS, InpaintConfig
@@ -85,8 +85,9 @@ class InpaintTask:
             self.models["discriminator"] = self.D
             self.optim["discriminator"] = ([self.D], cfg.discriminator.optim)
         self.perceptual = PerceptualLoss(cfg.loss.perceptual_kind).to(device) if cfg.loss.perceptual > 0 else None
-        self.expression = (ExpressionLoss(self.guide, cfg.loss.expression_kind, cfg.loss.expression_temperature)
-                           if self.guide is not None else None)
+        # The guide only scores (no weights saved): BatchNorm folded, one pass less forward and backward.
+        self.expression = (ExpressionLoss(fused_for_inference(self.guide), cfg.loss.expression_kind,
+                                          cfg.loss.expression_temperature) if self.guide is not None else None)
 
     def _splits(self, faces: Faces) -> tuple[Faces, Faces]:
         """Training and val faces, resident on the device as uint8 (decoded once)."""
@@ -103,6 +104,8 @@ class InpaintTask:
         """Conditioner (input), guide (loss), selector (val score): never the same one twice."""
         cfg = self.cfg
         self.conditioner, self.conditioning_info = load_frozen(cfg.model.conditioning, self.device)
+        # What training batches read it with: BatchNorm folded (the unfolded one is what gets saved).
+        self.reader = fused_for_inference(self.conditioner) if self.conditioner is not None else None
         if self.conditioning_info:
             self.conditioning_info["features"] = cfg.model.conditioning_features
         self.guide, self.guide_info = load_frozen(cfg.loss.guide if cfg.loss.expression > 0 else None, self.device)
@@ -143,7 +146,7 @@ class InpaintTask:
                 full = self.augment(full, generator=rng_device).clamp_(0, 1)
             occluded, hole = self.occlusion(full, seed=int(torch.randint(0, 2 ** 31 - 1, (1,), generator=rng)))
             with autocast(self.device, self.cfg.train.precision):
-                cond = conditioning(self.conditioner, occluded, self.cfg.model.conditioning_features)
+                cond = conditioning(self.reader, occluded, self.cfg.model.conditioning_features)
             yield {"full": full, "occluded": occluded, "hole": hole, "labels": self.train_faces.labels[index],
                    "cond": cond, "progress": (epoch * self.steps_per_epoch + step) / (self.cfg.train.epochs *
                                                                                     self.steps_per_epoch)}
