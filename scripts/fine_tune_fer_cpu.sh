@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Fine-tuning on the CPU (docs: README "Training on a CPU"): the upper-half reader distilled from the
+# judge, the same without the teacher (the control), and the judge itself. Each run selects on
+# PublicTest and reads PrivateTest once at its end (metrics.json). Wall times go to runs/fine-tune.log.
+#   bash scripts/fine_tune_fer_cpu.sh                 # about an hour on this project's 2-core CPU
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log=runs/fine-tune.log
+mkdir -p runs
+run() {
+  local name=$1; shift
+  local started=$SECONDS
+  unveil train-classifier --half --out "runs/$name" "$@"
+  echo "$name $(git rev-parse --short HEAD) $((SECONDS - started)) s $(nproc) cores $(date -u +%FT%TZ)" >> "$log"
+}
+run fer-reader-distill --config configs/classifier_fer_occluded_distill.yaml
+run fer-reader-control --config configs/classifier_fer_occluded_distill.yaml --set loss.distill.teacher=null
+run fer-judge-tune --config configs/classifier_fer_full_tune.yaml
