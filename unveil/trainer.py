@@ -145,7 +145,9 @@ class TrainConfig:
     ema: float = 0.0              # EMA decay of the weights (e.g. 0.999), validated and shipped; 0 disables
     select: str = ""              # the val metric that selects the best epoch ("": the stage's default)
     patience: int = 0             # early stopping after this many epochs without a better val score; 0 disables
-    compile: bool = False         # torch.compile the model's forward (inductor; on the CPU it needs a C++ compiler)
+    # torch.compile the classifier's forward (inductor). On the 2-core CPU it was slower (judge: 218 vs 242
+    # images/s, after 90 s of compiling); on the CPU it also needs a C++ compiler.
+    compile: bool = False
     # auto: bf16 autocast where the hardware runs it natively (CUDA; CPUs with AVX512-BF16 or AMX), else
     # fp32; bf16 or fp32 force it (unveil.runtime.resolve_precision). Weights and optimiser stay fp32.
     precision: str = "auto"
