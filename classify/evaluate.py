@@ -18,7 +18,7 @@ from unveil.data import Faces
 from unveil.figures import confusion_image
 from unveil.io import json_text, output_folder
 from unveil.metrics import classification_report
-from unveil.runtime import inference_batch_size, autocast
+from unveil.runtime import autocast, inference_batch_size
 
 from .condition import Condition
 

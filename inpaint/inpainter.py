@@ -27,7 +27,7 @@ from unveil.classify import create_classifier, load_classifier
 from unveil.classify.identity import same_classifier
 from unveil.classes import CLASSES
 from unveil.errors import UnveilError
-from unveil.runtime import inference_batch_size, autocast
+from unveil.runtime import autocast, inference_batch_size
 from unveil.shipped import resolve_checkpoint
 
 from .classical import BASELINES, create_baseline
