@@ -38,6 +38,7 @@ class CompareOptions:
     baselines: list[str] = field(default_factory=lambda: ["telea", "mean_face"])
     per_class: int = 2
     bootstrap: int = 1000
+    split: str = "test"   # the faces scored; `benchmarks/quickstart_recipe.py` chooses recipes on val
 
 
 @dataclass
@@ -138,7 +139,8 @@ def quickstart(cfg: QuickstartConfig, out: Path, use_wandb: bool = True) -> dict
             data=cfg.data, judge=str(out / "judge" / "best"),
             inpainters=(*(str(out / n / "best") for n in cfg.inpainters), *cfg.compare.baselines),
             cross=tuple(str(out / n / "best") for n in cfg.classifiers if n not in ("judge", "guide")),
-            occlusion=cfg.occlusion, split="test", per_class=cfg.compare.per_class, n_boot=cfg.compare.bootstrap)
+            occlusion=cfg.occlusion, split=cfg.compare.split, per_class=cfg.compare.per_class,
+            n_boot=cfg.compare.bootstrap)
         report = run_comparison(spec, Models.open(), out / "compare", wandb_run=run)
     finally:
         if run is not None:

@@ -139,3 +139,11 @@ def test_quickstart_end_to_end_reduced(tmp_path):
     report = json.loads((out / "compare" / "metrics.json").read_text())
     assert {"occluded", "unet", "ra_unet", "resnet_cgan", "telea", "mean_face", "full"} <= set(report["conditions"])
     assert (out / "compare" / "gallery.html").is_file() and (out / "compare" / "report.md").is_file()
+    # Every generator reads the occluded-face classifier and learns the expression from the guide, never
+    # from the judge that scores it.
+    judge = json.loads((out / "judge" / "best.json").read_text())
+    for name in ("unet", "ra_unet", "resnet_cgan"):
+        sidecar = json.loads((out / name / "best.json").read_text())
+        assert sidecar["conditioning"]["path"] == str(out / "occluded" / "best")
+        assert sidecar["guide"]["path"] == str(out / "guide" / "best")
+        assert sidecar["guide"]["weights_sha256"] != judge["weights_sha256"] and sidecar["loss"]["expression"] > 0
