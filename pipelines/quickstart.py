@@ -66,8 +66,8 @@ def load_quickstart(path: str | Path) -> QuickstartConfig:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quickstart", help="the whole study on synthetic faces within 3 minutes",
-                       description="Train a small judge, an occluded-face classifier and the three "
-                                   "generators on the built-in synthetic faces, then compare occluded, "
+                       description="Train a small judge, an occluded-face classifier, a guide and the "
+                                   "three generators on the built-in synthetic faces, then compare occluded, "
                                    "reconstructed and full faces; prints the table and where the report is.")
     p.add_argument("--config", default="configs/quickstart.yaml",
                    help="the quickstart config (default: the shipped one)")
