@@ -13,6 +13,7 @@ mean hole PSNR (that the face is still drawn, not only the class), and the run's
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -29,7 +30,7 @@ GENERATORS = ("unet", "ra_unet", "resnet_cgan")
 
 def _set(stage: dict, key: str, value) -> None:
     """Put `key=value` in a stage's overrides, replacing an earlier value of the same key."""
-    stage["set"] = [s for s in _unset(stage, key)] + [f"{key}={value}"]
+    stage["set"] = _unset(stage, key) + [f"{key}={value}"]
 
 
 def _unset(stage: dict, key: str) -> list[str]:
@@ -80,7 +81,7 @@ def run(recipe: str, seed: int, folder: Path) -> dict:
     path = folder / "quickstart.yaml"
     path.write_text(yaml.safe_dump(raw))
     report = quickstart(load_quickstart(path), folder / "run", use_wandb=False)
-    seconds = yaml.safe_load((folder / "run" / "timings.json").read_text())["total"]
+    seconds = json.loads((folder / "run" / "timings.json").read_text())["total"]
     accuracy = {name: c["accuracy"] for name, c in report["conditions"].items()}
     psnr = {name: report["conditions"][name]["psnr_hole"] for name in (*GENERATORS, "mean_face")}
     return {"recipe": recipe, "seed": seed, "seconds": seconds, "accuracy": accuracy, "psnr_hole": psnr}

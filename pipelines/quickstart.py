@@ -61,6 +61,8 @@ def load_quickstart(path: str | Path) -> QuickstartConfig:
         setattr(cfg, group, stages)
     if "judge" not in cfg.classifiers:
         raise UnveilError(f"{path}: classifiers must include 'judge'")
+    if cfg.compare.split not in ("val", "test"):   # checked before minutes of training, never the train faces
+        raise UnveilError(f"{path}: compare.split must be 'val' or 'test', not {cfg.compare.split!r}")
     return cfg
 
 

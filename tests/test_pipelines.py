@@ -147,3 +147,18 @@ def test_quickstart_end_to_end_reduced(tmp_path):
         assert sidecar["conditioning"]["path"] == str(out / "occluded" / "best")
         assert sidecar["guide"]["path"] == str(out / "guide" / "best")
         assert sidecar["guide"]["weights_sha256"] != judge["weights_sha256"] and sidecar["loss"]["expression"] > 0
+
+
+def test_quickstart_scores_only_val_or_test_faces(tmp_path):
+    from unveil.errors import UnveilError
+    from unveil.pipelines.quickstart import load_quickstart
+
+    config = yaml.safe_load(Path("configs/quickstart.yaml").read_text())
+    config["compare"]["split"] = "train"
+    bad = tmp_path / "quickstart.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    with pytest.raises(UnveilError, match=r"quickstart\.yaml: compare\.split must be 'val' or 'test', not 'train'"):
+        load_quickstart(bad)
+    config["compare"]["split"] = "val"
+    bad.write_text(yaml.safe_dump(config))
+    assert load_quickstart(bad).compare.split == "val"
