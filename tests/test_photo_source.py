@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from unveil.data import load_faces
+from unveil.data.faces import SPLITS
 from unveil.errors import DataError, UnveilError
 from unveil.occlusion import MASK_STYLES, Occlusion
 from unveil.photo import create_detector
@@ -143,3 +144,22 @@ def test_photo_mask_needs_photos_and_is_not_for_training_batches(faces):
         Occlusion.parse("photo-mask").over_faces(synthetic)
     with pytest.raises(UnveilError, match="not crops in training"):
         Occlusion.parse("photo-mask")(faces.float_images())
+
+
+def test_split_folders_keep_their_splits(tmp_path):
+    """`DIR/{train,val,test}/<class>/<photo>`: each photo keeps the split its folder names (the README's
+    layout), instead of the split folder being read as a class."""
+    rgb = sample_photo()[0]
+    layout = {"train/happy/a.png": rgb, "train/neutral/b.png": _canvas(rgb, 0.8, (100, 30)),
+              "val/happy/c.png": np.ascontiguousarray(rgb[:, ::-1]), "test/happy/d.png": _canvas(rgb, 0.9, (20, 20))}
+    for name, image in layout.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(tmp_path / name)
+    faces = load_faces(f"photos:{tmp_path}", use_cache=False)
+    split_of = {i: SPLITS[int(s)] for i, s in zip(faces.ids, faces.splits)}
+    assert split_of == {"train/happy/a.png": "train", "train/neutral/b.png": "train", "val/happy/c.png": "val",
+                        "test/happy/d.png": "test"}
+    assert faces.labels.tolist() == [3, 3, 4, 3]   # test/happy, train/happy, train/neutral, val/happy
+    (tmp_path / "val" / "e.png").write_bytes((tmp_path / "val/happy/c.png").read_bytes())
+    with pytest.raises(DataError, match="outside a class folder"):
+        load_faces(f"photos:{tmp_path}", use_cache=False)

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..data.preprocess import upright
-from ..data.sources import IMAGE_EXTENSIONS, listing
+from ..data.sources import FOLDER_TO_SPLIT, IMAGE_EXTENSIONS, listing
 from ..classes import canonical_label
 from ..errors import DataError
 
@@ -82,9 +82,11 @@ def photos_in(paths: list[str | Path]) -> list[Path]:
 
 
 def labelled_photos(root: str | Path, aliases: dict[str, str] | None = None) -> list[tuple[Path, int]]:
-    """(photo, canonical label) for every image in `root`'s class folders (`root/<class>/<image>`, the
-    class named as in any class-folder set, aliases allowed), sorted. A file or folder that breaks
-    the layout is an error naming it."""
+    """(photo, canonical label) for every image in `root`'s class folders (`root/<class>/<image>`, or
+    `root/<split>/<class>/<image>` with split folders named as any class-folder set names them: train,
+    val, test, ...), the class named as in any class-folder set, aliases allowed, sorted. The split is
+    read back from the photo's path (`sources.split_hint`). A file or folder that breaks the layout is an
+    error naming it."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: not a folder of class folders (<class>/<photo>)")
@@ -92,9 +94,29 @@ def labelled_photos(root: str | Path, aliases: dict[str, str] | None = None) -> 
     for entry in listing(root):
         if entry.is_file() and entry.suffix.lower() in IMAGE_EXTENSIONS:
             raise DataError(f"{entry}: photo outside a class folder (expected {root}/<class>/<photo>)")
-        if entry.is_dir() and not entry.name.startswith("."):
-            label = canonical_label(entry.name, aliases, where=str(entry))
-            out += [(photo, label) for photo in image_files(entry)]
+        if not entry.is_dir() or entry.name.startswith("."):
+            continue
+        if entry.name.lower() in FOLDER_TO_SPLIT:
+            out += _class_folders(entry, aliases)
+        else:
+            out += _class_folder(entry, aliases)
     if not out:
-        raise DataError(f"{root}: no photos in class folders (expected {root}/<class>/<photo>)")
+        raise DataError(f"{root}: no photos in class folders (expected {root}/<class>/<photo>, optionally "
+                        f"under train/ val/ test/)")
     return out
+
+
+def _class_folders(split: Path, aliases: dict[str, str] | None) -> list[tuple[Path, int]]:
+    """The photos of a split folder's class folders; a photo directly in it is outside any class."""
+    out = []
+    for entry in listing(split):
+        if entry.is_file() and entry.suffix.lower() in IMAGE_EXTENSIONS:
+            raise DataError(f"{entry}: photo outside a class folder (expected {split}/<class>/<photo>)")
+        if entry.is_dir() and not entry.name.startswith("."):
+            out += _class_folder(entry, aliases)
+    return out
+
+
+def _class_folder(folder: Path, aliases: dict[str, str] | None) -> list[tuple[Path, int]]:
+    label = canonical_label(folder.name, aliases, where=str(folder))
+    return [(photo, label) for photo in image_files(folder)]
