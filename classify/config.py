@@ -123,7 +123,11 @@ class ClassifierConfig(ExperimentConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check_choice("train.select", self.train.select, SELECT_METRICS)
+        parts = [p.label() for p in self.data.mix]
+        if self.train.select.startswith("accuracy@"):   # one part of a data mix selects, not the pooled val
+            check_choice("train.select's part", self.train.select.removeprefix("accuracy@"), parts)
+        else:
+            check_choice("train.select", self.train.select, SELECT_METRICS)
         outputs = ClassMap.parse(self.class_map, "class_map")
         wanted = self.model.args.get("num_classes")
         if outputs is not None and wanted is not None and wanted != len(outputs.names):

@@ -34,19 +34,24 @@ def class_weights(labels: torch.Tensor, num_classes: int = NUM_CLASSES, mode: st
 def classification_loss(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None = None,
                         label_smoothing: float = 0.0, focal_gamma: float = 0.0) -> torch.Tensor:
     """Cross-entropy, or focal loss (Lin et al. 2017) when `focal_gamma` > 0, with class weights and
-    label smoothing; a weighted mean over the batch like `F.cross_entropy(weight=...)`.
+    label smoothing; a weighted mean over the batch like `F.cross_entropy(weight=...)`. The targets are
+    class indices or soft labels (crowd votes, rows summing to 1); a one-hot soft label gives the index's
+    loss (smoothing under class weights aside, which PyTorch weights per class), and a face's weight is its
+    soft label's mean class weight.
 
     Shape:
-        logits: [N, C]; targets: int [N] -> scalar.
+        logits: [N, C]; targets: int [N] or float [N, C] -> scalar.
     """
     logits = logits.float()
-    if focal_gamma <= 0:
+    if focal_gamma <= 0 and not targets.is_floating_point():
         return F.cross_entropy(logits, targets, weight=weight, label_smoothing=label_smoothing)
     log_p = logits.log_softmax(1)
     num_classes = logits.shape[1]
-    soft = F.one_hot(targets, num_classes).float() * (1 - label_smoothing) + label_smoothing / num_classes
-    per_face = -(soft * (1 - log_p.exp()).pow(focal_gamma) * log_p).sum(1)
-    w = weight[targets] if weight is not None else torch.ones_like(per_face)
+    target = targets.float() if targets.is_floating_point() else F.one_hot(targets, num_classes).float()
+    smoothed = target * (1 - label_smoothing) + label_smoothing / num_classes
+    focus = (1 - log_p.exp()).pow(focal_gamma) if focal_gamma > 0 else 1.0
+    per_face = -(smoothed * focus * log_p).sum(1)
+    w = target @ weight if weight is not None else torch.ones_like(per_face)
     return (w * per_face).sum() / w.sum()
 
 

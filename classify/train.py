@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 from unveil.classes import ClassView
 from unveil.config import to_dict
-from unveil.data import Faces, load_faces
+from unveil.data import Faces
+from unveil.data.faces import epoch_order
 from unveil.distributed import is_main, shard_index, world
 from unveil.errors import UnveilError
 from unveil.io import write_json
@@ -61,7 +62,11 @@ class ClassifierTask:
         self.optim = {"model": ([model], cfg.optim)}
         self.net = torch.compile(model) if cfg.compile else model
         self.precision = resolve_precision(device, cfg.precision)
+        self.train = train
         self.images, self.labels = train.images.to(device), self.view.labels(train.labels).to(device)
+        # Soft labels (crowd votes) of a data mix, in the view's classes; else the labels themselves.
+        soft = train.soft if train.soft is None or self.view.mapping is None else self.view.mapping.collapse(train.soft)
+        self.targets = soft.to(device) if soft is not None else self.labels
         self.batch = min(cfg.batch_size, len(train))
         # The last partial batch is dropped (BatchNorm needs more than one face).
         self.steps_per_epoch = cfg.steps_per_epoch or len(train) // self.batch
@@ -74,25 +79,25 @@ class ClassifierTask:
 
     def batches(self, epoch: int, seed: int) -> Iterator[tuple]:
         gen = torch.Generator(device=self.device).manual_seed(seed)
-        n, laps = len(self.labels), -(-self.steps_per_epoch * self.batch // len(self.labels))
-        order = torch.cat([torch.randperm(n, device=self.device, generator=gen) for _ in range(laps)])
+        order = epoch_order(self.train, self.steps_per_epoch * self.batch, gen)
         for step in range(self.steps_per_epoch):
             # Fresh masks every batch; a resumed run draws the same ones (kept below 2**63 for any train.seed).
             yield order[step * self.batch:(step + 1) * self.batch], gen, (seed * 100_003 + step) % 2 ** 63
 
     def step(self, batch: tuple) -> Iterator[tuple[str, torch.Tensor, dict]]:
         index, gen, mask_seed = batch
-        x, y = self.images[index].unsqueeze(1).float().div_(255), self.labels[index]
+        x, y, target = self.images[index].unsqueeze(1).float().div_(255), self.labels[index], self.targets[index]
         if self.augment is not None:
             x = self.augment(x, gen)
-        full, partner, lam = mix_batch(x, y, self.loss)
+        # Mixed with partners at these positions in the batch: their labels or soft labels alike.
+        full, partner, lam = mix_batch(x, torch.arange(len(y), device=y.device), self.loss)
         x = self.condition(full, seed=mask_seed)
         if self.loss.adversarial_eps > 0:
-            x = fgsm_perturb(self.net, x, y, self.criterion, self.loss.adversarial_eps, gen, self.precision)
+            x = fgsm_perturb(self.net, x, target, self.criterion, self.loss.adversarial_eps, gen, self.precision)
         with autocast(self.device, self.precision):
             logits = self.net(x.contiguous(memory_format=torch.channels_last))
-        loss = self.criterion(logits, y) if lam == 1.0 else (
-            lam * self.criterion(logits, y) + (1 - lam) * self.criterion(logits, partner))
+        loss = self.criterion(logits, target) if lam == 1.0 else (
+            lam * self.criterion(logits, target) + (1 - lam) * self.criterion(logits, target[partner]))
         if self.teacher is not None:
             loss = self._distilled(loss, logits, full if self.loss.distill.sees == "full" else x)
         yield "model", loss, {"loss": loss.detach(), "accuracy": (logits.detach().argmax(1) == y).float().mean()}
@@ -111,7 +116,13 @@ class ClassifierTask:
         labels = self.view.labels(self.val.labels)
         report = classification_report(labels, probs, n_boot=0, classes=self.view.names)
         nll = F.nll_loss(probs.clamp_min(1e-8).log(), labels.to(probs.device))
-        return {"loss": float(nll), "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+        scores = {"loss": float(nll), "accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+        right = probs.argmax(1).cpu() == labels.cpu()
+        for k, name in enumerate(self.val.origins):   # a data mix: each part's own score beside the pooled one
+            part = self.val.origin.cpu() == k
+            if part.any():
+                scores[f"accuracy@{name}"] = float(right[part].float().mean())
+        return scores
 
     def save_best(self, path: Path, model: nn.Module, record: dict) -> None:
         save_classifier(path, model, {**(self.meta or {}), **self.condition.describe(), "seed": self.cfg.seed,
@@ -200,7 +211,7 @@ def train_from_config(cfg: ClassifierConfig, out_dir: str | Path | None = None, 
 def _train_run(cfg: ClassifierConfig, out: Path, resume: bool, on_epoch_end, load_reconstruct) -> dict:
     device = pick_device(cfg.device)
     seed_everything(cfg.train.seed)
-    faces = load_faces(cfg.data.source, normalize=cfg.data.normalize)
+    faces = cfg.data.load()
     train, val, test = _splits(faces, cfg)
     condition = Condition.from_config(cfg.condition, load_reconstruct)
     view = cfg.class_view()
@@ -251,7 +262,7 @@ def _model_and_meta(cfg: ClassifierConfig, view: ClassView) -> tuple[nn.Module, 
 
 def _splits(faces: Faces, cfg: ClassifierConfig) -> tuple[Faces, Faces, Faces]:
     if len(faces.split("train")) == 0:
-        raise UnveilError(f"{cfg.data.source}: no training faces")
+        raise UnveilError(f"{cfg.data.describe()}: no training faces")
     return cfg.data.splits(faces, cfg.train.seed)
 
 

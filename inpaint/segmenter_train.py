@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from unveil.checkpoint import checkpoint_paths
 from unveil.config import check_args, check_choice, from_dict, load_config, to_dict
-from unveil.data import Faces, load_faces
+from unveil.data import Faces
 from unveil.distributed import shard_index, world
 from unveil.errors import UnveilError
 from unveil.augment import PhotoLike
@@ -256,7 +256,7 @@ def train_segmenter(cfg: SegmenterConfig, out_dir: str | Path, resume: bool = Fa
     """Train from a config; returns the history (the run folder holds best.*, last.*, history.json)."""
     device = pick_device(cfg.device)
     seed_everything(cfg.train.seed)
-    faces = faces if faces is not None else load_faces(cfg.data.source, normalize=cfg.data.normalize)
+    faces = faces if faces is not None else cfg.data.load()
     task = SegmenterTask(cfg, faces, device)
     select = cfg.train.select or "iou"
     trainer = Trainer(task, cfg.train, select, out=out_dir, config=to_dict(cfg), what="train-segmenter", device=device)

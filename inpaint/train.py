@@ -32,7 +32,7 @@ from unveil.classes import CLASSES
 from unveil.classify import open_classifier, predict_proba
 from unveil.classify.identity import classifier_record, same_classifier
 from unveil.config import to_dict
-from unveil.data import Faces, load_faces
+from unveil.data import Faces
 from unveil.distributed import is_main, shard_index, world
 from unveil.errors import UnveilError
 from unveil.io import write_json
@@ -242,7 +242,7 @@ def build_trainer(cfg: InpaintConfig, out_dir: str | Path, faces: Faces | None =
     """The task and its trainer for a config (`faces` spares loading the config's source)."""
     device = pick_device(cfg.device)
     seed_everything(cfg.train.seed)
-    faces = faces if faces is not None else load_faces(cfg.data.source, normalize=cfg.data.normalize)
+    faces = faces if faces is not None else cfg.data.load()
     task = InpaintTask(cfg, faces, device)
     return Trainer(task, cfg.train, cfg.train.select, minimize=SELECT_METRICS[cfg.train.select], out=out_dir,
                    config=to_dict(cfg), what=f"inpainter {cfg.model.arch}", device=device)

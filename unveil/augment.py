@@ -22,6 +22,7 @@ class Augment:
     scale: tuple[float, float] = (0.9, 1.1)
     shift: float = 0.1         # fraction of the image size
     erase: float = 0.0         # probability of erasing one random rectangle
+    photo: float = 0.0         # probability of a face made to look cut out of a photo (`PhotoLike`)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         n, device = images.shape[0], images.device
@@ -37,7 +38,23 @@ class Augment:
         grid = F.affine_grid(theta, list(images.shape), align_corners=False)
         out = F.grid_sample(images, grid.to(images.dtype), mode="bilinear", padding_mode="border",
                             align_corners=False)
-        return _erase(out, self.erase, rand) if self.erase > 0 else out
+        out = _erase(out, self.erase, rand) if self.erase > 0 else out
+        return _photo_like(out, self.photo, generator) if self.photo > 0 else out
+
+
+def _photo_like(images: torch.Tensor, p: float, generator: torch.Generator | None) -> torch.Tensor:
+    """A share `p` of the faces resampled, blurred, relit and noised as photos are (`PhotoLike`), then
+    stretched to span 0..1 again, as every face is before a model reads it (`minmax_normalize`)."""
+    n = images.shape[0]
+    pick = torch.rand(n, device=images.device, generator=generator) < p
+    if not pick.any():
+        return images
+    degraded = PhotoLike()(images[pick], generator)
+    lo = degraded.amin((1, 2, 3), keepdim=True)
+    span = degraded.amax((1, 2, 3), keepdim=True) - lo
+    out = images.clone()
+    out[pick] = torch.where(span > 0, (degraded - lo) / span.clamp_min(1e-6), degraded)
+    return out
 
 
 def _erase(images: torch.Tensor, p: float, rand) -> torch.Tensor:

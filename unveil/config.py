@@ -175,6 +175,9 @@ def _typed(value: Any, hint: Any, key: str) -> Any:
         raise UnveilError(errors[0] if len(errors) == 1 else f"{key}: expected {_name(hint)}, got {_shown(value)}")
     if hint is Any:
         return value
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):  # a section inside a list (data.mix)
+        where, _, section = key.rpartition(": ")
+        return from_dict(hint, value, where, None, section)
     if dataclasses.is_dataclass(hint):  # a section given a plain value, e.g. --set train=3
         raise UnveilError(f"{key}: expected a section (a mapping of keys), got {_shown(value)}")
     if hint is bool:

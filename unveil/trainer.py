@@ -37,6 +37,7 @@ import yaml
 
 from .checkpoint import load_checkpoint, load_weights, read_sidecar, weights_digest
 from .config import check_choice, check_seed
+from .data.mix import MixPart
 from .errors import UnveilError
 from .io import LOCK_NAME, folder_lock, is_temp, remove_stale_temps, shown_names, write_json, write_text
 from .distributed import average_buffers, average_gradients, average_sums, is_main
@@ -58,10 +59,25 @@ class DataConfig:
     # Leave out of training the faces `unveil data info --check` flags: constant, nearly constant, copied
     # in val or test (a leak), and later copies of a training face (unveil.data.degenerate).
     drop_degenerate: bool = False
+    # Several sources at once (unveil.data.mix): each part keeps its splits and has a weight, its share of
+    # the training batches; validation is reported per part and pooled. With a mix, leave `source` unset.
+    mix: list[MixPart] = field(default_factory=list)
 
     def __post_init__(self):
         if self.limit < 0 or self.val_limit < 0:
             raise ValueError(f"data.limit and data.val_limit must be >= 0 (0: all), got {self.limit}, {self.val_limit}")
+        if self.mix and self.source != DataConfig.source:
+            raise ValueError(f"give data.source ({self.source}) or data.mix, not both")
+
+    def load(self):
+        """The faces this config trains on: its source, or its mix of sources."""
+        from .data import load_faces
+        from .data.mix import load_mix
+
+        return load_mix(self.mix, self.normalize) if self.mix else load_faces(self.source, normalize=self.normalize)
+
+    def describe(self) -> str:
+        return "+".join(p.label() for p in self.mix) if self.mix else self.source
 
     def splits(self, faces, seed: int):
         """(train, val, test) as every stage trains on them: flagged training faces dropped when
@@ -118,8 +134,11 @@ class AugmentConfig:
     scale: tuple[float, float] = (0.9, 1.1)
     shift: float = 0.1
     erase: float = 0.0
+    photo: float = 0.0    # share of faces made to look cut out of a photo (resampled, blurred, relit, noised)
 
     def __post_init__(self):
+        if not 0 <= self.photo <= 1:
+            raise ValueError(f"augment.photo must be in [0, 1], got {self.photo}")
         if not 0 < self.scale[0] <= self.scale[1]:
             raise ValueError(f"augment.scale must be [low, high] with 0 < low <= high, got {list(self.scale)}")
         if not 0 <= self.degrees <= 180 or not 0 <= self.shift <= 0.5 or not 0 <= self.erase <= 1:
@@ -131,7 +150,7 @@ class AugmentConfig:
 
         if not self.enabled:
             return None
-        return Augment(self.flip, self.degrees, self.scale, self.shift, self.erase)
+        return Augment(self.flip, self.degrees, self.scale, self.shift, self.erase, self.photo)
 
 
 @dataclass

@@ -30,6 +30,12 @@ class Faces:
     fingerprint: str = ""
     sharded: bool = False   # the training faces are already this data-parallel rank's shard (a face store)
     skipped: list[dict] = field(default_factory=list, repr=False)  # {id, label, reason}: inputs the source left out
+    # A data mix (`unveil.data.mix`): which part each face comes from (index into `origins`), and soft
+    # labels (float [N, C], rows summing to 1: crowd votes; one-hot for hard-labelled faces) where any part has them.
+    origin: torch.Tensor | None = field(default=None, repr=False)
+    origins: tuple[str, ...] = ()
+    shares: tuple[float, ...] = ()   # each part's share of the training batches (the mix's weights)
+    soft: torch.Tensor | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -49,11 +55,19 @@ class Faces:
         index = index.to(self.labels.device)
         idx = index.tolist()
         return replace(self, images=self.images[index], labels=self.labels[index],
-                       splits=self.splits[index], ids=[self.ids[i] for i in idx])
+                       splits=self.splits[index], ids=[self.ids[i] for i in idx],
+                       origin=_take(self.origin, index), soft=_take(self.soft, index))
 
     def to(self, device: torch.device | str) -> "Faces":
         return replace(self, images=self.images.to(device), labels=self.labels.to(device),
-                       splits=self.splits.to(device))
+                       splits=self.splits.to(device), origin=_moved(self.origin, device),
+                       soft=_moved(self.soft, device))
+
+    def part(self, name: str) -> "Faces":
+        """The faces of one part of a data mix, by its name (`origins`)."""
+        if name not in self.origins:
+            raise UnveilError(f"{self.source}: no part named {name!r}; parts: {', '.join(self.origins) or 'none'}")
+        return self.select((self.origin == self.origins.index(name)).nonzero().squeeze(1))
 
     def float_images(self) -> torch.Tensor:
         """Images as float [N, 1, 48, 48] in [0, 1], the input convention of every model."""
@@ -69,3 +83,24 @@ class Faces:
             if table[s].sum() > 0:
                 out[name] = {c: int(table[s, k]) for k, c in enumerate(CLASSES)}
         return out
+
+
+def _take(tensor: torch.Tensor | None, index: torch.Tensor) -> torch.Tensor | None:
+    return None if tensor is None else tensor[index.to(tensor.device)]
+
+
+def _moved(tensor: torch.Tensor | None, device: torch.device | str) -> torch.Tensor | None:
+    return None if tensor is None else tensor.to(device)
+
+
+def epoch_order(faces: Faces, draws: int, generator: torch.Generator) -> torch.Tensor:
+    """The faces an epoch shows, `draws` indices on the generator's device: whole permutations of the faces
+    (each face once per lap), or for a data mix, each part drawn with its share of the batches (with
+    replacement, spread evenly over the part's faces)."""
+    n, device = len(faces), generator.device
+    if faces.origin is None or len(faces.origins) <= 1:
+        return torch.cat([torch.randperm(n, device=device, generator=generator) for _ in range(-(-draws // n))])
+    origin = faces.origin.to(device)
+    counts = torch.bincount(origin, minlength=len(faces.shares)).clamp_min(1).float()
+    shares = torch.tensor(faces.shares, device=device)
+    return torch.multinomial((shares / counts)[origin], draws, replacement=True, generator=generator)
