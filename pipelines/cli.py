@@ -21,11 +21,11 @@ from unveil import __version__
 from unveil.errors import UnveilError
 from unveil.runtime import keep_freed_memory
 
-from . import (classifier_commands, compare_commands, data_commands, hole_commands, inpainter_commands, photo_commands,
-               predict_commands, quickstart, segmenter_commands, serve_commands)
+from . import (classifier_commands, compare_commands, data_commands, fusion_commands, hole_commands, inpainter_commands,
+               photo_commands, predict_commands, quickstart, segmenter_commands, serve_commands)
 
-COMMAND_MODULES = [data_commands, classifier_commands, inpainter_commands, compare_commands, photo_commands,
-                   predict_commands, segmenter_commands, hole_commands, serve_commands, quickstart]
+COMMAND_MODULES = [data_commands, classifier_commands, inpainter_commands, compare_commands, fusion_commands,
+                   photo_commands, predict_commands, segmenter_commands, hole_commands, serve_commands, quickstart]
 
 
 class Parser(argparse.ArgumentParser):

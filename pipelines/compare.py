@@ -21,6 +21,8 @@ import torch
 
 from unveil.classes import ClassMap, ClassView, class_view
 from unveil.classify import open_classifier, predict_proba
+from unveil.checkpoint import read_sidecar
+from unveil.classify.fusion import OneReading, input_record
 from unveil.classify.identity import classifier_record
 from unveil.data import Faces, load_faces
 from unveil.errors import UnveilError
@@ -29,7 +31,7 @@ from unveil.io import atomic_folder, check_replaceable, output_folder, write_jso
 from unveil.metrics import classification_report, image_quality
 from unveil.occlusion import LowerHalf, Occlusion
 from unveil.runtime import fused_for_inference, pick_device, resolve_precision
-from unveil.shipped import JUDGE, resolve_checkpoint, shipped_inpainters
+from unveil.shipped import FUSION, JUDGE, OCCLUDED, resolve_checkpoint, shipped_inpainters
 
 from .gallery import build_rows, write_html, write_png
 from .options import load_scored
@@ -143,7 +145,8 @@ def judge_warnings(judge: Judge, inpainters: list[NamedInpainter]) -> list[str]:
 
 def compare(faces: Faces, judge: Judge, inpainters: list[NamedInpainter], occlusion: Occlusion,
             cross: list[Judge] = (), tta: bool = False, seed: int = 0, n_boot: int = 1000,
-            use_lpips: bool = True, classes: ClassMap | None = None) -> tuple[dict, dict]:
+            use_lpips: bool = True, classes: ClassMap | None = None,
+            one: OneReadingInputs | None = None) -> tuple[dict, dict]:
     """Score every condition with the judge; return (report, artefacts for the gallery).
 
     The report is JSON-able: data, occlusion, judge, warnings, the class view, conditions{name: metrics},
@@ -154,7 +157,7 @@ def compare(faces: Faces, judge: Judge, inpainters: list[NamedInpainter], occlus
     hole, shown = condition_images(faces, occlusion, inpainters, device, seed)
     images, labels = shown["full"], faces.labels.to(device)
     scores, artefacts = judge_conditions(shown, labels, judge, inpainters, cross, tta=tta, seed=seed, n_boot=n_boot,
-                                         classes=classes)
+                                         classes=classes, one=one)
     for name, x in shown.items():
         if name != "full":
             scores["conditions"][name].update(image_quality(x, images, hole, use_lpips))
@@ -163,11 +166,48 @@ def compare(faces: Faces, judge: Judge, inpainters: list[NamedInpainter], occlus
     return report, {**artefacts, "hole": hole}
 
 
+@dataclass
+class OneReadingInputs:
+    """What the one reading pools in a comparison: the upper-half reader, the fusion, and the inpainter whose
+    reconstruction the judge reads (`unveil.classify.fusion.OneReading`)."""
+
+    reader: Judge
+    reading: OneReading
+    inpainter: str
+
+    @classmethod
+    def open(cls, models: Models, reader: str, fusion: str | None, judge: Judge,
+             inpainters: list[NamedInpainter]) -> OneReadingInputs | None:
+        """The one reading over the fusion's own inpainter where it is compared, else the first generator;
+        None where only classical fills are compared."""
+        generators = [i for i in inpainters if i.path is not None]
+        if not generators:
+            return None
+        fitted = read_sidecar(resolve_checkpoint(fusion, models.checkpoints), "fusion") if fusion else {}
+        wanted = fitted.get("inputs", {}).get("inpainter", {}).get("weights_sha256")
+        chosen = next((i for i in generators if wanted and input_record(i.path)["weights_sha256"] == wanted),
+                      generators[0])
+        reader_judge = models.judge(reader)
+        used = {"reader": input_record(reader_judge.path), "judge": input_record(judge.path),
+                "inpainter": input_record(chosen.path)}
+        return cls(reader_judge, OneReading.open(fusion, used, models.checkpoints), chosen.name)
+
+    def score(self, shown: dict[str, torch.Tensor], judged: torch.Tensor, tta: bool) -> torch.Tensor:
+        """The one reading's probabilities [N, C] (canonical), every face having a hole."""
+        read = self.reader.proba(shown["occluded"], tta)
+        return self.reading(read, judged, judged, torch.ones(len(read), dtype=torch.bool))
+
+    def record(self) -> dict:
+        return {"how": self.reading.how, "reader": self.reader.record, "inpainter": self.inpainter}
+
+
 def judge_conditions(shown: dict[str, torch.Tensor], labels: torch.Tensor, judge: Judge,
                      inpainters: list[NamedInpainter], cross: list[Judge] = (), tta: bool = False, seed: int = 0,
-                     n_boot: int = 1000, classes: ClassMap | None = None) -> tuple[dict, dict]:
+                     n_boot: int = 1000, classes: ClassMap | None = None,
+                     one: OneReadingInputs | None = None) -> tuple[dict, dict]:
     """The judge's scores of every condition's faces (and with `cross`, every other classifier's), in
-    the judge's class view; with the artefacts the gallery needs. `labels` are canonical."""
+    the judge's class view; with the artefacts the gallery needs. `labels` are canonical. With `one`, the
+    report opens with `one_reading`: the one answer per face, scored in the same view."""
     view = class_view(judge.meta, classes, judge.path)
     raw = {name: judge.proba(x, tta) for name, x in shown.items()}
     probs = {name: view.probs(p) for name, p in raw.items()}
@@ -181,6 +221,10 @@ def judge_conditions(shown: dict[str, torch.Tensor], labels: torch.Tensor, judge
         "conditions": {name: classification_report(scored, p, n_boot=n_boot, seed=seed, classes=view.names)
                        for name, p in probs.items()},
     }
+    if one is not None:
+        fused = view.probs(one.score(shown, raw[one.inpainter], tta))
+        report = {"one_reading": {**one.record(), **classification_report(scored, fused, n_boot=n_boot, seed=seed,
+                                                                          classes=view.names)}, **report}
     if cross:
         report["cross"] = cross_matrix(judge, view, report["conditions"], cross, shown, labels, tta, n_boot, seed)
     artefacts = {"images": shown, "probs": probs, "labels": scored, "classes": view.names,
@@ -232,6 +276,8 @@ class ComparisonSpec:
     n_boot: int = 1000
     use_lpips: bool = True
     per_class: int = 2                    # gallery faces per class
+    reader: str = OCCLUDED                # the one reading: this upper-half reader pooled with the judge
+    fusion: str | None = FUSION           # ... by this fusion (None: the equal-weight pool)
 
 
 Load = Callable[[str, str], Faces]        # (source, split) -> faces
@@ -275,8 +321,9 @@ def run_comparison(spec: ComparisonSpec, models: Models, out_dir: Path, load: Lo
     print(f"comparing {len(inpainters) + 2} conditions on {len(faces)} faces of {faces.source} ({spec.split})",
           file=sys.stderr)
     started = time.perf_counter()
+    one = OneReadingInputs.open(models, spec.reader, spec.fusion, judge, inpainters)
     report, artefacts = compare(faces, judge, inpainters, occ, cross=others, tta=spec.tta, seed=spec.seed,
-                                n_boot=spec.n_boot, use_lpips=spec.use_lpips, classes=spec.classes)
+                                n_boot=spec.n_boot, use_lpips=spec.use_lpips, classes=spec.classes, one=one)
     report["data"]["split"] = spec.split
     if excluded:
         report["data"]["excluded_degenerate"] = excluded

@@ -22,9 +22,10 @@ from unveil.classes import ClassMap
 from unveil.errors import DataError, UnveilError
 from unveil.io import atomic_folder, check_replaceable
 from unveil.photo.read import labelled_photos, read_photo
-from unveil.shipped import JUDGE, OCCLUDED
+from unveil.shipped import FUSION, JUDGE, OCCLUDED
 
-from .compare import REPORT_FILES, Judge, Models, NamedInpainter, default_inpainters, judge_conditions, write_outputs
+from .compare import (REPORT_FILES, Judge, Models, NamedInpainter, OneReadingInputs, default_inpainters,
+                      judge_conditions, write_outputs)
 from .predict import FaceFramer
 
 
@@ -44,6 +45,8 @@ class PhotoEvalSpec:
     seed: int = 0                          # the bootstrap and the gallery's sample
     n_boot: int = 1000
     per_class: int = 2
+    reader: str = OCCLUDED                 # the one reading: this reader pooled with the judge
+    fusion: str | None = FUSION            # ... by this fusion (None: the equal-weight pool)
 
 
 def evaluate_photos(spec: PhotoEvalSpec, models: Models, out: Path) -> dict:
@@ -57,8 +60,10 @@ def evaluate_photos(spec: PhotoEvalSpec, models: Models, out: Path) -> dict:
     photos = frame_photo_set(spec.root, framer, spec.aliases)
     judge = models.judge(spec.judge)
     others = [models.judge(name) for name in spec.cross]
-    report, artefacts = score_photo_set(photos, judge, models.inpainters(specs), others, tta=spec.tta,
-                                        seed=spec.seed, n_boot=spec.n_boot, classes=spec.classes)
+    inpainters = models.inpainters(specs)
+    one = OneReadingInputs.open(models, spec.reader, spec.fusion, judge, inpainters)
+    report, artefacts = score_photo_set(photos, judge, inpainters, others, tta=spec.tta,
+                                        seed=spec.seed, n_boot=spec.n_boot, classes=spec.classes, one=one)
     with atomic_folder(out) as folder:
         write_outputs(report, artefacts, photos.ids, judge, folder, f"photos, hole {spec.hole}", spec.per_class,
                       spec.seed)
@@ -115,7 +120,7 @@ def frame_photo_set(root: str | Path, framer: FaceFramer, aliases: dict[str, str
 
 def score_photo_set(photos: PhotoSet, judge: Judge, inpainters: list[NamedInpainter], cross: list[Judge] = (),
                     tta: bool = False, seed: int = 0, n_boot: int = 1000,
-                    classes: ClassMap | None = None) -> tuple[dict, dict]:
+                    classes: ClassMap | None = None, one: OneReadingInputs | None = None) -> tuple[dict, dict]:
     """The report (as `compare`'s, with `data` describing the photo set) and the gallery's artefacts."""
     device = next(judge.model.parameters()).device
     holes = photos.holes.to(device)
@@ -125,7 +130,7 @@ def score_photo_set(photos: PhotoSet, judge: Judge, inpainters: list[NamedInpain
         shown[inp.name] = inp.reconstruct(occluded, holes)
     print(f"scoring {len(shown)} conditions on {len(photos.ids)} faces from {photos.source}", file=sys.stderr)
     scores, artefacts = judge_conditions(shown, photos.labels.to(device), judge, inpainters, cross, tta=tta,
-                                         seed=seed, n_boot=n_boot, classes=classes)
+                                         seed=seed, n_boot=n_boot, classes=classes, one=one)
     modes = sorted(set(photos.holes_used))
     report = {"data": photos.record(), "occlusion": f"photos, hole {'/'.join(modes)}", **scores}
     return report, {**artefacts, "hole": holes}

@@ -22,6 +22,7 @@ from PIL import Image
 
 from unveil.classes import CLASSES
 from unveil.classify import open_classifier, predict_proba
+from unveil.classify.fusion import OneReading, input_record
 from unveil.errors import UnveilError
 from unveil.figures import Tile, annotated_photo, beside, save_png, tile_grid
 from unveil.inpaint import open_inpainter
@@ -30,7 +31,9 @@ from unveil.photo import DEFAULT_DETECTOR, create_detector, landmark_hole, lower
 from unveil.photo.framing import FramedFace, frame_face
 from unveil.photo.read import PhotoSource, read_photo
 from unveil.runtime import fused_for_inference, pick_device
-from unveil.shipped import JUDGE, OCCLUDED
+from unveil.shipped import FUSION, JUDGE, OCCLUDED
+
+from .fusion import inpainter_record
 
 HOLES = ("auto", "landmarks", "lower-half")
 MIN_USABLE_FACE = 40   # px: a smaller face holds too little detail for a 48x48 crop (--min-face changes it)
@@ -55,10 +58,18 @@ class FaceResult:
     hole: str                       # the hole actually used (auto that found no mask says so)
     hole_fraction: float            # share of the 48x48 crop hidden
     crops: dict[str, np.ndarray]    # untouched / occluded / reconstructed / hole (255 = hidden), uint8 [48, 48]
-    readings: dict[str, Reading]    # judge on each crop, and the upper-half reader on the occluded one
+    readings: dict[str, Reading]    # one_reading (the answer) first, the judge on each crop, the reader
+    how: str = ""                   # how the one reading was made (a fusion, or the judge on a face without a hole)
+
+    @property
+    def reading(self) -> tuple[str, float]:
+        """The one answer for this face: (class, probability)."""
+        return self.readings["one_reading"].top[0]
 
     def to_json(self) -> dict:
-        return {"box": [round(v, 1) for v in self.box], "score": round(self.score, 4), "landmarks": self.landmarks,
+        label, probability = self.reading
+        return {"reading": {"class": label, "probability": probability, "how": self.how},
+                "box": [round(v, 1) for v in self.box], "score": round(self.score, 4), "landmarks": self.landmarks,
                 "hole": self.hole, "hole_fraction": round(self.hole_fraction, 4),
                 "readings": {k: {"top": r.top, "probabilities": r.probabilities} for k, r in self.readings.items()}}
 
@@ -139,12 +150,16 @@ class Predictor:
     def __init__(self, inpainter: str = "inpainter_unet", hole: str = "auto", judge: str = JUDGE,
                  reader: str = OCCLUDED, segmenter: str = "segmenter", checkpoints: str | Path | None = None,
                  device: str = "auto", precision: str = "auto", top: int = 3, detector: str = DEFAULT_DETECTOR,
-                 min_face: float = MIN_USABLE_FACE):
+                 min_face: float = MIN_USABLE_FACE, fusion: str | None = FUSION):
         self.framer = FaceFramer(hole, segmenter, checkpoints, device, precision, detector, min_face)
         self.device, self.precision, self.top = self.framer.device, precision, top
         self.inpainter = fused_for_inference(open_inpainter(inpainter, self.device, checkpoints=checkpoints))
-        self.judge = fused_for_inference(open_classifier(judge, self.device, checkpoints)[0])
-        self.reader = fused_for_inference(open_classifier(reader, self.device, checkpoints)[0])
+        judge_model, _, judge_path = open_classifier(judge, self.device, checkpoints)
+        reader_model, _, reader_path = open_classifier(reader, self.device, checkpoints)
+        self.judge, self.reader = fused_for_inference(judge_model), fused_for_inference(reader_model)
+        used = {"judge": input_record(judge_path), "reader": input_record(reader_path),
+                "inpainter": inpainter_record(inpainter, checkpoints)}
+        self.one_reading = OneReading.open(fusion, used, checkpoints)
 
     @property
     def detector(self):
@@ -183,14 +198,17 @@ class Predictor:
         judged = predict_proba(self.judge, torch.cat(list(shown.values())), precision=self.precision)
         judged = judged.view(len(shown), len(framed), -1)
         read = predict_proba(self.reader, occluded, precision=self.precision)
+        one = self.one_reading(read, judged[2], judged[0], holes.flatten(1).amax(1) > 0)
         results = []
         for k, item in enumerate(framed):
-            readings = {name: self._reading(judged[i, k]) for i, name in enumerate(shown)}
+            readings = {"one_reading": self._reading(one[k])}   # first: the answer; then each input as it read
+            readings.update({name: self._reading(judged[i, k]) for i, name in enumerate(shown)})
             readings["upper_half_reader"] = self._reading(read[k])
             crops = {name: _uint8(v[k:k + 1]) for name, v in {**shown, "hole": holes}.items()}
             face = item.face
+            how = self.one_reading.how if holes[k].any() else "the judge on the whole face (no hole)"
             results.append(FaceResult(face.box, face.score, np.round(face.landmarks, 1).tolist(), used[k],
-                                      float(holes[k].mean()), crops, readings))
+                                      float(holes[k].mean()), crops, readings, how))
         return results
 
     def _reading(self, probs: torch.Tensor) -> Reading:

@@ -163,6 +163,8 @@ def photo_table(results) -> str:
         for k, face in enumerate(result.faces, 1):
             lines.append(f"  face {k} at {[round(v) for v in face.box]}, hole {face.hole} "
                          f"({100 * face.hole_fraction:.0f} % of the crop)")
+            label, probability = face.reading
+            lines.append(f"    READING: {label} {probability:.2f}   ({face.how})")
             for name, label in (("untouched", "untouched crop (shows the mask, if any)"),
                                 ("occluded", "occluded (hole blacked out)"), ("reconstructed", "reconstructed"),
                                 ("upper_half_reader", "upper-half reader on the occluded crop")):

@@ -52,7 +52,9 @@ def summary_table(report: dict) -> str:
     lines = [f"| condition | {kind}accuracy (95 % CI) | {kind}macro-F1 (95 % CI) | PSNR hole (dB) | SSIM hole "
              f"| LPIPS |",
              "|---|---|---|---|---|---|"]
-    for name, c in report["conditions"].items():
+    conditions = {"one reading": report["one_reading"], **report["conditions"]} if "one_reading" in report else \
+        report["conditions"]
+    for name, c in conditions.items():
         ci = c.get("ci95", {})
         acc = _fmt(c["accuracy"]) + (f" ({_fmt(ci['accuracy'][0])}-{_fmt(ci['accuracy'][1])})" if ci else "")
         f1 = _fmt(c["macro_f1"]) + (f" ({_fmt(ci['macro_f1'][0])}-{_fmt(ci['macro_f1'][1])})" if ci else "")
@@ -83,6 +85,9 @@ def comparison_markdown(report: dict) -> str:
                      + (f", guided by `{guide}`" if guide else ""))
     for warning in report.get("warnings", []):
         parts.append(f"\n> **Warning:** {warning}")
+    if "one_reading" in report:
+        parts.append(f"- one reading (the report's first row): {report['one_reading']['how']}, over "
+                     f"`{report['one_reading']['inpainter']}`")
     parts += ["", "## Conditions", "", summary_table(report), "", "![accuracy](accuracy.png)", ""]
     missing = {c.get("lpips_missing") for c in report["conditions"].values() if c.get("lpips_missing")}
     if missing:

@@ -98,7 +98,8 @@ def photo_answer(predictor: Predictor, upload: Path, name: str) -> dict:
         raise UnveilError(f"{name}: neither a photo nor a video this page can read (videos: "
                           f"{', '.join(VIDEO_EXTENSIONS)})") from None
     result = predictor.predict(rgb, picture=upload.with_suffix(".result.png"), name=name)
-    faces = [{"box": f.box, "hole": f.hole, "crops": {c: _png_url(f.crops[c]) for c in CROPS},
+    faces = [{"reading": f.to_json()["reading"], "box": f.box, "hole": f.hole,
+              "crops": {c: _png_url(f.crops[c]) for c in CROPS},
               "readings": {r: v.probabilities for r, v in f.readings.items()}} for f in result.faces]
     picture = _data_url(Path(result.picture).read_bytes(), "image/png") if result.picture else None
     return {"kind": "photo", "source": name, "picture": picture, "faces": faces, "errors": result.errors}

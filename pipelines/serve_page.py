@@ -59,7 +59,8 @@ function showPhoto(answer) {
     html += `<h3>face ${k + 1} (hole: ${face.hole})</h3><div class="face" data-face="${k + 1}">`;
     for (const crop of ["untouched", "occluded", "reconstructed"])
       html += `<div class="crop"><img src="${face.crops[crop]}" alt="${crop}"><br>${crop}</div>`;
-    for (const [reading, title] of [["reconstructed", "judge, reconstruction"], ["untouched", "judge, untouched"],
+    html += `<p class="reading" data-face="${k + 1}"><b>Reading: ${face.reading.class} ${face.reading.probability.toFixed(2)}</b> <small>(${face.reading.how})</small></p>`;
+    for (const [reading, title] of [["one_reading", "the one reading"], ["reconstructed", "judge, reconstruction"], ["untouched", "judge, untouched"],
                                     ["upper_half_reader", "upper-half reader, occluded"]])
       html += `<div class="bars" data-reading="${reading}"><b>${title}</b>${bars(face.readings[reading])}</div>`;
     html += "</div>";

@@ -42,7 +42,7 @@ from unveil.photo.video import Frame, H264Writer, VideoFile
 
 from .predict import SEARCH_FACE, Predictor
 
-READINGS = ("untouched", "occluded", "reconstructed", "upper_half_reader")
+READINGS = ("one_reading", "untouched", "occluded", "reconstructed", "upper_half_reader")   # the answer first
 EVERY, SMOOTH, BATCH = 5, 5, 8
 STAGES = ("decode", "track", "align", "read", "draw", "encode")
 PALETTE = [(255, 210, 0), (0, 200, 255), (255, 80, 160), (120, 230, 60), (255, 140, 0), (170, 120, 255)]
@@ -201,8 +201,8 @@ def timeline_row(frame: Frame, face_id: int, face, probabilities: np.ndarray) ->
 
 
 def annotate_frame(rgb: np.ndarray, faces: list) -> np.ndarray:
-    """The frame with each face's box and id, its hole's outline, and two readings: the judge's on the
-    reconstruction and the upper-half reader's on the occluded face (smoothed)."""
+    """The frame with each face's box and id, its hole's outline, the one reading, and the two readings it
+    pools: the judge's on the reconstruction and the upper-half reader's on the occluded face (smoothed)."""
     out = rgb.copy()
     for face_id, item, face, probabilities in faces:
         colour = PALETTE[(face_id - 1) % len(PALETTE)]
@@ -210,7 +210,8 @@ def annotate_frame(rgb: np.ndarray, faces: list) -> np.ndarray:
         cv2.rectangle(out, (x0, y0), (x1, y1), colour, 2)
         cv2.polylines(out, hole_outline(face.crops["hole"], item.matrix), True, (255, 255, 255), 1, cv2.LINE_AA)
         lines = [f"face {face_id}"]
-        for name, label in (("reconstructed", "judge/recon"), ("upper_half_reader", "reader/occl")):
+        for name, label in (("one_reading", "reading"), ("reconstructed", "judge/recon"),
+                            ("upper_half_reader", "reader/occl")):
             row = probabilities[READINGS.index(name)]
             lines.append(f"{label}: {CLASSES[int(row.argmax())]} {row.max():.2f}")
         for k, text in enumerate(lines):
@@ -247,8 +248,8 @@ def write_timeline(result: VideoResult, stem: Path) -> dict[str, str]:
         panels = []
         for face_id in result.face_ids:
             rows = [row for row in result.timeline if row["face"] == face_id]
-            probabilities = np.array([list(row["readings"]["reconstructed"].values()) for row in rows])
-            panels.append((f"face {face_id}: the judge on the reconstruction", [row["time"] for row in rows],
+            probabilities = np.array([list(row["readings"]["one_reading"].values()) for row in rows])
+            panels.append((f"face {face_id}: the one reading", [row["time"] for row in rows],
                            probabilities))
         outputs["timeline_png"] = str(save_png(timeline_chart(panels, list(CLASSES)),
                                                stem.with_name(stem.name + ".timeline.png")))

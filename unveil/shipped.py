@@ -20,6 +20,7 @@ from .errors import UnveilError
 
 JUDGE = "classifier_full"            # the full-face classifier that scores every condition
 OCCLUDED = "classifier_occluded"     # reads the upper half; conditions the generators
+FUSION = "fusion"                    # the one reading: reader and judge-on-reconstruction pooled (classify.fusion)
 GUIDE = "classifier_guide"           # inside the generators' expression loss: never a judge
 INPAINTER_PREFIX = "inpainter_"
 CHECKPOINT_BUDGET = 32_000_000       # bytes: all of checkpoints/ (weights in fp16) stays under this, for the wheel
