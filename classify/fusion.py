@@ -2,9 +2,9 @@
 
 The upper-half reader reads the occluded face; the judge reads the reconstruction. Each is right where the
 other is not (the reader never sees an invented mouth, the judge reads a face shaped as it was trained), so
-the one reading pools their log-probabilities with weights and per-class offsets fitted on validation
-faces (a log-linear pool, i.e. a multinomial logistic regression on the two log-probability vectors, whose
-weights also set its temperature):
+the one reading pools their log-probabilities with weights (and optionally per-class offsets) fitted
+on validation faces (a log-linear pool, i.e. a multinomial logistic regression on the two log-probability
+vectors, whose weights also set its temperature):
 
     log q = w_reader * log p_reader + w_judge * log p_judge + b,    q = softmax(log q)
 
@@ -60,13 +60,15 @@ class Fusion(nn.Module):
         return self.logits(reader, judge).softmax(1)
 
 
-def fit_fusion(reader: torch.Tensor, judge: torch.Tensor, labels: torch.Tensor, l2: float = 1e-3,
-               steps: int = 200) -> Fusion:
-    """The fusion that minimises the negative log-likelihood of `labels` (with a small L2 pull of the
-    offsets towards 0), by L-BFGS on the CPU. Fit it on validation faces only.
+def fit_fusion(reader: torch.Tensor, judge: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None,
+               offsets: bool = False, l2: float = 1e-3, steps: int = 200) -> Fusion:
+    """The fusion that minimises the (`weight`ed, per face) negative log-likelihood of `labels`, by L-BFGS
+    on the CPU. Fit it on validation faces only. The per-class `offsets` are left at 0 unless asked for:
+    fitted, they learn the fitting set's class frequencies (FER2013's happy-heavy ones), which a balanced
+    photo set does not share; asked for, a small L2 pulls them towards 0.
 
     Shape:
-        reader, judge: probabilities [N, C]; labels: int [N] -> Fusion.
+        reader, judge: probabilities [N, C]; labels: int [N]; weight: [N] or None -> Fusion.
     """
     if not (reader.shape == judge.shape and reader.shape[0] == labels.shape[0] and reader.ndim == 2):
         raise UnveilError(f"fusion: readings {tuple(reader.shape)} and {tuple(judge.shape)} for "
@@ -75,11 +77,14 @@ def fit_fusion(reader: torch.Tensor, judge: torch.Tensor, labels: torch.Tensor, 
         raise UnveilError(f"fusion: {len(labels)} faces are too few to fit {reader.shape[1] + 2} numbers")
     fusion = Fusion(reader.shape[1])
     reader, judge, labels = reader.detach().cpu().float(), judge.detach().cpu().float(), labels.cpu().long()
-    optim = torch.optim.LBFGS(fusion.parameters(), lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+    weight = torch.ones(len(labels)) if weight is None else weight.detach().cpu().float()
+    fitted = [fusion.weights, fusion.bias] if offsets else [fusion.weights]
+    optim = torch.optim.LBFGS(fitted, lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
 
     def closure():
         optim.zero_grad()
-        loss = F.cross_entropy(fusion.logits(reader, judge), labels) + l2 * fusion.bias.pow(2).sum()
+        nll = F.cross_entropy(fusion.logits(reader, judge), labels, reduction="none")
+        loss = (weight * nll).sum() / weight.sum() + l2 * fusion.bias.pow(2).sum()
         loss.backward()
         return loss
 
@@ -130,7 +135,8 @@ class OneReading:
         self.calibrated = meta is not None and not mismatched
         self.fusion = fusion if self.calibrated else Fusion(fusion.bias.shape[0])
         if self.calibrated:
-            self.how = f"fusion {meta.get('name', 'fitted')} of the reader and the judge on the reconstruction"
+            self.how = (f"the reader and the judge on the reconstruction, pooled by {meta.get('name', 'a fusion')} "
+                        f"(fitted on val faces)")
         else:
             why = "no fusion given" if meta is None else f"fitted for another {', '.join(mismatched)}"
             self.how = f"equal-weight pool of the reader and the judge on the reconstruction ({why})"

@@ -2,7 +2,7 @@
 
 For each (source, occlusion) the val split's faces are occluded as `compare` occludes them
 (`condition_images`), the upper-half reader reads the occluded faces and the judge the chosen inpainter's
-reconstructions; the fusion is fitted on all of them at once and saved with the SHA-256 of each model it
+reconstructions; the fusion is fitted on all of them at once (each source weighing the same) and saved with the SHA-256 of each model it
 was fitted for, the data it saw, and its scores per source beside those of its two inputs (on the faces it
 was fitted on: a fit, not a test).
 
@@ -58,7 +58,10 @@ def fit_one_reading(spec: FusionSpec, models: Models, out: Path) -> dict:
         fitted_on.append({"data": faces.source, "fingerprint": faces.fingerprint, "split": SPLIT,
                           "occlusion": str(occ), "n": len(faces)})
         print(f"[fit-fusion] {faces.source} ({SPLIT}, {occ}): {len(faces)} faces read", file=sys.stderr)
-    fusion = fit_fusion(torch.cat(read), torch.cat(judged), torch.cat(labels))
+    # Each source weighs the same in the fit, however many faces it has: FER2013's 3,589 val faces would
+    # otherwise set the weights for photo sets of a few hundred.
+    weight = torch.cat([torch.full((len(y),), 1 / len(y)) for y in labels])
+    fusion = fit_fusion(torch.cat(read), torch.cat(judged), torch.cat(labels), weight)
     for part, r, j, y in zip(fitted_on, read, judged, labels):
         part["accuracy"] = {"reader": _accuracy(r, y), "judge_reconstructed": _accuracy(j, y),
                             "one_reading": _accuracy(fusion(r, j), y)}

@@ -71,7 +71,7 @@ def test_a_saved_fusion_names_its_inputs_and_loads_back(tmp_path):
     with pytest.raises(UnveilError, match="fitted for"):
         save_fusion(tmp_path / "other", fusion, {"inputs": {"reader": inputs["reader"]}})
     calibrated = OneReading(loaded, meta, inputs)
-    assert calibrated.calibrated and "fusion" in calibrated.how
+    assert calibrated.calibrated and "pooled by fusion" in calibrated.how
     other = OneReading(loaded, meta, {**inputs, "judge": {"name": "x", "weights_sha256": "f" * 64}})
     assert not other.calibrated and "another judge" in other.how
     assert torch.allclose(other.fusion.weights, torch.tensor([0.5, 0.5]))
