@@ -33,6 +33,7 @@ from unveil.classify import open_classifier, predict_proba
 from unveil.classify.identity import classifier_record, same_classifier
 from unveil.config import to_dict
 from unveil.data import Faces
+from unveil.data.faces import epoch_order
 from unveil.distributed import is_main, shard_index, world
 from unveil.errors import UnveilError
 from unveil.io import write_json
@@ -136,9 +137,9 @@ class InpaintTask:
     def batches(self, epoch: int, seed: int) -> Iterator[dict]:
         rng = torch.Generator().manual_seed(seed)                       # batch order and mask seeds
         rng_device = torch.Generator(self.device).manual_seed(seed + 1)  # augmentation
-        n, bs = len(self.train_faces), self.cfg.train.batch_size
-        laps = -(-self.steps_per_epoch * bs // n)  # whole permutations, never a short batch
-        order = torch.cat([torch.randperm(n, generator=rng) for _ in range(laps)]).to(self.device)
+        bs = self.cfg.train.batch_size
+        # Whole permutations (never a short batch), or a data mix's parts by their shares.
+        order = epoch_order(self.train_faces, self.steps_per_epoch * bs, rng).to(self.device)
         for step in range(self.steps_per_epoch):
             index = order[step * bs:(step + 1) * bs]
             full = self.train_faces.images[index].unsqueeze(1).float().div_(255)

@@ -2,9 +2,9 @@
 
 For each (source, occlusion) the val split's faces are occluded as `compare` occludes them
 (`condition_images`), the upper-half reader reads the occluded faces and the judge the chosen inpainter's
-reconstructions; the fusion is fitted on all of them at once (each source weighing the same) and saved with the SHA-256 of each model it
-was fitted for, the data it saw, and its scores per source beside those of its two inputs (on the faces it
-was fitted on: a fit, not a test).
+reconstructions; the fusion is fitted on all of them at once (each source weighing the same) and saved
+with the SHA-256 of each model it was fitted for, the data it saw, and its scores per source beside those
+of its two inputs (on the faces it was fitted on: a fit, not a test).
 
     fit_one_reading(FusionSpec([("../shared/data/fer2013", "lower-half")]), Models.open(), Path("runs/fusion"))
 """

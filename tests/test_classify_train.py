@@ -310,3 +310,22 @@ def test_one_cycle_schedule_runs_any_short_length(warmup, total):
         schedule.step()
         rates.append(opt.param_groups[0]["lr"])
     assert all(0 < r <= 0.1 + 1e-9 for r in rates)
+
+
+def test_a_reader_trained_on_the_hole_mix_reads_mask_shaped_holes(synthetic_faces):
+    """The upper-half reader for real masks trains on lower-half holes and synthetic masks of every style
+    (configs/classifier_photos_reader.yaml): on mask-shaped holes it reads better than a reader that only
+    ever saw the lower-half hole, and it still reads the lower-half hole."""
+    from unveil.occlusion import MASK_STYLES, Occlusion
+
+    test = synthetic_faces.split("test")
+    lower_only = train_quick(synthetic_faces, occlusion="lower-half", seed=1)
+    mixed = train_quick(synthetic_faces, occlusion="mixed:lower=0.4", seed=1)
+    masks, lower = Condition.build("mask"), Condition.build("lower-half")
+    on_masks = {name: evaluate(m, test, masks, n_boot=0)["accuracy"] for name, m in
+                (("lower", lower_only), ("mixed", mixed))}
+    assert on_masks["mixed"] > on_masks["lower"] + 0.03, on_masks
+    assert evaluate(mixed, test, lower, n_boot=0)["accuracy"] > 2 * CHANCE
+    shipped = Occlusion.parse(load_classifier_config(ROOT / "configs" / "classifier_photos_reader.yaml")
+                              .condition.occlusion)
+    assert shipped.kind == "mixed" and set(shipped.styles) == set(MASK_STYLES) and 0 < shipped.lower < 1

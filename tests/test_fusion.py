@@ -83,3 +83,14 @@ def test_a_face_without_a_hole_is_read_by_the_judge_whole():
     whole = torch.nn.functional.one_hot(torch.tensor([3, 5]), NUM_CLASSES).float()
     out = reading(reader, reader, whole, torch.tensor([False, True]))
     assert torch.equal(out[0], whole[0]) and torch.allclose(out[1], reader[1])
+
+
+def test_the_shipped_fusion_names_the_shipped_models_it_was_fitted_for_by_sha256():
+    from unveil.checkpoint import read_sidecar, weights_digest
+    from unveil.shipped import FUSION, shipped_checkpoint
+
+    meta = read_sidecar(shipped_checkpoint(FUSION), "fusion")
+    for role in ("reader", "judge", "inpainter"):
+        record = meta["inputs"][role]
+        assert record["weights_sha256"] == weights_digest(shipped_checkpoint(record["name"])), role
+    assert all(part["split"] == "val" for part in meta["fitted_on"])   # never fitted on a test split
