@@ -14,6 +14,7 @@ from unveil.checkpoint import checkpoint_paths, update_sidecar
 from unveil.classes import ClassView, class_view
 from unveil.classify import open_classifier
 from unveil.data import SPLIT_CHOICES
+from unveil.data.mix import majority_faces
 from unveil.distributed import init_from_env, is_main
 from unveil.errors import UnveilError
 from unveil.figures import save_png
@@ -48,6 +49,8 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inpainter", help="reconstruct the occluded faces with this inpainter checkpoint first")
     p.add_argument("--n-boot", type=count(0), default=1000, help="bootstrap resamples for the intervals (0: none)")
     p.add_argument("--seed", type=seed_value, default=0, help="seed of the masks and of the bootstrap")
+    p.add_argument("--votes", help="a FER+ votes CSV: also report accuracy against the crowd's majority label "
+                                   "(faces with one clear majority among the seven classes)")
     p.add_argument("--record", action="store_true",
                    help="also store accuracy and macro-F1 in the checkpoint's sidecar under metrics.<split> "
                         "(only under the checkpoint's own training condition and classes)")
@@ -161,6 +164,10 @@ def run_eval(args: argparse.Namespace) -> int:
         _check_record(path, meta, info, view, faces)
     report = evaluate(model, faces, condition, tta=args.tta, n_boot=args.n_boot, seed=args.seed,
                       precision=args.precision, view=view)
+    if args.votes:   # the same model against the crowd's majority, where the crowd has one
+        crowd = evaluate(model, majority_faces(faces, Path(args.votes)), condition, tta=args.tta, n_boot=args.n_boot,
+                         seed=args.seed, precision=args.precision, view=view)
+        report["votes_majority"] = {k: crowd[k] for k in ("accuracy", "macro_f1", "n", "ci95") if k in crowd}
     title = f"{name} on {args.split} ({info['condition']}, occlusion {info['occlusion']}; {view.describe()})"
     paths = write_report(report, out, title, info)
     if args.record:
@@ -218,6 +225,10 @@ def _summary(report: dict, info: dict) -> str:
              f"macro-F1  {100 * report['macro_f1']:.2f} %{span('macro_f1')}"]
     if report.get("macro_roc_auc") is not None:
         lines.append(f"ROC-AUC   {report['macro_roc_auc']:.4f} (macro, one-vs-rest)")
+    if "votes_majority" in report:
+        crowd = report["votes_majority"]
+        lines.append(f"crowd     {100 * crowd['accuracy']:.2f} % against the votes' majority label "
+                     f"({crowd['n']} faces with one)")
     lines.append(f"{'class':<10}{'prec':>7}{'recall':>8}{'F1':>7}{'n':>7}")
     for name, row in report["per_class"].items():
         lines.append(f"{name:<10}{row['precision']:>7.3f}{row['recall']:>8.3f}{row['f1']:>7.3f}{row['support']:>7}")

@@ -160,3 +160,30 @@ def test_photo_augmentation_degrades_a_share_of_faces_and_keeps_them_stretched()
     assert 16 < int(changed.sum()) < 48                       # about half of the faces
     assert torch.allclose(half.amin((1, 2, 3)), torch.zeros(64), atol=1e-5)
     assert torch.allclose(half.amax((1, 2, 3)), torch.ones(64), atol=1e-5)
+
+
+def test_eval_classifier_reports_the_crowds_majority_beside_the_labels(tmp_path, capsys):
+    """--votes: accuracy against the votes' majority, on the faces that have one (ties and not-a-face
+    majorities left out)."""
+    import json
+
+    from unveil.data import load_faces
+    from unveil.pipelines.cli import main
+
+    source = "synthetic:n=300,seed=5"
+    faces = load_faces(source, "test")
+    votes = tmp_path / "votes.csv"
+    _votes_file(votes, faces, lambda k: {"NF": 9, "happiness": 1} if k % 3 == 0 else
+                {"happiness": 5, "sadness": 5} if k % 3 == 1 else {"happiness": 6, "sadness": 4})
+    assert main(["eval-classifier", "classifier_full", "--data", source, "--split", "test", "--votes", str(votes),
+                 "--n-boot", "0", "--json", "--out", str(tmp_path / "eval")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    crowd = report["votes_majority"]
+    assert crowd["n"] == sum(1 for k in range(len(faces)) if k % 3 == 2)   # only the clear happy majorities
+    from unveil.classify import open_classifier
+    from unveil.classify.evaluate import predict_proba
+
+    model = open_classifier("classifier_full", "cpu")[0]
+    clear = faces.select(torch.tensor([k for k in range(len(faces)) if k % 3 == 2]))
+    happy = (predict_proba(model, clear.float_images()).argmax(1) == HAPPY).float().mean()
+    assert crowd["accuracy"] == pytest.approx(float(happy), abs=1e-6)   # every clear majority says happy

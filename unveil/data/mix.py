@@ -154,3 +154,14 @@ def majority(soft: torch.Tensor) -> torch.Tensor:
     top = soft.max(1).values
     unique = (soft == top.unsqueeze(1)).sum(1) == 1
     return torch.where(unique & (top > 0), soft.argmax(1), torch.full_like(soft.argmax(1), -1))
+
+
+def majority_faces(faces: Faces, votes: Path) -> Faces:
+    """The faces whose crowd votes have one clear majority among the seven classes, labelled with it (FER+'s
+    majority label), for reporting a classifier against the crowd as well as against the source's labels."""
+    from dataclasses import replace
+
+    soft, usable = read_votes(votes, faces)
+    labels = majority(soft)
+    keep = (usable & (labels >= 0)).nonzero().squeeze(1)
+    return replace(faces.select(keep), labels=labels[keep])
