@@ -20,7 +20,7 @@ import torch
 
 from unveil.classes import ClassMap
 from unveil.errors import DataError, UnveilError
-from unveil.io import atomic_folder, check_replaceable
+from unveil.io import check_replaceable, output_folder
 from unveil.photo.read import labelled_photos, read_photo
 from unveil.shipped import JUDGE, OCCLUDED
 
@@ -59,7 +59,7 @@ def evaluate_photos(spec: PhotoEvalSpec, models: Models, out: Path) -> dict:
     others = [models.judge(name) for name in spec.cross]
     report, artefacts = score_photo_set(photos, judge, models.inpainters(specs), others, tta=spec.tta,
                                         seed=spec.seed, n_boot=spec.n_boot, classes=spec.classes)
-    with atomic_folder(out) as folder:
+    with output_folder(out, REPORT_FILES, "a comparison") as folder:
         write_outputs(report, artefacts, photos.ids, judge, folder, f"photos, hole {spec.hole}", spec.per_class,
                       spec.seed)
     return report

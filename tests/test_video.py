@@ -15,6 +15,7 @@ from torchvision.ops import box_iou
 
 from unveil.classes import CLASSES
 from unveil.errors import DataError
+from unveil.io import MANIFEST
 from unveil.photo.video import VideoFile
 from unveil.pipelines.cli import main
 from unveil.pipelines.predict import Predictor
@@ -96,7 +97,7 @@ def test_the_command_writes_the_video_the_timeline_and_the_plot(clip, tmp_path, 
     for reading in READINGS:
         assert abs(sum(float(rows[0][f"{reading}.{c}"]) for c in CLASSES) - 1) < 2e-3
     assert Image.open(video["outputs"]["timeline_png"]).size[0] > 0
-    assert sorted(p.name for p in out.iterdir()) == ["000_clip_mp4.mp4", "000_clip_mp4.timeline.csv",
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "000_clip_mp4.mp4", "000_clip_mp4.timeline.csv",
                                                      "000_clip_mp4.timeline.png", "predictions.json"]
 
 
