@@ -32,6 +32,8 @@ def read_photo(source: PhotoSource) -> tuple[np.ndarray, str]:
     path = Path(source)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: an empty file (0 bytes), not an image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
