@@ -25,6 +25,7 @@ from unveil.data import load_faces
 from unveil.data.preprocess import decode_image
 from unveil.data.store import open_store, write_store
 from unveil.errors import DataError, UnveilError
+from unveil.photo.read import labelled_photos
 from unveil.pipelines.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -240,6 +241,23 @@ def test_a_fifo_in_a_data_folder_is_skipped_with_a_warning_never_read(tmp_path, 
     (root / "happy" / "pipe.png").unlink()
     os.mkfifo(tmp_path / "data" / "sneaky.zip")  # beside class folders: not an archive, not read
     assert len(load_faces(str(root), use_cache=False)) == 4
+
+
+@pytest.mark.timeout(120)
+def test_a_photo_set_follows_symlinks_once_and_names_what_it_skips(tmp_path, capsys):
+    """What `photos:` and eval-holes read (`labelled_photos`, `image_files`): a folder link loop is read once,
+    not until the path is too long (each photo 41 times), and a FIFO gets the warning a data folder gives."""
+    root = class_folders(tmp_path / "photos")
+    (root / "happy" / "again").symlink_to(root / "happy")   # a loop: happy/again/again/...
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "2.png").write_bytes(face_png(80))
+    (root / "surprise").symlink_to(tmp_path / "more", target_is_directory=True)  # a linked class folder: followed
+    os.mkfifo(root / "happy" / "pipe.jpg")
+    photos = labelled_photos(root)
+    assert [p.relative_to(root).as_posix() for p, _ in photos] == ["happy/0.png", "happy/1.png", "sad/0.png",
+                                                                   "sad/1.png", "surprise/2.png"]
+    assert f"warning: {root / 'happy' / 'pipe.jpg'}: not a regular file; skipped" in capsys.readouterr().err
+    assert len(load_faces(str(root), use_cache=False)) == 5  # a class-folder source walks them the same way
 
 
 def test_yaml_in_a_config_is_a_plain_tree(tmp_path):
