@@ -17,6 +17,8 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save as save_bytes
 from test_reliability import CONFIGS, data_error, face_png, one_line_error, umask
 
 from unveil.classify.config import ClassifierConfig
@@ -25,6 +27,8 @@ from unveil.data import load_faces
 from unveil.data.preprocess import decode_image
 from unveil.data.store import open_store, write_store
 from unveil.errors import DataError, UnveilError
+from unveil.photo import create_detector
+from unveil.photo.framing import frame_photos
 from unveil.photo.read import labelled_photos
 from unveil.pipelines.cli import main
 
@@ -110,8 +114,6 @@ def fail_listing(monkeypatch, folder: Path) -> None:
 
 
 def test_an_unreadable_class_folder_is_named_not_dropped(tmp_path, monkeypatch, capsys):
-    from unveil.photo.read import labelled_photos
-
     root = class_folders(tmp_path / "data")
     fail_listing(monkeypatch, root / "sad")
     assert f"{root / 'sad'}: cannot read the folder (Permission denied)" in data_error(root)
@@ -155,6 +157,65 @@ def test_a_file_rewritten_with_the_same_size_and_time_is_read_again(tmp_path, mo
     assert pgm.stat().st_size == stat.st_size and pgm.stat().st_mtime_ns == stat.st_mtime_ns
     again = load_faces(str(root), normalize=False)
     assert again.fingerprint != first.fingerprint and int(again.images[0].min()) == 100
+
+
+@pytest.fixture(scope="module")
+def face_photos(tmp_path_factory) -> list[Path]:
+    """Two photos with a face (the sample photo, small) and one without."""
+    from unveil.pipelines.predict import sample_photo
+
+    folder = tmp_path_factory.mktemp("photos")
+    small = Image.fromarray(sample_photo()[0]).resize((192, 192), Image.Resampling.BOX)
+    small.save(folder / "a.png")
+    small.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "b.png")
+    (folder / "c.png").write_bytes(png_bytes(Image.new("RGB", (64, 64), (90, 90, 90))))
+    return sorted(folder.glob("*.png"))
+
+
+def _rewrite_metadata(path: Path, **changes: str) -> None:
+    """The cache file with metadata values replaced, as valid safetensors of another shape."""
+    header = int.from_bytes(path.read_bytes()[:8], "little")
+    meta = json.loads(path.read_bytes()[8:8 + header])["__metadata__"]
+    path.write_bytes(save_bytes(load_bytes(path.read_bytes()), metadata={**meta, **changes}))
+
+
+@pytest.mark.parametrize("damage", ["bit", "shape"])
+def test_a_damaged_framing_cache_is_framed_again_and_said(face_photos, tmp_path, capsys, damage):
+    detector = create_detector()
+    clean = frame_photos(face_photos, detector, cache=tmp_path)
+    assert clean.found.tolist() == [True, True, False]
+    (cache,) = tmp_path.glob("framed-*.safetensors")
+    if damage == "bit":  # one bit of the last tensor, `sizes` (sorted names: found comes before)
+        _flip(cache, cache.stat().st_size - 1)
+    else:  # valid metadata of the wrong shape: no problems listed
+        _rewrite_metadata(cache, problems="[]")
+    capsys.readouterr()
+    again = frame_photos(face_photos, detector, cache=tmp_path)
+    assert f"warning: {cache} is stale or damaged (its digest does not match" in capsys.readouterr().err
+    assert torch.equal(again.found, clean.found) and torch.equal(again.sizes, clean.sizes)
+    assert again.problems == clean.problems
+    assert frame_photos(face_photos, detector, cache=tmp_path).problems == clean.problems  # rebuilt whole
+    assert capsys.readouterr().err == ""
+
+
+def test_a_damaged_hole_examples_cache_is_built_again_and_said(tmp_path, monkeypatch, capsys):
+    from unveil.inpaint.segmenter_data import HoleExamples, _cached
+
+    monkeypatch.setenv("UNVEIL_CACHE", str(tmp_path))
+    images = torch.arange(2 * 48 * 48, dtype=torch.int32).remainder(251).to(torch.uint8).view(2, 48, 48)
+    built = []
+
+    def build():
+        built.append(1)
+        return HoleExamples(images, images > 100, torch.ones_like(images), torch.tensor([True, False]))
+
+    first = _cached("k" * 24, build)
+    (cache,) = tmp_path.glob("holes-*.safetensors")
+    _flip(cache, cache.stat().st_size - 100)  # a pixel of `weight`, the last tensor
+    capsys.readouterr()
+    again = _cached("k" * 24, build)
+    assert len(built) == 2 and "is stale or damaged" in capsys.readouterr().err
+    assert torch.equal(again.weight, first.weight) and torch.equal(again.images, first.images)
 
 
 @pytest.fixture()

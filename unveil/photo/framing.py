@@ -7,7 +7,8 @@ This is the path every photo takes before the models (``predict``, ``eval-holes`
 training data): detect, keep the most confident face, align it (``align_face``) and map its landmarks
 into the crop. A whole set is framed once and cached under ``unveil.data.cache_dir()``; the key holds
 every file's SHA-256, the detector's settings and ``FRAMING_VERSION``, so a changed photo, another
-detector or a changed aligner never gets a stale crop.
+detector or a changed aligner never gets a stale crop, and the file carries a digest of what it holds
+(``unveil.data.cache``), so a damaged one is framed again, never trusted.
 """
 
 from __future__ import annotations
@@ -23,13 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_bytes
-from safetensors.torch import save as save_bytes
 
+from ..data.cache import cache_dir, read_cache, write_cache
 from ..data.preprocess import SIZE
 from ..errors import UnveilError
-from ..io import write_bytes, write_json
 from .align import _warp, align_face, transform_points
 from .mtcnn import Face, one_cpu_thread
 from .read import read_photo
@@ -88,8 +86,6 @@ def frame_photos(paths: list[str | Path], detector, min_size: float = 0.0, use_c
                  cache: Path | None = None, what: str = "photos") -> FramedPhotos:
     """Frame every photo (the most confident face of at least ``min_size`` pixels); from the cache when
     nothing changed. Unreadable photos and photos without a face are rows with ``found`` False."""
-    from ..data import cache_dir
-
     paths = [str(p) for p in paths]
     key = _cache_key(paths, detector, min_size)
     path = (cache or cache_dir()) / f"framed-{key[:24]}.safetensors"
@@ -170,20 +166,18 @@ def detector_settings(detector) -> dict:
 
 
 def _read_cache(path: Path, paths: list[str]) -> FramedPhotos | None:
-    try:
-        tensors = load_bytes(path.read_bytes())
-        meta = json.loads(path.with_suffix(".json").read_text())
-    except (OSError, ValueError, SafetensorError):
+    """The cached framing of `paths`, or None: a cache whose digest does not match, or another set's, is
+    framed again, with a warning (`read_cache`)."""
+    cached = read_cache(path, CACHED, "framing", "framing the photos again")
+    if cached is None:
         return None
-    if meta.get("paths") != paths:
+    tensors, meta = cached
+    if meta.get("paths") != json.dumps(paths):
+        print(f"warning: {path} is stale (another set of photos); framing the photos again", file=sys.stderr)
         return None
-    return FramedPhotos(paths, *(tensors[k] for k in CACHED), meta["problems"])
+    return FramedPhotos(paths, *(tensors[k] for k in CACHED), json.loads(meta["problems"]))
 
 
 def _write_cache(path: Path, framed: FramedPhotos) -> None:
-    tensors = {k: getattr(framed, k).contiguous() for k in CACHED}
-    try:
-        write_json(path.with_suffix(".json"), {"paths": framed.paths, "problems": framed.problems})
-        write_bytes(path, save_bytes(tensors))
-    except UnveilError as exc:  # a read-only cache folder costs time, not correctness
-        print(f"warning: cannot write the framing cache: {exc}", file=sys.stderr)
+    meta = {"paths": json.dumps(framed.paths), "problems": json.dumps(framed.problems)}
+    write_cache(path, {k: getattr(framed, k) for k in CACHED}, meta, "framing")
