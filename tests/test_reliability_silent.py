@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tarfile
 import zipfile
 from pathlib import Path
@@ -191,11 +192,45 @@ def test_a_damaged_framing_cache_is_framed_again_and_said(face_photos, tmp_path,
         _rewrite_metadata(cache, problems="[]")
     capsys.readouterr()
     again = frame_photos(face_photos, detector, cache=tmp_path)
-    assert f"warning: {cache} is stale or damaged (its digest does not match" in capsys.readouterr().err
+    assert f"warning: {cache} is stale or damaged (its layout or its digest does not match" in capsys.readouterr().err
     assert torch.equal(again.found, clean.found) and torch.equal(again.sizes, clean.sizes)
     assert again.problems == clean.problems
     assert frame_photos(face_photos, detector, cache=tmp_path).problems == clean.problems  # rebuilt whole
     assert capsys.readouterr().err == ""
+
+
+def masked_set(root: Path, face_photos: list[Path]) -> Path:
+    """A masked / bare set (with_mask/a.png, without_mask/b.png): two photos with a face."""
+    for folder, photo in (("with_mask", face_photos[0]), ("without_mask", face_photos[1])):
+        (root / folder).mkdir(parents=True)
+        shutil.copy(photo, root / folder / photo.name)
+    return root
+
+
+def test_eval_holes_names_a_photo_it_cannot_read_and_leaves_it_out_of_the_rates(face_photos, tmp_path, capsys):
+    root = masked_set(tmp_path / "set", face_photos)
+    cut = root / "without_mask" / "cut.jpg"
+    jpeg = io.BytesIO()
+    Image.open(face_photos[1]).convert("RGB").save(jpeg, "JPEG")
+    cut.write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
+    capsys.readouterr()
+    assert main(["eval-holes", str(root), "--hole", "lower-half", "--device", "cpu", "--json",
+                 "--out", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    (record,) = json.loads(captured.out)["sets"]
+    assert record["bare"]["photos"] == 1 and record["bare"]["detection_rate"] == 1.0  # not a face missed
+    assert record["no_face"] == [] and len(record["unreadable"]) == 1
+    assert f"warning: {cut}: cannot read it as an image" in captured.err and "left out" in captured.err
+
+
+def test_eval_holes_on_an_empty_split_is_one_line(face_photos, tmp_path, capsys):
+    from unveil.photo.hole_sets import SPLITS, masked_photos
+
+    root = masked_set(tmp_path / "set", face_photos)
+    empty = next(s for s in SPLITS if s not in {p.split for p in masked_photos(root)})
+    line = one_line_error(["eval-holes", root, "--split", empty, "--hole", "lower-half", "--device", "cpu",
+                           "--out", tmp_path / "out"], capsys)
+    assert f"{root}: none of its 2 photos is in the {empty} split" in line
 
 
 def test_a_damaged_hole_examples_cache_is_built_again_and_said(tmp_path, monkeypatch, capsys):

@@ -61,7 +61,7 @@ def read_cache(path: Path, names: tuple[str, ...], what: str, again: str) -> tup
     except (SafetensorError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         intact = False
     if not intact:
-        print(f"warning: {path} is stale or damaged (its digest does not match what it holds); {again}",
+        print(f"warning: {path} is stale or damaged (its layout or its digest does not match); {again}",
               file=sys.stderr)
         return None
     return tensors, meta
