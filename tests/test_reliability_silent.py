@@ -30,7 +30,7 @@ from unveil.data.store import open_store, write_store
 from unveil.errors import DataError, UnveilError
 from unveil.photo import create_detector
 from unveil.photo.framing import frame_photos
-from unveil.photo.read import labelled_photos
+from unveil.photo.read import labelled_photos, read_photo
 from unveil.pipelines.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -354,6 +354,8 @@ def test_a_photo_set_follows_symlinks_once_and_names_what_it_skips(tmp_path, cap
                                                                    "sad/1.png", "surprise/2.png"]
     assert f"warning: {root / 'happy' / 'pipe.jpg'}: not a regular file; skipped" in capsys.readouterr().err
     assert len(load_faces(str(root), use_cache=False)) == 5  # a class-folder source walks them the same way
+    with pytest.raises(DataError, match="pipe.jpg: not a regular file"):
+        read_photo(root / "happy" / "pipe.jpg")  # given by name, as to predict: named, never opened
 
 
 def test_yaml_in_a_config_is_a_plain_tree(tmp_path):

@@ -6,6 +6,7 @@ so that one bad file among many costs only its own result.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Union
@@ -31,7 +32,7 @@ def read_photo(source: PhotoSource) -> tuple[np.ndarray, str]:
         return np.array(upright(source).convert("RGB")), f"PIL image {source.size}"
     path = Path(source)
     if not path.is_file():
-        raise DataError(f"{path}: no such file")
+        raise DataError(f"{path}: {'not a regular file' if os.path.exists(path) else 'no such file'}")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: an empty file (0 bytes), not an image")
     try:

@@ -13,6 +13,7 @@ camera that cannot be opened.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -65,7 +66,7 @@ class VideoFile(_Source):
 
         self.path, self.name = Path(path), str(path)
         if not self.path.is_file():
-            raise DataError(f"{path}: no such file")
+            raise DataError(f"{path}: {'not a regular file' if os.path.exists(path) else 'no such file'}")
         try:
             self.container = av.open(str(path), "r")
         except (av.error.FFmpegError, OSError, ValueError) as exc:
