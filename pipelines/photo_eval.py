@@ -49,7 +49,7 @@ class PhotoEvalSpec:
 def evaluate_photos(spec: PhotoEvalSpec, models: Models, out: Path) -> dict:
     """Frame and score the photo set, and write the report, figures and gallery into `out` as one set
     (as `compare` does); the report's data.skipped names every photo left out and why."""
-    check_replaceable(out, REPORT_FILES, "a comparison")
+    check_replaceable(out, REPORT_FILES, "a comparison", [spec.root])
     specs = (list(spec.inpainters) if spec.inpainters is not None
              else [s for s in default_inpainters(models.checkpoints) if s != "mean_face"])
     framer = FaceFramer(spec.hole, checkpoints=models.checkpoints, device=str(models.device),
