@@ -92,12 +92,14 @@ class BodyTimeout:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        answered = False
+        answered = received = False
 
         async def timed_receive():
-            nonlocal answered
+            nonlocal answered, received
+            if received:  # the body is whole: a wait for the client leaving may last as long as the work
+                return await receive()
             try:
-                return await asyncio.wait_for(receive(), self.seconds)
+                message = await asyncio.wait_for(receive(), self.seconds)
             except asyncio.TimeoutError:
                 if not answered:
                     from fastapi.responses import JSONResponse
@@ -106,6 +108,8 @@ class BodyTimeout:
                     error = f"the upload stalled for {self.seconds:g} s; send it again"
                     await JSONResponse({"error": error}, 408, headers={"connection": "close"})(scope, receive, send)
                 return {"type": "http.disconnect"}  # the app stops reading; its own answer is dropped
+            received = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
 
         async def guarded_send(message):
             nonlocal answered
