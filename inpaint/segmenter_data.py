@@ -32,12 +32,9 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import load as load_bytes
-from safetensors.torch import save as save_bytes
 
-from unveil.data import cache_dir
+from unveil.data.cache import cache_dir, read_cache, write_cache
 from unveil.errors import UnveilError
-from unveil.io import write_bytes
 from unveil.occlusion import MASK_STYLES
 from unveil.photo import create_detector, landmark_hole
 from unveil.photo.framing import FRAMING_VERSION, detector_settings, frame_face, frame_photos, warp_to_crop
@@ -200,16 +197,11 @@ def _key(kind: str, paths: list[Path], *extra) -> str:
 
 def _cached(key: str, build) -> HoleExamples:
     path = cache_dir() / f"holes-{key[:24]}.safetensors"
-    try:
-        t = load_bytes(path.read_bytes())
-        n = len(t["masked"])
-        return HoleExamples(t["images"], t["target"], t["weight"], t["masked"], ["painted"] * n)
-    except (OSError, ValueError, KeyError, RuntimeError):
-        pass
+    names = ("images", "target", "weight", "masked")
+    cached = read_cache(path, names, "hole-examples", "building the examples again")
+    if cached is not None:
+        t = cached[0]
+        return HoleExamples(t["images"], t["target"], t["weight"], t["masked"], ["painted"] * len(t["masked"]))
     examples = build()
-    try:
-        write_bytes(path, save_bytes({k: getattr(examples, k).contiguous() for k in ("images", "target", "weight",
-                                                                                     "masked")}))
-    except UnveilError as exc:
-        print(f"warning: cannot write the hole-examples cache: {exc}", file=sys.stderr)
+    write_cache(path, {k: getattr(examples, k) for k in names}, {}, "hole-examples")
     return examples

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import sys
 
@@ -64,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except UnveilError as exc:
         print(f"unveil: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        # A path given that the system refuses by its length, wherever it is first looked at: bad input.
+        print(f"unveil: error: {exc.filename}: {exc.strerror} (a name is at most 255 bytes)", file=sys.stderr)
         return 2
     except _ReaderGone:
         return 141

@@ -27,7 +27,7 @@ from unveil.classify.identity import classifier_record
 from unveil.data import Faces, load_faces
 from unveil.errors import UnveilError
 from unveil.inpaint import BASELINES, Inpainter, open_inpainter
-from unveil.io import atomic_folder, check_replaceable, output_folder, write_json
+from unveil.io import check_replaceable, output_folder, write_json
 from unveil.metrics import classification_report, image_quality
 from unveil.occlusion import LowerHalf, Occlusion
 from unveil.runtime import fused_for_inference, pick_device, resolve_precision
@@ -287,8 +287,7 @@ def compare_to_folder(spec: ComparisonSpec, models: Models, out: Path, load: Loa
                       use_wandb: bool = False) -> dict:
     """`run_comparison` into `out`, written as one set: the report, figures, gallery and W&B files replace a
     previous comparison's only when complete (an interrupted run leaves the previous report whole)."""
-    check_replaceable(out, REPORT_FILES, "a comparison")
-    with atomic_folder(out) as folder:
+    with output_folder(out, REPORT_FILES, "a comparison") as folder:
         run = None
         if use_wandb:
             from .tracking import start_run

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_eval_holes(args: argparse.Namespace) -> int:
     check_roots(args.roots)
-    check_replaceable(args.out, OUTPUTS, "eval-holes")  # before any work: a folder of other files is refused
+    check_replaceable(args.out, OUTPUTS, "eval-holes", args.roots)  # before any work: other files, an input
     framer = FaceFramer(args.hole, args.segmenter, args.checkpoints, args.device, args.precision, args.detector)
     report, misses = evaluate_holes(args.roots, framer, args.split)
     report["segmenter"] = args.segmenter if args.hole == "auto" else None

@@ -56,8 +56,11 @@ def evaluate_holes(roots: list[str | Path], framer: FaceFramer, split: str | Non
 
 
 def _frame(paths: list[Path], framer: FaceFramer, what: str):
-    """(framed photos, crops of the faces found [K, 1, 48, 48] on the device, their holes, the hole modes used)."""
+    """(framed photos, crops of the faces found [K, 1, 48, 48] on the device, their holes, the hole modes used).
+    A photo that cannot be read is named on stderr: it is left out of the rates, not counted as a miss."""
     framed = frame_photos(paths, framer.detector, min_size=SEARCH_FACE, what=what)
+    for problem in _unreadable(framed):
+        print(f"warning: {problem}; left out", file=sys.stderr)
     found = framed.found
     crops = framed.crops[found].unsqueeze(1).float().div(255).to(framer.device)
     holes, used = framer.holes(crops, framed.points[found])
@@ -72,6 +75,10 @@ def _rates(masked: np.ndarray, detected: np.ndarray, flagged: np.ndarray) -> dic
     return out
 
 
+def _unreadable(framed) -> list[str]:
+    return [framed.problems[i] for i in np.flatnonzero(~framed.readable.numpy())]
+
+
 def _ratio(a: int, b: int) -> float | None:
     return round(a / b, 4) if b else None
 
@@ -79,17 +86,18 @@ def _ratio(a: int, b: int) -> float | None:
 def _masked_set(root: Path, framer: FaceFramer, split: str | None) -> tuple[dict, dict]:
     photos = masked_photos(root, split)
     framed, crops, holes, used = _frame([p.path for p in photos], framer, f"{root.name} {split or 'all'}")
-    detected = framed.found.numpy()
+    detected, readable = framed.found.numpy(), framed.readable.numpy()
     flagged = np.zeros(len(photos), bool)
     flagged[detected] = [not u.startswith("auto (no mask") for u in used]
-    is_masked = np.array([p.masked for p in photos])
+    is_masked = np.array([p.masked for p in photos], bool)
+    masked, bare = is_masked & readable, ~is_masked & readable
     record = {"root": str(root), "kind": "masked/bare", "split": split, "holes_used": dict(Counter(used)),
-              "masked": _rates(is_masked[is_masked], detected[is_masked], flagged[is_masked]),
-              "bare": _rates(is_masked[~is_masked], detected[~is_masked], flagged[~is_masked]),
-              "by_origin": {}}
+              "masked": _rates(is_masked[masked], detected[masked], flagged[masked]),
+              "bare": _rates(is_masked[bare], detected[bare], flagged[bare]),
+              "by_origin": {}, "unreadable": _unreadable(framed)}
     groups = defaultdict(list)
-    for i, p in enumerate(photos):
-        groups[(p.group, p.masked)].append(i)
+    for i in np.flatnonzero(readable):
+        groups[(photos[i].group, photos[i].masked)].append(i)
     for (group, masked), idx in sorted(groups.items()):
         record["by_origin"][f"{'masked' if masked else 'bare'}/{group}"] = _rates(
             is_masked[idx], detected[idx], flagged[idx])
@@ -99,21 +107,22 @@ def _masked_set(root: Path, framer: FaceFramer, split: str | None) -> tuple[dict
                                                  for i in index if is_masked[i] and not flagged[i]],
               "bare faces given a mask hole": [_tile(crops[rank[i]], holes[rank[i]], photos[i].group)
                                               for i in index if not is_masked[i] and flagged[i]]}
-    record["no_face"] = [str(photos[i].path) for i in np.flatnonzero(~detected)]
+    record["no_face"] = [str(photos[i].path) for i in np.flatnonzero(~detected & readable)]
     return record, misses
 
 
 def _pixel_set(root: Path, framer: FaceFramer) -> tuple[dict, dict]:
     pairs = pixel_labelled(root)
     framed, crops, holes, used = _frame([p.image for p in pairs], framer, root.name)
-    detected = framed.found.numpy()
+    detected, readable = framed.found.numpy(), framed.readable.numpy()
     truth = torch.stack([torch.from_numpy(_label_in_crop(pairs[i], framed.matrices[i].numpy()))
                          for i in np.flatnonzero(detected)]).unsqueeze(1).to(holes.device) if detected.any() else holes
     iou = _iou(holes, truth)
     flagged = np.array([not u.startswith("auto (no mask") for u in used], bool)
-    record = {"root": str(root), "kind": "pixel labels", "photos": len(pairs), "faces_found": int(detected.sum()),
-              "detection_rate": _ratio(int(detected.sum()), len(pairs)), "holes_used": dict(Counter(used)),
-              "mask_hole_rate": _ratio(int(flagged.sum()), int(detected.sum())), **_iou_summary(iou), "by_group": {}}
+    record = {"root": str(root), "kind": "pixel labels", "photos": int(readable.sum()),
+              "faces_found": int(detected.sum()), "detection_rate": _ratio(int(detected.sum()), int(readable.sum())),
+              "holes_used": dict(Counter(used)), "mask_hole_rate": _ratio(int(flagged.sum()), int(detected.sum())),
+              **_iou_summary(iou), "by_group": {}, "unreadable": _unreadable(framed)}
     groups = defaultdict(list)
     for k, i in enumerate(np.flatnonzero(detected)):
         groups[pairs[i].group].append(k)
@@ -123,7 +132,7 @@ def _pixel_set(root: Path, framer: FaceFramer) -> tuple[dict, dict]:
     found_pairs = [pairs[i] for i in np.flatnonzero(detected)]
     misses = {"lowest IoU (tinted: the hole used; caption: IoU)": [
         _tile(crops[k], holes[k], f"{found_pairs[k].group} {float(iou[k]):.2f}") for k in worst]}
-    record["no_face"] = [str(pairs[i].image) for i in np.flatnonzero(~detected)]
+    record["no_face"] = [str(pairs[i].image) for i in np.flatnonzero(~detected & readable)]
     return record, misses
 
 
@@ -207,6 +216,8 @@ def markdown(report: dict) -> str:
             lines += ["", "| origin | photos | detection rate | faces given a mask hole |", "|---|---|---|---|"]
             lines += [f"| {g} | {r['photos']} | {_pct(r['detection_rate'])} | {_pct(r['mask_hole_rate'])} |"
                       for g, r in s["by_origin"].items()]
+        if s["unreadable"]:
+            lines += ["", f"{len(s['unreadable'])} photos could not be read and are left out (holes.json lists them)"]
         lines.append("")
     return "\n".join(lines)
 

@@ -20,7 +20,7 @@ import torch
 
 from unveil.classes import ClassMap
 from unveil.errors import DataError, UnveilError
-from unveil.io import atomic_folder, check_replaceable
+from unveil.io import check_replaceable, output_folder
 from unveil.photo.read import labelled_photos, read_photo
 from unveil.shipped import FUSION, JUDGE, OCCLUDED
 
@@ -52,7 +52,7 @@ class PhotoEvalSpec:
 def evaluate_photos(spec: PhotoEvalSpec, models: Models, out: Path) -> dict:
     """Frame and score the photo set, and write the report, figures and gallery into `out` as one set
     (as `compare` does); the report's data.skipped names every photo left out and why."""
-    check_replaceable(out, REPORT_FILES, "a comparison")
+    check_replaceable(out, REPORT_FILES, "a comparison", [spec.root])
     specs = (list(spec.inpainters) if spec.inpainters is not None
              else [s for s in default_inpainters(models.checkpoints) if s != "mean_face"])
     framer = FaceFramer(spec.hole, checkpoints=models.checkpoints, device=str(models.device),
@@ -64,7 +64,7 @@ def evaluate_photos(spec: PhotoEvalSpec, models: Models, out: Path) -> dict:
     one = OneReadingInputs.open(models, spec.reader, spec.fusion, judge, inpainters)
     report, artefacts = score_photo_set(photos, judge, inpainters, others, tta=spec.tta,
                                         seed=spec.seed, n_boot=spec.n_boot, classes=spec.classes, one=one)
-    with atomic_folder(out) as folder:
+    with output_folder(out, REPORT_FILES, "a comparison") as folder:
         write_outputs(report, artefacts, photos.ids, judge, folder, f"photos, hole {spec.hole}", spec.per_class,
                       spec.seed)
     return report

@@ -91,7 +91,7 @@ def predict_all(args: argparse.Namespace, camera: Webcam | None) -> int:
     videos = [p for p in paths if is_video(p)]
     if videos or camera is not None:
         check_encoder()
-    check_replaceable(args.out, OUTPUTS, "predict")  # before any work: a folder of other files is refused
+    check_replaceable(args.out, OUTPUTS, "predict", paths)  # before any work: other files, or an input, refused
     predictor = Predictor(args.inpainter, args.hole, checkpoints=args.checkpoints, device=args.device,
                           precision=args.precision, top=max(1, args.top), detector=args.detector,
                           min_face=args.min_face)
@@ -100,7 +100,7 @@ def predict_all(args: argparse.Namespace, camera: Webcam | None) -> int:
         photos = sample_photos(predictor.detector)
     inputs = photos + [(v, None) for v in videos]
     names = [_stem(k, source, name, args.images) for k, (source, name) in enumerate(inputs)]
-    with output_folder(args.out, OUTPUTS, "predict") as folder:  # written as one set, never mixed with an older
+    with output_folder(args.out, OUTPUTS, "predict", paths) as folder:  # written as one set, never mixed with an older
         results = [predictor.predict(source, picture=folder / f"{stem}.png", name=name)
                    for (source, name), stem in zip(photos, names)]
         clips = run_videos(args, predictor, folder, list(zip(videos, names[len(photos):])), camera)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from unveil.config import from_dict, load_yaml
 from unveil.errors import UnveilError
-from unveil.io import check_replaceable, write_json
+from unveil.io import check_replaceable, make_folder, record_outputs, write_json
 
 from .compare import ComparisonSpec, Models, run_comparison
 from .predict import Predictor, sample_photos
@@ -103,11 +103,12 @@ def shipped_models_on_sample(out: Path):
 def _fresh(out: Path, cfg: QuickstartConfig) -> None:
     """Start from an empty folder: a previous quickstart's is replaced, a folder holding anything else (your
     files beside a quickstart's among them) is refused."""
-    check_replaceable(out, {*cfg.classifiers, *cfg.inpainters, "compare", "predict", "timings.json", "wandb"},
-                      "a quickstart")
+    owned = {*cfg.classifiers, *cfg.inpainters, "compare", "predict", "timings.json", "wandb"}
+    check_replaceable(out, owned, "a quickstart")
     if out.is_dir() and any(out.iterdir()):
         print(f"[quickstart] replacing the previous quickstart in {out}", file=sys.stderr)
         shutil.rmtree(out)
+    record_outputs(make_folder(out), owned)  # first: an interrupted quickstart is replaced by the next one
 
 
 def quickstart(cfg: QuickstartConfig, out: Path, use_wandb: bool = True) -> dict:

@@ -11,12 +11,13 @@ each other's results. Only the shipped models run; uploads over `max_bytes` are 
 (No `from __future__ import annotations` here: FastAPI reads the endpoint's annotations at run time.)
 """
 
+import asyncio
 import base64
 import tempfile
 import threading
 from pathlib import Path
 
-from unveil.errors import DataError, UnveilError
+from unveil.errors import UnveilError
 from unveil.inpaint import BASELINES
 from unveil.photo.read import read_photo
 from unveil.photo.video import VIDEO_EXTENSIONS, VideoFile, is_video
@@ -27,7 +28,7 @@ from .serve_page import PAGE
 from .video import VideoOptions, VideoReader
 
 MAX_BYTES = 20 * 2**20          # 20 MiB a file
-CHUNK = 2**20
+BODY_TIMEOUT = 60.0             # s an upload may stall (no byte arriving) before it is answered 408
 
 
 def inpainter_choices() -> list[str]:
@@ -53,11 +54,12 @@ class Models:
         return self.loaded[key]
 
 
-def create_app(device: str = "cpu", max_bytes: int = MAX_BYTES):
+def create_app(device: str = "cpu", max_bytes: int = MAX_BYTES, body_timeout: float = BODY_TIMEOUT):
     from fastapi import FastAPI, File, Form, UploadFile
     from fastapi.responses import HTMLResponse, JSONResponse
 
     app, models = FastAPI(title="Unveil", docs_url=None, redoc_url=None), Models(device)
+    app.add_middleware(BodyTimeout, seconds=body_timeout)
     page = PAGE.replace("{{HOLES}}", _options(HOLES)).replace("{{INPAINTERS}}", _options(inpainter_choices()))
     page = page.replace("{{MAX_MB}}", f"{max_bytes / 2**20:g}")
 
@@ -80,10 +82,50 @@ def create_app(device: str = "cpu", max_bytes: int = MAX_BYTES):
     return app
 
 
+class BodyTimeout:
+    """ASGI middleware: a request whose body stalls for `seconds` (no byte arriving) is answered 408 and
+    ended, instead of holding its connection open forever."""
+
+    def __init__(self, app, seconds: float):
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        answered = received = False
+
+        async def timed_receive():
+            nonlocal answered, received
+            if received:  # the body is whole: a wait for the client leaving may last as long as the work
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.seconds)
+            except asyncio.TimeoutError:
+                if not answered:
+                    from fastapi.responses import JSONResponse
+
+                    answered = True
+                    error = f"the upload stalled for {self.seconds:g} s; send it again"
+                    await JSONResponse({"error": error}, 408, headers={"connection": "close"})(scope, receive, send)
+                return {"type": "http.disconnect"}  # the app stops reading; its own answer is dropped
+            received = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        async def guarded_send(message):
+            nonlocal answered
+            if not answered:
+                answered = message["type"] == "http.response.body" and not message.get("more_body", False)
+                await send(message)
+
+        await self.app(scope, timed_receive, guarded_send)
+
+
 def answer(predictor: Predictor, name: str, data: bytes) -> dict:
-    """The page's JSON for one upload, computed in a folder of its own that is gone afterwards."""
+    """The page's JSON for one upload, computed in a folder of its own that is gone afterwards. The upload's
+    name is only shown, never used as a path: the copy is `upload`, with the suffix only of a known video."""
     with tempfile.TemporaryDirectory(prefix="unveil-serve-") as tmp:
-        upload = Path(tmp) / ("upload" + Path(name).suffix.lower())
+        suffix = Path(name).suffix.lower()
+        upload = Path(tmp) / ("upload" + (suffix if suffix in VIDEO_EXTENSIONS else ""))
         upload.write_bytes(data)
         try:
             return video_answer(predictor, upload, name) if is_video(upload) else photo_answer(predictor, upload, name)
@@ -92,11 +134,7 @@ def answer(predictor: Predictor, name: str, data: bytes) -> dict:
 
 
 def photo_answer(predictor: Predictor, upload: Path, name: str) -> dict:
-    try:
-        rgb, _ = read_photo(upload)
-    except DataError:
-        raise UnveilError(f"{name}: neither a photo nor a video this page can read (videos: "
-                          f"{', '.join(VIDEO_EXTENSIONS)})") from None
+    rgb, _ = read_photo(upload)  # predict's own checks: a bomb, a truncated or an empty file each named
     result = predictor.predict(rgb, picture=upload.with_suffix(".result.png"), name=name)
     faces = [{"reading": f.to_json()["reading"], "box": f.box, "hole": f.hole,
               "crops": {c: _png_url(f.crops[c]) for c in CROPS},

@@ -20,10 +20,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "pip install -e '.[web]'.")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
-    p.add_argument("--port", type=count(1), default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=port_number, default=8000, help="port, 1 to 65535 (default 8000)")
     p.add_argument("--max-upload-mb", type=count(1), default=MAX_BYTES // 2**20, help="largest upload (default 20)")
     p.add_argument("--device", default="cpu", help="where the models run (default cpu)")
     p.set_defaults(run=run_serve)
+
+
+def port_number(text: str) -> int:
+    """An argparse type for --port: a TCP port, 1 .. 65535 (socket's own OverflowError would be a traceback)."""
+    value = count(1)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, got {value}")
+    return value
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -46,5 +54,6 @@ def check_port(host: str, port: int) -> None:
     try:
         with socket.create_server((host, port)):
             pass
-    except OSError as exc:
-        raise UnveilError(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})") from None
+    except (OSError, TypeError, UnicodeError) as exc:  # TypeError: a NUL in the host name
+        raise UnveilError(f"--host {host} --port {port}: cannot listen there "
+                          f"({getattr(exc, 'strerror', None) or exc})") from None

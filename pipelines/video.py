@@ -127,22 +127,24 @@ class VideoReader:
         result, watch, started = VideoResult(source.name), Stopwatch(), time.perf_counter()
         tracker = FaceTracker(self.detector, self.options.every, self.predictor.framer.min_face)
         smoother, shown = Smoother(self.options.smooth), _Progress(source, progress)
-        video = stem.with_name(stem.name + ".mp4")
+        video, end = stem.with_name(stem.name + ".mp4"), 0.0
+        if min(source.size) < SEARCH_FACE:
+            raise DataError(f"{source.name}: its frames are {source.size[0]}x{source.size[1]} pixels, too small to "
+                            f"hold a face (faces of {SEARCH_FACE} px and more are searched)")
         with atomic_path(video) as tmp, H264Writer(tmp, source.fps, source.size) as writer:
             try:
                 for frames in self._batches(source, watch, result):
-                    for _, annotated in self._read(frames, tracker, smoother, watch, result):
+                    for frame, annotated in self._read(frames, tracker, smoother, watch, result):
                         with watch.stage("encode"):
-                            writer.write(annotated)
-                        result.frames += 1
+                            writer.write(annotated, frame.time)  # the source's own time: variable rates kept
+                        result.frames, end = result.frames + 1, frame.time
                     shown.update(result.frames)
             except KeyboardInterrupt:
                 if not source.live:
                     raise
-        # One frame short is the rounding of an estimate, not a damaged file.
-        if source.total and result.frames < source.total - 1 and not result.errors:
-            result.errors.append(f"{source.name}: ended after {result.frames} of the {source.total} frames its header "
-                                 f"announces (cut short or damaged); what was read is kept")
+        short = source.shortfall(result.frames, end)
+        if short and not result.errors:
+            result.errors.append(f"{source.name}: {short} (cut short or damaged); what was read is kept")
         result.seconds, result.stages = time.perf_counter() - started, dict(watch.seconds)
         result.outputs = {"video": str(video), **write_timeline(result, stem)}
         return result

@@ -315,8 +315,8 @@ def test_compare_writes_its_folder_as_one_set(tmp_path, monkeypatch, capsys):
     assert json.loads((out / "metrics.json").read_text())["conditions"] == ["occluded", "telea", "full"]
     monkeypatch.setattr(compare, "run_comparison", fake_comparison(False, ["occluded", "full"]))
     assert main(argv) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["confusion_full.png", "confusion_occluded.png", "metrics.json",
-                                                     "report.md"]  # no stale confusion_telea.png
+    assert sorted(p.name for p in out.iterdir()) == [uio.MANIFEST, "confusion_full.png", "confusion_occluded.png",
+                                                     "metrics.json", "report.md"]  # no stale confusion_telea.png
     assert [p.name for p in tmp_path.iterdir()] == ["cmp"]  # no temporaries left
     (out / "notes.txt").write_text("mine")
     capsys.readouterr()

@@ -77,6 +77,23 @@ def test_values_too_large_are_named(argv, message, capsys, tmp_path, monkeypatch
     assert message in one_line_error(argv, capsys, alone=False)
 
 
+LONG = "x" * 300   # over the 255 bytes a file name may hold
+
+
+@pytest.mark.parametrize("argv", [
+    ["eval-classifier", "classifier_full", "--data", "synthetic:n=70", "--n-boot", "0", "--out", LONG],
+    ["data", "preview", "synthetic:n=70", "--out", f"{LONG}.png"],
+    ["data", "info", LONG], ["predict", f"{LONG}.jpg"], ["eval-holes", LONG], ["eval-photos", LONG],
+    ["data", "store", "synthetic:n=70", LONG], [*TRAIN, "--out", LONG], ["train-classifier", "--config", LONG],
+])
+def test_a_name_too_long_for_the_file_system_is_one_line(argv, capsys, tmp_path, monkeypatch):
+    """An input or an --out whose name is over the system's limit: one line naming it, wherever it is first
+    looked at (eval-classifier's --out was a traceback on a check added before the work)."""
+    monkeypatch.chdir(tmp_path)
+    line = one_line_error(argv, capsys, alone=False)
+    assert LONG in line and "File name too long" in line
+
+
 @settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=st.integers(-2 ** 70, 2 ** 70) | st.sampled_from([0, 2 ** 32 - 1, 2 ** 32, -1]))
 def test_any_integer_seed_is_taken_or_refused_in_one_line(value, tmp_path_factory, capsys):

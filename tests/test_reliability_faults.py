@@ -125,7 +125,7 @@ def test_compare_killed_or_interrupted_at_any_write_leaves_one_whole_report(tmp_
         return lambda: main(argv)
 
     def files(names):
-        return {"metrics.json", "report.md", *(f"confusion_{n}.png" for n in names)}
+        return {"metrics.json", "report.md", *(f"confusion_{n}.png" for n in names), uio.MANIFEST}
 
     assert report(old)() == 0
     for interrupt in (False, True):

@@ -12,12 +12,14 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from test_reliability import CONFIGS, Killed, classifier_dir, copy_checkpoint, one_line_error  # noqa: F401
 
 from unveil.checkpoint import checkpoint_paths
 from unveil.classify.evaluate import REPORT_FILES
 from unveil.data import load_faces
+from unveil.io import MANIFEST
 from unveil.pipelines.cli import main
 from unveil.shipped import shipped_folders
 
@@ -51,10 +53,10 @@ def test_evaluating_into_a_training_run_folder_is_refused_and_the_run_kept(run_d
     line = one_line_error([*evaluate, "--out", run], capsys)
     assert "holds files that are not an evaluation report's (best.json, best.safetensors, config.yaml" in line
     assert snapshot(run) == before
-    # A report folder of its own is replaced as a whole, and holds the report's three files only.
+    # A report folder of its own is replaced as a whole, and holds the report's three files and their record only.
     for _ in range(2):
         assert main([*evaluate, "--out", str(tmp_path / "report")]) == 0
-    assert {p.name for p in (tmp_path / "report").iterdir()} == REPORT_FILES
+    assert {p.name for p in (tmp_path / "report").iterdir()} == {*REPORT_FILES, MANIFEST}
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporaries left
 
 
@@ -131,6 +133,41 @@ def test_quickstart_replaces_only_a_folder_of_its_own(tmp_path, capsys):
     before = snapshot(out)
     line = one_line_error(["quickstart", "--out", out, "--no-wandb"], capsys)
     assert "holds files that are not a quickstart's (notes.txt)" in line and snapshot(out) == before
+
+
+
+def tiny_video(path: Path, frames: int = 3, size: tuple[int, int] = (32, 32)) -> Path:
+    """A few gray frames as H.264 mp4: a video with no face, enough for the checks before any reading."""
+    from unveil.photo.video import H264Writer
+
+    with H264Writer(path, 10, size) as writer:
+        for k in range(frames):
+            writer.write(np.full((size[1], size[0], 3), 40 * k, np.uint8))
+    return path
+
+
+def test_predict_never_replaces_a_users_file_that_looks_like_its_output(tmp_path, capsys):
+    clip, out = tiny_video(tmp_path / "clip.mp4"), tmp_path / "out"
+    out.mkdir()
+    (out / "2024_holiday.mp4").write_bytes(b"the user's own video")  # the name matches predict's [0-9]*_*.mp4
+    before = snapshot(out)
+    line = one_line_error(["predict", clip, "--out", out], capsys)
+    assert f"{out} holds files that predict did not write there (2024_holiday.mp4" in line
+    assert snapshot(out) == before
+
+
+def test_predict_never_deletes_its_input_inside_out(tmp_path, capsys):
+    folder = tmp_path / "D"
+    folder.mkdir()
+    tiny_video(folder / "000_talk.mp4")
+    before = snapshot(folder)
+    line = one_line_error(["predict", folder / "000_talk.mp4", "--out", folder], capsys)
+    assert f"{folder / '000_talk.mp4'}: an input inside --out {folder}" in line
+    assert snapshot(folder) == before
+    # An earlier predict's own output, read again with the same --out, is refused too (and kept).
+    (folder / MANIFEST).write_text(json.dumps(["000_talk.mp4"]))
+    assert "an input inside --out" in one_line_error(["predict", folder / "000_talk.mp4", "--out", folder], capsys)
+    assert (folder / "000_talk.mp4").read_bytes() == before["000_talk.mp4"]
 
 
 # --------------------------------------------------------------------------- saved models and their records

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import tarfile
 import zipfile
 from pathlib import Path
@@ -17,6 +18,8 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save as save_bytes
 from test_reliability import CONFIGS, data_error, face_png, one_line_error, umask
 
 from unveil.classify.config import ClassifierConfig
@@ -25,6 +28,9 @@ from unveil.data import load_faces
 from unveil.data.preprocess import decode_image
 from unveil.data.store import open_store, write_store
 from unveil.errors import DataError, UnveilError
+from unveil.photo import create_detector
+from unveil.photo.framing import frame_photos
+from unveil.photo.read import labelled_photos, read_photo
 from unveil.pipelines.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -109,8 +115,6 @@ def fail_listing(monkeypatch, folder: Path) -> None:
 
 
 def test_an_unreadable_class_folder_is_named_not_dropped(tmp_path, monkeypatch, capsys):
-    from unveil.photo.read import labelled_photos
-
     root = class_folders(tmp_path / "data")
     fail_listing(monkeypatch, root / "sad")
     assert f"{root / 'sad'}: cannot read the folder (Permission denied)" in data_error(root)
@@ -154,6 +158,99 @@ def test_a_file_rewritten_with_the_same_size_and_time_is_read_again(tmp_path, mo
     assert pgm.stat().st_size == stat.st_size and pgm.stat().st_mtime_ns == stat.st_mtime_ns
     again = load_faces(str(root), normalize=False)
     assert again.fingerprint != first.fingerprint and int(again.images[0].min()) == 100
+
+
+@pytest.fixture(scope="module")
+def face_photos(tmp_path_factory) -> list[Path]:
+    """Two photos with a face (the sample photo, small) and one without."""
+    from unveil.pipelines.predict import sample_photo
+
+    folder = tmp_path_factory.mktemp("photos")
+    small = Image.fromarray(sample_photo()[0]).resize((192, 192), Image.Resampling.BOX)
+    small.save(folder / "a.png")
+    small.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "b.png")
+    (folder / "c.png").write_bytes(png_bytes(Image.new("RGB", (64, 64), (90, 90, 90))))
+    return sorted(folder.glob("*.png"))
+
+
+def _rewrite_metadata(path: Path, **changes: str) -> None:
+    """The cache file with metadata values replaced, as valid safetensors of another shape."""
+    header = int.from_bytes(path.read_bytes()[:8], "little")
+    meta = json.loads(path.read_bytes()[8:8 + header])["__metadata__"]
+    path.write_bytes(save_bytes(load_bytes(path.read_bytes()), metadata={**meta, **changes}))
+
+
+@pytest.mark.parametrize("damage", ["bit", "shape"])
+def test_a_damaged_framing_cache_is_framed_again_and_said(face_photos, tmp_path, capsys, damage):
+    detector = create_detector()
+    clean = frame_photos(face_photos, detector, cache=tmp_path)
+    assert clean.found.tolist() == [True, True, False]
+    (cache,) = tmp_path.glob("framed-*.safetensors")
+    if damage == "bit":  # one bit of the last tensor, `sizes` (sorted names: found comes before)
+        _flip(cache, cache.stat().st_size - 1)
+    else:  # valid metadata of the wrong shape: no problems listed
+        _rewrite_metadata(cache, problems="[]")
+    capsys.readouterr()
+    again = frame_photos(face_photos, detector, cache=tmp_path)
+    assert f"warning: {cache} is stale or damaged (its layout or its digest does not match" in capsys.readouterr().err
+    assert torch.equal(again.found, clean.found) and torch.equal(again.sizes, clean.sizes)
+    assert again.problems == clean.problems
+    assert frame_photos(face_photos, detector, cache=tmp_path).problems == clean.problems  # rebuilt whole
+    assert capsys.readouterr().err == ""
+
+
+def masked_set(root: Path, face_photos: list[Path]) -> Path:
+    """A masked / bare set (with_mask/a.png, without_mask/b.png): two photos with a face."""
+    for folder, photo in (("with_mask", face_photos[0]), ("without_mask", face_photos[1])):
+        (root / folder).mkdir(parents=True)
+        shutil.copy(photo, root / folder / photo.name)
+    return root
+
+
+def test_eval_holes_names_a_photo_it_cannot_read_and_leaves_it_out_of_the_rates(face_photos, tmp_path, capsys):
+    root = masked_set(tmp_path / "set", face_photos)
+    cut = root / "without_mask" / "cut.jpg"
+    jpeg = io.BytesIO()
+    Image.open(face_photos[1]).convert("RGB").save(jpeg, "JPEG")
+    cut.write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
+    capsys.readouterr()
+    assert main(["eval-holes", str(root), "--hole", "lower-half", "--device", "cpu", "--json",
+                 "--out", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    (record,) = json.loads(captured.out)["sets"]
+    assert record["bare"]["photos"] == 1 and record["bare"]["detection_rate"] == 1.0  # not a face missed
+    assert record["no_face"] == [] and len(record["unreadable"]) == 1
+    assert f"warning: {cut}: cannot read it as an image" in captured.err and "left out" in captured.err
+
+
+def test_eval_holes_on_an_empty_split_is_one_line(face_photos, tmp_path, capsys):
+    from unveil.photo.hole_sets import SPLITS, masked_photos
+
+    root = masked_set(tmp_path / "set", face_photos)
+    empty = next(s for s in SPLITS if s not in {p.split for p in masked_photos(root)})
+    line = one_line_error(["eval-holes", root, "--split", empty, "--hole", "lower-half", "--device", "cpu",
+                           "--out", tmp_path / "out"], capsys)
+    assert f"{root}: none of its 2 photos is in the {empty} split" in line
+
+
+def test_a_damaged_hole_examples_cache_is_built_again_and_said(tmp_path, monkeypatch, capsys):
+    from unveil.inpaint.segmenter_data import HoleExamples, _cached
+
+    monkeypatch.setenv("UNVEIL_CACHE", str(tmp_path))
+    images = torch.arange(2 * 48 * 48, dtype=torch.int32).remainder(251).to(torch.uint8).view(2, 48, 48)
+    built = []
+
+    def build():
+        built.append(1)
+        return HoleExamples(images, images > 100, torch.ones_like(images), torch.tensor([True, False]))
+
+    first = _cached("k" * 24, build)
+    (cache,) = tmp_path.glob("holes-*.safetensors")
+    _flip(cache, cache.stat().st_size - 100)  # a pixel of `weight`, the last tensor
+    capsys.readouterr()
+    again = _cached("k" * 24, build)
+    assert len(built) == 2 and "is stale or damaged" in capsys.readouterr().err
+    assert torch.equal(again.weight, first.weight) and torch.equal(again.images, first.images)
 
 
 @pytest.fixture()
@@ -240,6 +337,25 @@ def test_a_fifo_in_a_data_folder_is_skipped_with_a_warning_never_read(tmp_path, 
     (root / "happy" / "pipe.png").unlink()
     os.mkfifo(tmp_path / "data" / "sneaky.zip")  # beside class folders: not an archive, not read
     assert len(load_faces(str(root), use_cache=False)) == 4
+
+
+@pytest.mark.timeout(120)
+def test_a_photo_set_follows_symlinks_once_and_names_what_it_skips(tmp_path, capsys):
+    """What `photos:` and eval-holes read (`labelled_photos`, `image_files`): a folder link loop is read once,
+    not until the path is too long (each photo 41 times), and a FIFO gets the warning a data folder gives."""
+    root = class_folders(tmp_path / "photos")
+    (root / "happy" / "again").symlink_to(root / "happy")   # a loop: happy/again/again/...
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "2.png").write_bytes(face_png(80))
+    (root / "surprise").symlink_to(tmp_path / "more", target_is_directory=True)  # a linked class folder: followed
+    os.mkfifo(root / "happy" / "pipe.jpg")
+    photos = labelled_photos(root)
+    assert [p.relative_to(root).as_posix() for p, _ in photos] == ["happy/0.png", "happy/1.png", "sad/0.png",
+                                                                   "sad/1.png", "surprise/2.png"]
+    assert f"warning: {root / 'happy' / 'pipe.jpg'}: not a regular file; skipped" in capsys.readouterr().err
+    assert len(load_faces(str(root), use_cache=False)) == 5  # a class-folder source walks them the same way
+    with pytest.raises(DataError, match="pipe.jpg: not a regular file"):
+        read_photo(root / "happy" / "pipe.jpg")  # given by name, as to predict: named, never opened
 
 
 def test_yaml_in_a_config_is_a_plain_tree(tmp_path):

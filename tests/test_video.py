@@ -15,7 +15,8 @@ from torchvision.ops import box_iou
 
 from unveil.classes import CLASSES
 from unveil.errors import DataError
-from unveil.photo.video import VideoFile
+from unveil.io import MANIFEST
+from unveil.photo.video import H264Writer, VideoFile
 from unveil.pipelines.cli import main
 from unveil.pipelines.predict import Predictor
 from unveil.pipelines.video import READINGS, VideoOptions, VideoReader, sample_clip
@@ -96,7 +97,7 @@ def test_the_command_writes_the_video_the_timeline_and_the_plot(clip, tmp_path, 
     for reading in READINGS:
         assert abs(sum(float(rows[0][f"{reading}.{c}"]) for c in CLASSES) - 1) < 2e-3
     assert Image.open(video["outputs"]["timeline_png"]).size[0] > 0
-    assert sorted(p.name for p in out.iterdir()) == ["000_clip_mp4.mp4", "000_clip_mp4.timeline.csv",
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "000_clip_mp4.mp4", "000_clip_mp4.timeline.csv",
                                                      "000_clip_mp4.timeline.png", "predictions.json"]
 
 
@@ -113,25 +114,62 @@ def test_a_damaged_or_non_video_file_is_one_named_line(clip, tmp_path, capsys):
     assert f"unveil: {cut}: " in err and f"unveil: {text}: " in err and "Traceback" not in err
 
 
-def test_a_video_cut_short_keeps_its_frames_and_says_so(predictor, tmp_path):
+def write_video(path, frames: list[np.ndarray], times: list[float] | None = None, codec: str = "libx264",
+                container: str | None = None):
+    """Frames (uint8 [H, W, 3]) as a video, each shown at its time in `times` (None: FPS frames a second)."""
     import av
+    from fractions import Fraction
 
-    path = tmp_path / "noise.avi"
-    with av.open(str(path), "w", format="avi") as container:
-        stream = container.add_stream("libx264", rate=FPS)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        noise = np.random.default_rng(0)
-        for _ in range(30):   # noise: every frame costs about as many bytes, so half the file is about half the frames
-            frame = noise.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode(None))
-    cut = tmp_path / "cut.avi"
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=FPS)
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = "yuv420p" if codec == "libx264" else "bgr24"
+        if times:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        for k, rgb in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=stream.pix_fmt)
+            if times:
+                frame.pts, frame.time_base = round(1000 * times[k]), Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("container, announced", [("avi", "of the 30 frames its header announces"),
+                                                  ("matroska", "s of the 3.00 s its header announces")])
+def test_a_video_cut_short_keeps_its_frames_and_says_so(predictor, tmp_path, container, announced):
+    """AVI announces its frame count, Matroska only its duration: either way, a file cut in half says so."""
+    noise = np.random.default_rng(0)
+    # noise: every frame costs about as many bytes, so half the file is about half the frames
+    path = write_video(tmp_path / "noise.video", [noise.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+                                                  for _ in range(30)], container=container)
+    cut = tmp_path / f"cut.{'avi' if container == 'avi' else 'mkv'}"
     cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     result = read(predictor, cut, tmp_path / "cut")
     assert 0 < result.frames < 30 and result.face_ids == []
-    assert result.errors == [f"{cut}: ended after {result.frames} of the 30 frames its header announces (cut short "
-                             "or damaged); what was read is kept"]
+    (error,) = result.errors
+    assert error.startswith(f"{cut}: ended after {result.frames} ") and announced in error
+    assert error.endswith("(cut short or damaged); what was read is kept")
     assert (tmp_path / "cut.mp4").stat().st_size > 0 and (tmp_path / "cut.timeline.csv").exists()
+    whole = read(predictor, path, tmp_path / "whole")
+    assert whole.frames == 30 and whole.errors == []  # the whole file: no word
+
+
+def test_a_variable_frame_rate_keeps_each_frames_time(predictor, tmp_path):
+    times = [0.0, 0.04, 0.08, 0.5, 0.54, 1.5, 1.54, 1.58]   # bursts and pauses, as phones record
+    path = write_video(tmp_path / "vfr.mp4", [np.full((48, 64, 3), 30 * k, np.uint8) for k in range(8)], times)
+    result = read(predictor, path, tmp_path / "out")
+    assert [round(frame.time, 3) for frame in frames_of(path)] == times
+    assert [round(frame.time, 3) for frame in frames_of(result.outputs["video"])] == times
+
+
+def test_frames_too_small_for_a_face_are_named(predictor, tmp_path):
+    path = write_video(tmp_path / "tiny.avi", [np.full((1, 1, 3), 50 * k, np.uint8) for k in range(3)],
+                       codec="rawvideo")
+    with pytest.raises(DataError, match=f"{path}: its frames are 1x1 pixels, too small to hold a face"):
+        read(predictor, path, tmp_path / "tiny")
+    with pytest.raises(DataError, match="cannot write a 1x1 video"):
+        H264Writer(tmp_path / "tiny.mp4", FPS, (1, 1))
 
 
 def test_a_camera_that_cannot_be_opened_is_one_line(tmp_path, capsys):

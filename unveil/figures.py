@@ -6,6 +6,7 @@ accuracy chart, written atomically as PNG.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def tile_grid(rows: list[list[Tile]], row_labels: list[str] | None = None, colum
 def save_png(image: Image.Image, path: str | Path) -> Path:
     """Write atomically; a path without the .png suffix gets it."""
     path = Path(path)
-    if path.is_dir():
+    if os.path.isdir(path):  # False, not an OSError, for a name the system refuses: atomic_path names it
         raise UnveilError(f"{path} is a folder; name the PNG file to write, e.g. {path / 'picture.png'}")
     if path.suffix.lower() != ".png":
         path = path.with_name(path.name + ".png")

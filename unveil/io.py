@@ -2,7 +2,8 @@
 
 A file is written under a temporary name `.NAME.unveil-<pid>-<random>.tmp` beside it and renamed onto
 NAME only when complete; a folder of files that must agree (a comparison's report, figures and gallery,
-a face store) is written the same way as a whole (`atomic_folder`, `output_folder`). Temporaries left by
+a face store) is written the same way as a whole (`atomic_folder`, `output_folder`); a command's --out
+records the names it wrote (`MANIFEST`) and is replaced later only when it holds nothing else. Temporaries left by
 a killed process are removed the next time the same name is written, or when a run folder is opened
 (`remove_stale_temps`): only names of that exact pattern whose process is gone, never a user's file.
 A folder one process writes for a long time (a training run) is held with `folder_lock`. Nothing is
@@ -26,13 +27,14 @@ import secrets
 import shutil
 import signal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from .errors import UnveilError
 
 # `.NAME.unveil-<pid>-<8 hex digits>.tmp`: a name no user would choose, so cleaning never touches theirs.
 TEMP_NAME = re.compile(r"\.(?P<name>.+)\.unveil-(?P<pid>\d+)-[0-9a-f]{8}\.tmp")
 LOCK_NAME = ".unveil.lock"
+MANIFEST = ".unveil-outputs.json"   # in a folder written as one set: the names its command wrote there
 _held: set[str] = set()   # folders this process holds (`folder_lock` is re-entrant within a process)
 
 
@@ -84,12 +86,20 @@ def atomic_folder(path: str | os.PathLike, replace: bool = True) -> Iterator[Pat
 
 
 @contextlib.contextmanager
-def output_folder(path: str | os.PathLike, owned: set[str], what: str) -> Iterator[Path]:
-    """A command's --out folder: refused if it holds anything but the `owned` names (`check_replaceable`),
-    else written as one set (`atomic_folder`). Yields the folder to write into."""
-    check_replaceable(path, owned, what)
+def output_folder(path: str | os.PathLike, owned: set[str], what: str,
+                  inputs: Iterable[str | os.PathLike] = ()) -> Iterator[Path]:
+    """A command's --out folder: refused if it holds anything the command did not write, or one of its
+    `inputs` (`check_replaceable`), else written as one set (`atomic_folder`) with the record of its names
+    (`MANIFEST`) that lets the next run replace it. Yields the folder to write into."""
+    check_replaceable(path, owned, what, inputs)
     with atomic_folder(path) as folder:
         yield folder
+        record_outputs(folder, [n for n in os.listdir(folder) if not is_temp(n)])
+
+
+def record_outputs(folder: str | os.PathLike, names: Iterable[str]) -> None:
+    """Write `folder`'s MANIFEST: the names its command wrote (or will write), all it may replace later."""
+    write_json(Path(folder) / MANIFEST, sorted(set(names) - {MANIFEST}))
 
 
 def _put_folder(new: Path, path: Path, replace: bool) -> None:
@@ -136,19 +146,54 @@ def _libc():
         return None
 
 
-def check_replaceable(path: str | os.PathLike, owned: set[str], what: str) -> None:
-    """Refuse to replace a folder that holds anything but the `owned` names or patterns (what an earlier
-    run of the same command wrote): `--out .` must never delete someone's files, nor the package's."""
+def check_replaceable(path: str | os.PathLike, owned: set[str], what: str,
+                      inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Refuse to replace a folder that holds anything its command did not write: every entry must match
+    the `owned` names or patterns and be listed in the folder's MANIFEST, written with the set. A user's
+    file that merely looks like an output (`2024_holiday.mp4` beside predict's `000_clip.mp4`) is never
+    taken for one, and `--out .` never deletes someone's files. An input inside the folder is refused too:
+    replacing the folder would delete it."""
     path = check_writable(path)
-    if path.exists() and not path.is_dir():
-        raise UnveilError(f"{path}: --out must be a folder, and this is a file")
-    if not path.is_dir():
-        return
-    foreign = sorted(p.name for p in path.iterdir()
-                     if not any(fnmatch.fnmatchcase(p.name, o) for o in owned) and not is_temp(p.name))
+    inside = [str(i) for i in inputs if os.path.exists(i) and _within(i, path)]
+    if inside:
+        raise UnveilError(f"{shown_names(inside)}: an input inside --out {path}, which is replaced as a whole "
+                          f"when written: choose another --out")
+    names = _entries(path)
+    foreign = [n for n in names if not any(fnmatch.fnmatchcase(n, o) for o in owned)]
     if foreign:
         raise UnveilError(f"{path} holds files that are not {what}'s ({shown_names(foreign)}); it would be "
                           f"replaced as a whole: choose a new or empty --out")
+    unrecorded = sorted(set(names) - set(_recorded(path)))
+    if unrecorded:
+        raise UnveilError(f"{path} holds files that {what} did not write there ({shown_names(unrecorded)}: "
+                          f"not in its record, {MANIFEST}); it would be replaced as a whole: choose a new or "
+                          f"empty --out")
+
+
+def _entries(path: Path) -> list[str]:
+    """The names in folder `path` (none if it does not exist), less Unveil's temporaries and record."""
+    try:
+        if not path.is_dir():
+            if os.path.lexists(path):
+                raise UnveilError(f"{path}: --out must be a folder, and this is a file")
+            return []
+        return sorted(n for n in os.listdir(path) if n != MANIFEST and not is_temp(n))
+    except OSError as exc:
+        raise UnveilError(f"{path}: cannot use it as --out ({exc.strerror or exc})") from None
+
+
+def _recorded(path: Path) -> list[str]:
+    """The names folder `path`'s MANIFEST lists (none when it is missing or not a list of names)."""
+    try:
+        names = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return names if isinstance(names, list) and all(isinstance(n, str) for n in names) else []
+
+
+def _within(inner: str | os.PathLike, folder: Path) -> bool:
+    inner, folder = Path(os.path.realpath(inner)), Path(os.path.realpath(folder))
+    return inner == folder or folder in inner.parents
 
 
 def shown_names(names: list[str], most: int = 5) -> str:

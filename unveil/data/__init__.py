@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_bytes
-from safetensors.torch import save as save_bytes
 
-from ..errors import UnveilError
-from ..io import write_bytes
+from .cache import cache_dir, read_cache, write_cache
 from .faces import SPLIT_CHOICES, SPLITS, Faces
 from .preprocess import minmax_normalize
 from .store import is_store, open_store
@@ -29,10 +24,6 @@ __all__ = ["Faces", "SPLITS", "SPLIT_CHOICES", "load_faces", "resolve_source", "
 # Bump when decoding, splitting or the cache layout changes, so old caches are not reused.
 LOADER_VERSION = 3
 CACHED = ("images", "labels", "splits")
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("UNVEIL_CACHE", Path.home() / ".cache" / "unveil"))
 
 
 def load_faces(source: str, split: str = "all", normalize: bool = True,
@@ -79,49 +70,25 @@ def _decode(src: Source, fingerprint: str, normalize: bool) -> Faces:
 
 def _read_cache(path: Path, src: Source, fingerprint: str) -> Faces | None:
     """The cached faces, or None (decode again) when the file is missing, stale or damaged: a damaged
-    cache is rebuilt, never trusted. The content digest covers every tensor byte and the ids, so a
-    flipped bit anywhere in the data is caught, not only one that breaks the file's structure."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    cache is rebuilt, never trusted (`read_cache` checks its digest over every byte it holds)."""
+    cached = read_cache(path, CACHED, "faces", "decoding the source again")
+    if cached is None:
         return None
-    except OSError as exc:  # an unreadable cache costs speed, not correctness
-        print(f"warning: cannot read the faces cache {path} ({exc.strerror or exc}); decoding the source again",
+    tensors, meta = cached
+    try:
+        ids, skipped = json.loads(meta["ids"]), json.loads(meta.get("skipped", "[]"))
+    except (KeyError, ValueError):
+        ids = None
+    if meta.get("fingerprint") != fingerprint or not isinstance(ids, list):
+        print(f"warning: {path} is stale or damaged (not the cache of this source); decoding the source again",
               file=sys.stderr)
         return None
-    try:
-        tensors = load_bytes(data)
-        header_len = int.from_bytes(data[:8], "little")  # metadata lives in the safetensors header
-        meta = json.loads(data[8:8 + header_len])["__metadata__"]
-        ids = json.loads(meta["ids"])
-        intact = (meta.get("fingerprint") == fingerprint and set(tensors) == set(CACHED)
-                  and meta.get("sha256") == _content_digest(tensors, meta["ids"]))
-    except (SafetensorError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
-        intact = False
-    if not intact:
-        print(f"note: {path} is stale or damaged; decoding the source again", file=sys.stderr)
-        return None
     return Faces(tensors["images"], tensors["labels"], tensors["splits"], ids,
-                 source=src.describe(), fingerprint=fingerprint, skipped=json.loads(meta.get("skipped", "[]")))
+                 source=src.describe(), fingerprint=fingerprint, skipped=skipped)
 
 
 def _write_cache(path: Path, faces: Faces) -> None:
-    tensors = {"images": faces.images.contiguous(), "labels": faces.labels, "splits": faces.splits}
-    ids = json.dumps(faces.ids)
-    meta = {"fingerprint": faces.fingerprint, "source": faces.source, "ids": ids,
-            "skipped": json.dumps(faces.skipped), "sha256": _content_digest(tensors, ids)}
-    try:
-        write_bytes(path, save_bytes(tensors, metadata=meta))  # save_file would make it 0600
-    except UnveilError as exc:  # a read-only cache folder costs speed, not correctness
-        print(f"warning: cannot write the faces cache: {exc}", file=sys.stderr)
-
-
-def _content_digest(tensors: dict[str, torch.Tensor], ids: str) -> str:
-    """SHA-256 of the cached tensors' bytes (in a fixed order, with their dtypes and shapes) and the ids."""
-    digest = hashlib.sha256()
-    for name in CACHED:
-        t = tensors[name].contiguous().cpu()
-        digest.update(f"{name}:{t.dtype}:{list(t.shape)};".encode())
-        digest.update(t.numpy())  # the buffer itself, no copy
-    digest.update(ids.encode())
-    return digest.hexdigest()
+    tensors = {"images": faces.images, "labels": faces.labels, "splits": faces.splits}
+    meta = {"fingerprint": faces.fingerprint, "source": faces.source, "ids": json.dumps(faces.ids),
+            "skipped": json.dumps(faces.skipped)}
+    write_cache(path, tensors, meta, "faces")

@@ -166,7 +166,7 @@ def _folder_source(path: Path) -> Source:
             raise DataError(f"{path}: holds several CSV files ({', '.join(p.name for p in found['CSV files'])}); "
                             f"point at one of them")
         return Source("csv", str(found["CSV files"][0]), paths=tuple(found["CSV files"]))
-    return Source("folder", str(path), paths=tuple(_walk_files(path)))
+    return Source("folder", str(path), paths=tuple(walk_images(path)))
 
 
 def _photos_source(text: str) -> Source:
@@ -343,16 +343,25 @@ def listing(folder: Path) -> list[Path]:
         raise DataError(f"{folder}: cannot read the folder ({exc.strerror or exc})") from None
 
 
-def _walk_files(root: Path) -> list[Path]:
-    """The image files under `root`, sorted; hidden entries are left out. Anything else with an image's
-    name (a FIFO, a socket, a broken link) is skipped with a warning naming it: reading a FIFO would block
-    forever."""
+def walk_images(root: Path, recursive: bool = True) -> list[Path]:
+    """The image files under `root` (and its subfolders, unless not `recursive`), sorted; hidden entries are
+    left out. Anything else with an image's name (a FIFO, a socket, a broken link) is skipped with a warning
+    naming it: reading a FIFO would block forever. Symlinked folders are followed once: a folder reached
+    again (a link loop, two links to one folder) is not read again."""
     def unreadable(exc: OSError):
         raise DataError(f"{exc.filename}: cannot read the folder ({exc.strerror or exc})")
 
-    found = []
-    for folder, dirs, files in os.walk(root, onerror=unreadable):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+    found, seen = [], set()
+    for folder, dirs, files in os.walk(root, onerror=unreadable, followlinks=True):
+        try:
+            info = os.stat(folder)
+        except OSError as exc:
+            unreadable(exc)
+        dirs[:] = [d for d in dirs if not d.startswith(".")] if recursive else []
+        if (info.st_dev, info.st_ino) in seen:
+            dirs[:] = []
+            continue
+        seen.add((info.st_dev, info.st_ino))
         for name in filter(_is_image_name, files):
             path = Path(folder) / name
             if path.is_file():

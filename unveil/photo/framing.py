@@ -7,7 +7,8 @@ This is the path every photo takes before the models (``predict``, ``eval-holes`
 training data): detect, keep the most confident face, align it (``align_face``) and map its landmarks
 into the crop. A whole set is framed once and cached under ``unveil.data.cache_dir()``; the key holds
 every file's SHA-256, the detector's settings and ``FRAMING_VERSION``, so a changed photo, another
-detector or a changed aligner never gets a stale crop.
+detector or a changed aligner never gets a stale crop, and the file carries a digest of what it holds
+(``unveil.data.cache``), so a damaged one is framed again, never trusted.
 """
 
 from __future__ import annotations
@@ -23,13 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_bytes
-from safetensors.torch import save as save_bytes
 
+from ..data.cache import cache_dir, read_cache, write_cache
 from ..data.preprocess import SIZE
 from ..errors import UnveilError
-from ..io import write_bytes, write_json
 from .align import _warp, align_face, transform_points
 from .mtcnn import Face, one_cpu_thread
 from .read import read_photo
@@ -37,7 +35,7 @@ from .read import read_photo
 __all__ = ["FRAMING_VERSION", "FramedFace", "FramedPhotos", "frame_face", "frame_photos", "warp_to_crop"]
 
 FRAMING_VERSION = 3   # bump when detection, the choice of face or the alignment changes
-CACHED = ("crops", "matrices", "points", "scores", "sizes", "found")
+CACHED = ("crops", "matrices", "points", "scores", "sizes", "found", "readable")
 
 
 @dataclass
@@ -64,11 +62,12 @@ def warp_to_crop(mask: np.ndarray, matrix: np.ndarray, size: int = SIZE) -> np.n
 @dataclass
 class FramedPhotos:
     """A set of photos, framed. Row i is ``paths[i]``; where no face was found, ``found[i]`` is False,
-    the crop is zeros and ``problems[i]`` says why.
+    the crop is zeros and ``problems[i]`` says why; ``readable[i]`` is False where the photo itself could
+    not be read (a damaged file is not a photo without a face).
 
     Shape:
         crops: uint8 [N, 48, 48]; matrices: float64 [N, 2, 3] (photo -> crop); points: float32 [N, 5, 2]
-        (landmarks in the crop); scores, sizes: float32 [N]; found: bool [N].
+        (landmarks in the crop); scores, sizes: float32 [N]; found, readable: bool [N].
     """
 
     paths: list[str]
@@ -78,6 +77,7 @@ class FramedPhotos:
     scores: torch.Tensor
     sizes: torch.Tensor
     found: torch.Tensor
+    readable: torch.Tensor
     problems: list[str | None]
 
     def __len__(self) -> int:
@@ -88,8 +88,6 @@ def frame_photos(paths: list[str | Path], detector, min_size: float = 0.0, use_c
                  cache: Path | None = None, what: str = "photos") -> FramedPhotos:
     """Frame every photo (the most confident face of at least ``min_size`` pixels); from the cache when
     nothing changed. Unreadable photos and photos without a face are rows with ``found`` False."""
-    from ..data import cache_dir
-
     paths = [str(p) for p in paths]
     key = _cache_key(paths, detector, min_size)
     path = (cache or cache_dir()) / f"framed-{key[:24]}.safetensors"
@@ -109,32 +107,37 @@ def _frame_all(paths: list[str], detector, min_size: float, what: str) -> Framed
     crops, points = np.zeros((n, SIZE, SIZE), np.uint8), np.zeros((n, 5, 2), np.float32)
     matrices = np.zeros((n, 2, 3), np.float64)
     scores, sizes, found = np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, bool)
-    problems: list[str | None] = [None] * n
+    readable, problems = np.zeros(n, bool), [None] * n
     progress = _Progress(n, what)
     with one_cpu_thread(), ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
-        for i, (best, problem) in enumerate(pool.map(lambda p: _frame_one(p, detector, min_size), paths)):
-            problems[i] = problem
+        for i, (best, problem, read) in enumerate(pool.map(lambda p: _frame_one(p, detector, min_size), paths)):
+            problems[i], readable[i] = problem, read
             if best is not None:
                 crops[i], matrices[i], points[i] = best.crop, best.matrix, best.points
                 scores[i], sizes[i], found[i] = best.face.score, best.face.size, True
             progress.update(i + 1)
     return FramedPhotos(paths, torch.from_numpy(crops), torch.from_numpy(matrices), torch.from_numpy(points),
-                        torch.from_numpy(scores), torch.from_numpy(sizes), torch.from_numpy(found), problems)
+                        torch.from_numpy(scores), torch.from_numpy(sizes), torch.from_numpy(found),
+                        torch.from_numpy(readable), problems)
 
 
-def _frame_one(path: str, detector, min_size: float) -> tuple[FramedFace | None, str | None]:
-    """(the most confident face of at least `min_size` px, framed; or the problem that left none)."""
+def _frame_one(path: str, detector, min_size: float) -> tuple[FramedFace | None, str | None, bool]:
+    """(the most confident face of at least `min_size` px, framed; or the problem that left none; whether
+    the photo could be read)."""
     try:
         rgb, _ = read_photo(path)
+    except UnveilError as exc:
+        return None, str(exc), False
+    try:
         detected = detector.detect(rgb)
     except UnveilError as exc:
-        return None, str(exc)
+        return None, str(exc), True
     faces = [f for f in detected if f.size >= min_size]
     if not faces:
         return None, (f"{path}: no face found" if not detected else
                       f"{path}: the largest face found is {int(max(f.size for f in detected))} px, "
-                      f"under {min_size:g} px")
-    return frame_face(rgb, max(faces, key=lambda f: f.score)), None
+                      f"under {min_size:g} px"), True
+    return frame_face(rgb, max(faces, key=lambda f: f.score)), None, True
 
 
 class _Progress:
@@ -170,20 +173,18 @@ def detector_settings(detector) -> dict:
 
 
 def _read_cache(path: Path, paths: list[str]) -> FramedPhotos | None:
-    try:
-        tensors = load_bytes(path.read_bytes())
-        meta = json.loads(path.with_suffix(".json").read_text())
-    except (OSError, ValueError, SafetensorError):
+    """The cached framing of `paths`, or None: a cache whose digest does not match, or another set's, is
+    framed again, with a warning (`read_cache`)."""
+    cached = read_cache(path, CACHED, "framing", "framing the photos again")
+    if cached is None:
         return None
-    if meta.get("paths") != paths:
+    tensors, meta = cached
+    if meta.get("paths") != json.dumps(paths):
+        print(f"warning: {path} is stale (another set of photos); framing the photos again", file=sys.stderr)
         return None
-    return FramedPhotos(paths, *(tensors[k] for k in CACHED), meta["problems"])
+    return FramedPhotos(paths, *(tensors[k] for k in CACHED), json.loads(meta["problems"]))
 
 
 def _write_cache(path: Path, framed: FramedPhotos) -> None:
-    tensors = {k: getattr(framed, k).contiguous() for k in CACHED}
-    try:
-        write_json(path.with_suffix(".json"), {"paths": framed.paths, "problems": framed.problems})
-        write_bytes(path, save_bytes(tensors))
-    except UnveilError as exc:  # a read-only cache folder costs time, not correctness
-        print(f"warning: cannot write the framing cache: {exc}", file=sys.stderr)
+    meta = {"paths": json.dumps(framed.paths), "problems": json.dumps(framed.problems)}
+    write_cache(path, {k: getattr(framed, k) for k in CACHED}, meta, "framing")

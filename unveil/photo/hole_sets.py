@@ -84,7 +84,11 @@ def masked_photos(root: str | Path, split: str | None = None) -> list[MaskedPhot
             photos.append(MaskedPhoto(path, masked, origin, split_of(groups.get(key, key))))
     if not photos:
         raise DataError(f"{root}: no photos in its mask folders ({', '.join(f.name for f, _ in folders)})")
-    return [p for p in photos if split is None or p.split == split]
+    chosen = [p for p in photos if split is None or p.split == split]
+    if not chosen:
+        raise DataError(f"{root}: none of its {len(photos)} photos is in the {split} split (the split is fixed by "
+                        f"duplicate group; a small set may leave a split empty)")
+    return chosen
 
 
 def _class_folders(root: Path) -> list[tuple[Path, bool]]:

@@ -6,6 +6,7 @@ so that one bad file among many costs only its own result.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 from typing import Union
@@ -14,7 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..data.preprocess import upright
-from ..data.sources import FOLDER_TO_SPLIT, IMAGE_EXTENSIONS, listing
+from ..data.sources import FOLDER_TO_SPLIT, IMAGE_EXTENSIONS, listing, walk_images
 from ..classes import canonical_label
 from ..errors import DataError
 
@@ -31,7 +32,9 @@ def read_photo(source: PhotoSource) -> tuple[np.ndarray, str]:
         return np.array(upright(source).convert("RGB")), f"PIL image {source.size}"
     path = Path(source)
     if not path.is_file():
-        raise DataError(f"{path}: no such file")
+        raise DataError(f"{path}: {'not a regular file' if os.path.exists(path) else 'no such file'}")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: an empty file (0 bytes), not an image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -59,18 +62,9 @@ def _from_array(image: np.ndarray) -> np.ndarray:
 
 def image_files(folder: str | Path, recursive: bool = True) -> list[Path]:
     """The image files in ``folder`` (by extension), sorted, searched through subfolders unless told not
-    to. Hidden entries are skipped, and so is anything that is not a regular file (a FIFO would block
-    the reader forever)."""
-    folder = Path(folder)
-    found = []
-    for entry in listing(folder):  # an unreadable folder is an error naming it
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir() and recursive:
-            found += image_files(entry)
-        elif entry.suffix.lower() in IMAGE_EXTENSIONS and entry.is_file():
-            found.append(entry)
-    return found
+    to, as a class-folder source searches them (`sources.walk_images`): hidden entries left out, anything
+    but a regular file skipped with a warning naming it, symlinked folders followed once."""
+    return walk_images(Path(folder), recursive)
 
 
 def photos_in(paths: list[str | Path]) -> list[Path]:

@@ -13,6 +13,7 @@ camera that cannot be opened.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -50,6 +51,10 @@ class _Source:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def shortfall(self, frames: int, end: float) -> str | None:
+        """What the source announced and did not give, after `frames` frames up to `end` s (None: nothing)."""
+        return None
+
 
 class VideoFile(_Source):
     """A video file's first video stream, decoded frame by frame (FFmpeg's own threads)."""
@@ -61,7 +66,7 @@ class VideoFile(_Source):
 
         self.path, self.name = Path(path), str(path)
         if not self.path.is_file():
-            raise DataError(f"{path}: no such file")
+            raise DataError(f"{path}: {'not a regular file' if os.path.exists(path) else 'no such file'}")
         try:
             self.container = av.open(str(path), "r")
         except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -74,8 +79,10 @@ class VideoFile(_Source):
         rate = self.stream.average_rate or self.stream.guessed_rate
         self.fps = float(rate) if rate else 25.0
         self.size = (self.stream.codec_context.width, self.stream.codec_context.height)
-        seconds = float(self.stream.duration * self.stream.time_base) if self.stream.duration else None
-        self.total = self.stream.frames or (round(seconds * self.fps) if seconds else None)
+        # Matroska announces its duration in the container only; None where neither says.
+        seconds = self.stream.duration and float(self.stream.duration * self.stream.time_base)
+        self.seconds = seconds or (self.container.duration and self.container.duration / 1e6) or None
+        self.total = self.stream.frames or (round(self.seconds * self.fps) if self.seconds else None)
 
     def frames(self) -> Iterator[Frame]:
         import av
@@ -91,6 +98,17 @@ class VideoFile(_Source):
             raise DataError(f"{self.name}: damaged after frame {index} ({_reason(exc)})") from None
         if index == 0:
             raise DataError(f"{self.name}: no frame could be decoded")
+
+    def shortfall(self, frames: int, end: float) -> str | None:
+        """The header's frame count where it has one (one short is rounding), else its duration: a count
+        estimated from a duration would misjudge a variable frame rate."""
+        if self.stream.frames:
+            if frames < self.stream.frames - 1:
+                return f"ended after {frames} of the {self.stream.frames} frames its header announces"
+        elif self.seconds and end + 2 / self.fps < self.seconds:
+            return (f"ended after {frames} frames, at {end:.2f} s of the {self.seconds:.2f} s its header "
+                    f"announces")
+        return None
 
     def close(self) -> None:
         self.container.close()
@@ -142,27 +160,37 @@ def check_encoder() -> None:
 
 
 class H264Writer:
-    """RGB frames to an H.264 mp4 (yuv420p, so any player reads it; odd sizes lose their last row or column)."""
+    """RGB frames to an H.264 mp4 (yuv420p, so any player reads it; odd sizes lose their last row or column).
+    Each frame keeps the time it is given (a variable-frame-rate source stays in time), else k / fps."""
+
+    TIME_BASE = Fraction(1, 90_000)   # the MPEG clock: exact for 24, 25, 30 and 30000/1001 fps
 
     def __init__(self, path: str | Path, fps: float, size: tuple[int, int], crf: int = 23, preset: str = "veryfast"):
         import av
 
         check_encoder()
-        self.path = Path(path)
+        self.path, self.fps = Path(path), fps
         self.width, self.height = size[0] // 2 * 2, size[1] // 2 * 2
+        if self.width < 2 or self.height < 2:
+            raise DataError(f"{path}: cannot write a {size[0]}x{size[1]} video (H.264 needs 2x2 pixels at least)")
         try:
             self.container = av.open(str(path), "w", format="mp4")
             self.stream = self.container.add_stream(ENCODER, rate=Fraction(fps).limit_denominator(1001))
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise DataError(f"{path}: cannot write an H.264 video ({_reason(exc)})") from None
         self.stream.width, self.stream.height, self.stream.pix_fmt = self.width, self.height, "yuv420p"
+        self.stream.codec_context.time_base = self.TIME_BASE
         self.stream.options = {"crf": str(crf), "preset": preset}
-        self.frames = 0
+        self.frames, self.pts = 0, -1
 
-    def write(self, rgb: np.ndarray) -> None:
+    def write(self, rgb: np.ndarray, time: float | None = None) -> None:
+        """Append a frame shown at `time` s (None: the next frame at the nominal rate)."""
         import av
 
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb[: self.height, : self.width]), format="rgb24")
+        when = self.frames / self.fps if time is None else time
+        self.pts = max(self.pts + 1, round(when / self.TIME_BASE))  # strictly increasing, as the muxer needs
+        frame.pts, frame.time_base = self.pts, self.TIME_BASE
         self.container.mux(self.stream.encode(frame))
         self.frames += 1
 
