@@ -21,7 +21,7 @@ import torch
 from unveil.data import load_faces
 from unveil.occlusion import Occlusion
 from unveil.pipelines.compare import Models, OneReadingInputs, condition_images
-from unveil.shipped import FUSION, JUDGE, OCCLUDED
+from unveil.shipped import FUSION, PHOTO_JUDGE, PHOTO_READER
 
 KDEF_ANGLE = re.compile(r"(S|HL|HR|FL|FR)\.\w+$")
 
@@ -32,9 +32,9 @@ def main() -> int:
     p.add_argument("--split", default="val", choices=("val", "test"))
     p.add_argument("--angles", help="KDEF angle codes to keep, e.g. S,HL,HR (default: all)")
     p.add_argument("--occlusion", default="photo-mask", help="photo-mask (masks painted on the photos) or lower-half")
-    p.add_argument("--judge", default=JUDGE)
-    p.add_argument("--reader", default=OCCLUDED)
-    p.add_argument("--fusion", default=FUSION)
+    p.add_argument("--judge", default=PHOTO_JUDGE)
+    p.add_argument("--reader", default=PHOTO_READER)
+    p.add_argument("--fusion", default=FUSION, help="the fusion checkpoint; '' for the equal-weight pool")
     p.add_argument("--inpainter", default="inpainter_unet")
     p.add_argument("--json", help="also write the numbers to this file")
     args = p.parse_args()
@@ -47,7 +47,7 @@ def main() -> int:
     models = Models.open()
     judge = models.judge(args.judge)
     inpainters = models.inpainters([args.inpainter])
-    one = OneReadingInputs.open(models, args.reader, args.fusion, judge, inpainters)
+    one = OneReadingInputs.open(models, args.reader, args.fusion or None, judge, inpainters)
     _, shown = condition_images(faces, Occlusion.parse(args.occlusion), inpainters, models.device)
     labels = faces.labels.to(models.device)
     judged = judge.proba(shown[inpainters[0].name])

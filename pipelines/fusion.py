@@ -22,7 +22,7 @@ from unveil.data import load_faces
 from unveil.errors import UnveilError
 from unveil.inpaint import BASELINES
 from unveil.occlusion import Occlusion
-from unveil.shipped import JUDGE, OCCLUDED, resolve_checkpoint
+from unveil.shipped import PHOTO_JUDGE, PHOTO_READER, resolve_checkpoint
 
 from .compare import Models, condition_images
 
@@ -32,8 +32,8 @@ SPLIT = "val"   # a fusion is fitted on validation faces only: never on the test
 @dataclass(frozen=True)
 class FusionSpec:
     parts: tuple[tuple[str, str], ...]          # (source, occlusion) pairs
-    reader: str = OCCLUDED
-    judge: str = JUDGE
+    reader: str = PHOTO_READER
+    judge: str = PHOTO_JUDGE
     inpainter: str = "inpainter_unet"
     seed: int = 0
     name: str = "fusion"

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from unveil.errors import UnveilError
-from unveil.shipped import JUDGE, OCCLUDED
+from unveil.shipped import PHOTO_JUDGE, PHOTO_READER
 
 from .options import add_model_arguments, occlusion_text, seed_value
 
@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                                   "(repeatable)")
     p.add_argument("--occlusion", action="append", type=occlusion_text,
                    help="the hole of each --data, in order (one for all, or one per source; default lower-half)")
-    p.add_argument("--reader", default=OCCLUDED, help=f"the upper-half reader (default {OCCLUDED})")
-    p.add_argument("--judge", default=JUDGE, help=f"the judge (default {JUDGE})")
+    p.add_argument("--reader", default=PHOTO_READER, help=f"the upper-half reader (default {PHOTO_READER})")
+    p.add_argument("--judge", default=PHOTO_JUDGE, help=f"the judge (default {PHOTO_JUDGE})")
     p.add_argument("--inpainter", default="inpainter_unet", help="the inpainter whose reconstruction the judge "
                                                                  "reads (default inpainter_unet)")
     p.add_argument("--seed", type=seed_value, default=0, help="the occlusion draw")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from unveil.classes import parse_aliases
-from unveil.shipped import JUDGE, OCCLUDED
+from unveil.shipped import PHOTO_JUDGE, PHOTO_READER
 
 from .options import add_class_map_argument, add_model_arguments, class_map_option, count, seed_value, split_list
 from .predict import HOLES
@@ -31,11 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="landmarks (default: every face here is masked): placed from the nose and mouth points, "
                         "whatever the mask looks like; auto: the shipped segmenter finds the mask (best on "
                         "surgical masks, misses many others on photos); lower-half: the lower half of the crop")
-    p.add_argument("--classifier", default=JUDGE,
-                   help=f"the judge: a checkpoint path or shipped name (default {JUDGE})")
+    p.add_argument("--classifier", default=PHOTO_JUDGE,
+                   help=f"the judge: a checkpoint path or shipped name (default {PHOTO_JUDGE}, the judge of photos)")
     p.add_argument("--inpainters", help="comma-separated generators and/or baselines (default: every shipped "
                                         "generator, telea and navier_stokes)")
-    p.add_argument("--cross", default=OCCLUDED, help=f"comma-separated other classifiers (default {OCCLUDED})")
+    p.add_argument("--cross", default=PHOTO_READER,
+                   help=f"comma-separated other classifiers (default {PHOTO_READER}, the upper-half reader of photos)")
     p.add_argument("--per-class", type=count(1), default=2, help="gallery faces per class (default 2)")
     p.add_argument("--seed", type=seed_value, default=0, help="bootstrap and gallery sample")
     p.add_argument("--bootstrap", type=count(0), default=1000, help="bootstrap resamples (0: none)")

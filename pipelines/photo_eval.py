@@ -22,7 +22,7 @@ from unveil.classes import ClassMap
 from unveil.errors import DataError, UnveilError
 from unveil.io import check_replaceable, output_folder
 from unveil.photo.read import labelled_photos, read_photo
-from unveil.shipped import FUSION, JUDGE, OCCLUDED
+from unveil.shipped import FUSION, PHOTO_JUDGE, PHOTO_READER
 
 from .compare import (REPORT_FILES, Judge, Models, NamedInpainter, OneReadingInputs, default_inpainters,
                       judge_conditions, write_outputs)
@@ -36,16 +36,16 @@ class PhotoEvalSpec:
 
     root: str                              # ROOT/<class>/<photo>
     hole: str = "landmarks"                # a FaceFramer hole mode
-    judge: str = JUDGE
+    judge: str = PHOTO_JUDGE
     inpainters: tuple[str, ...] | None = None
-    cross: tuple[str, ...] = (OCCLUDED,)   # the upper-half reader by default
+    cross: tuple[str, ...] = (PHOTO_READER,)   # the upper-half reader by default
     aliases: dict[str, str] | None = None  # folder name -> class
     classes: ClassMap | None = None
     tta: bool = False
     seed: int = 0                          # the bootstrap and the gallery's sample
     n_boot: int = 1000
     per_class: int = 2
-    reader: str = OCCLUDED                 # the one reading: this reader pooled with the judge
+    reader: str = PHOTO_READER             # the one reading: this reader pooled with the judge
     fusion: str | None = FUSION            # ... by this fusion (None: the equal-weight pool)
 
 

@@ -4,11 +4,14 @@ reconstruct it and read the expression — with the shipped FER2013 models, noth
     predictor = Predictor(inpainter="inpainter_unet", hole="auto")    # loads every model once
     result = predictor.predict("me_with_a_mask.jpg")                   # a path, an RGB array or a PIL image
     for face in result.faces:
-        print(face.readings["reconstructed"].top)                      # [("happy", 0.71), ...]
+        print(face.reading, face.how)                                  # ("happy", 0.71), how it was reached
 
-Per face, the judge (the full-face classifier) reads three crops: the `untouched` crop (on a masked
-photo it shows the mask), the `occluded` one (the hole blacked out, as the models were trained) and the
-`reconstructed` one; the upper-half reader (trained on occluded faces) reads the occluded crop too.
+Per face, the one reading comes first (`unveil.classify.fusion.OneReading`: on a face with a hole, the
+upper-half reader and the judge on the reconstruction pooled by the shipped fusion; on a face without
+one, the judge). Then the readings it is made of: the judge of photos (`classifier_photos`) reads three
+crops, the `untouched` crop (on a masked photo it shows the mask), the `occluded` one (the hole blacked
+out, as the models were trained) and the `reconstructed` one; the upper-half reader of photos
+(`classifier_photos_occluded`, trained on occluded faces) reads the occluded crop too.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from unveil.photo import DEFAULT_DETECTOR, create_detector, landmark_hole, lower
 from unveil.photo.framing import FramedFace, frame_face
 from unveil.photo.read import PhotoSource, read_photo
 from unveil.runtime import fused_for_inference, pick_device
-from unveil.shipped import FUSION, JUDGE, OCCLUDED
+from unveil.shipped import FUSION, PHOTO_JUDGE, PHOTO_READER
 
 from .fusion import inpainter_record
 
@@ -147,8 +150,8 @@ class FaceFramer:
 class Predictor:
     """Every model `unveil predict` needs, loaded once (shipped names or checkpoint paths)."""
 
-    def __init__(self, inpainter: str = "inpainter_unet", hole: str = "auto", judge: str = JUDGE,
-                 reader: str = OCCLUDED, segmenter: str = "segmenter", checkpoints: str | Path | None = None,
+    def __init__(self, inpainter: str = "inpainter_unet", hole: str = "auto", judge: str = PHOTO_JUDGE,
+                 reader: str = PHOTO_READER, segmenter: str = "segmenter", checkpoints: str | Path | None = None,
                  device: str = "auto", precision: str = "auto", top: int = 3, detector: str = DEFAULT_DETECTOR,
                  min_face: float = MIN_USABLE_FACE, fusion: str | None = FUSION):
         self.framer = FaceFramer(hole, segmenter, checkpoints, device, precision, detector, min_face)

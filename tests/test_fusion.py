@@ -94,3 +94,19 @@ def test_the_shipped_fusion_names_the_shipped_models_it_was_fitted_for_by_sha256
         record = meta["inputs"][role]
         assert record["weights_sha256"] == weights_digest(shipped_checkpoint(record["name"])), role
     assert all(part["split"] == "val" for part in meta["fitted_on"])   # never fitted on a test split
+
+
+def test_compare_opens_its_report_with_the_one_reading(tmp_path, capsys):
+    """compare scores the one reading on the same faces as every condition, first in the report and its
+    table; with a judge the shipped fusion was not fitted for it says it pools with equal weights."""
+    from unveil.pipelines.cli import main
+
+    assert main(["compare", "--data", "synthetic:n=300,seed=4", "--split", "test", "--inpainters",
+                 "inpainter_unet,telea", "--bootstrap", "0", "--no-wandb", "--json", "--out",
+                 str(tmp_path / "cmp")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["one_reading"]["inpainter"] == "inpainter_unet"
+    assert report["one_reading"]["n"] == report["conditions"]["occluded"]["n"]
+    assert "equal-weight pool" in report["one_reading"]["how"]      # the judge is classifier_full here
+    table = (tmp_path / "cmp" / "report.md").read_text()
+    assert table.index("| one reading |") < table.index("| occluded |")

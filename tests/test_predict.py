@@ -139,3 +139,23 @@ def test_min_face_lets_a_user_read_smaller_faces(astronaut):
     assert strict.faces == [] and "too small to use" in strict.errors[0] and "--min-face" in strict.errors[0]
     lenient = Predictor(hole="lower-half", device="cpu", min_face=24).predict(photo, name="small")
     assert len(lenient.faces) == 1 and lenient.errors == []
+
+
+def test_the_one_reading_comes_first_in_python_json_and_the_terminal(predictor, astronaut, tmp_path, capsys):
+    """A face with a hole: the one reading is the shipped fusion of the reader and the judge on the
+    reconstruction (the models it was fitted for), first among the readings, first in the JSON and the
+    first line under each face in the terminal."""
+    from unveil.classify.fusion import load_fusion
+    from unveil.shipped import FUSION, shipped_checkpoint
+
+    face = predictor.predict(astronaut).faces[0]
+    assert list(face.readings)[0] == "one_reading" and predictor.one_reading.calibrated
+    fusion, _ = load_fusion(shipped_checkpoint(FUSION))
+    reader = torch.tensor([list(face.readings["upper_half_reader"].probabilities.values())])
+    judge = torch.tensor([list(face.readings["reconstructed"].probabilities.values())])
+    fused = dict(zip(face.readings["one_reading"].probabilities, fusion(reader, judge)[0].tolist()))
+    assert all(abs(fused[c] - p) < 2e-3 for c, p in face.readings["one_reading"].probabilities.items())
+    assert face.to_json()["reading"] == {"class": face.reading[0], "probability": face.reading[1], "how": face.how}
+    assert main(["predict", "--out", str(tmp_path / "out"), "--hole", "lower-half"]) == 0   # the sample photos
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].strip().startswith("READING:") and "pooled by fusion" in lines[2]

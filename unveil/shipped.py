@@ -20,6 +20,8 @@ from .errors import UnveilError
 
 JUDGE = "classifier_full"            # the full-face classifier that scores every condition
 OCCLUDED = "classifier_occluded"     # reads the upper half; conditions the generators
+PHOTO_JUDGE = "classifier_photos"    # the judge of photos: classifier_full fine-tuned on FER2013, KDEF and ExpW
+PHOTO_READER = "classifier_photos_occluded"   # the upper-half reader for real masks' holes, on the same mix
 FUSION = "fusion"                    # the one reading: reader and judge-on-reconstruction pooled (classify.fusion)
 GUIDE = "classifier_guide"           # inside the generators' expression loss: never a judge
 INPAINTER_PREFIX = "inpainter_"
