@@ -97,8 +97,8 @@ def test_the_shipped_fusion_names_the_shipped_models_it_was_fitted_for_by_sha256
 
 
 def test_compare_opens_its_report_with_the_one_reading(tmp_path, capsys):
-    """compare scores the one reading on the same faces as every condition, first in the report and its
-    table; with a judge the shipped fusion was not fitted for it says it pools with equal weights."""
+    """compare scores the one reading on the same faces as every condition, first in its table; with
+    models the shipped fusion was not fitted for, it says it pools them with equal weights."""
     from unveil.pipelines.cli import main
 
     assert main(["compare", "--data", "synthetic:n=300,seed=4", "--split", "test", "--inpainters",
@@ -107,6 +107,12 @@ def test_compare_opens_its_report_with_the_one_reading(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["one_reading"]["inpainter"] == "inpainter_unet"
     assert report["one_reading"]["n"] == report["conditions"]["occluded"]["n"]
-    assert "equal-weight pool" in report["one_reading"]["how"]      # the judge is classifier_full here
+    from unveil.checkpoint import read_sidecar
+    from unveil.shipped import FUSION, shipped_checkpoint
+
+    fitted_for = read_sidecar(shipped_checkpoint(FUSION))["inputs"]
+    same = (fitted_for["judge"]["weights_sha256"] == report["judge"]["weights_sha256"]
+            and fitted_for["reader"]["weights_sha256"] == report["one_reading"]["reader"]["weights_sha256"])
+    assert ("pooled by fusion" if same else "equal-weight pool") in report["one_reading"]["how"]
     table = (tmp_path / "cmp" / "report.md").read_text()
     assert table.index("| one reading |") < table.index("| occluded |")
