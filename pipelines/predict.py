@@ -220,8 +220,9 @@ class Predictor:
 
 
 def result_picture(rgb: np.ndarray, result: PhotoResult) -> Image.Image:
-    """The photo with numbered boxes, beside a row per face: what the judge read on the untouched, the
-    occluded and the reconstructed crop, and what the upper-half reader read on the occluded one."""
+    """The photo with numbered boxes captioned with each face's one reading, beside a row per face: what
+    the judge read on the untouched, the occluded and the reconstructed crop, and what the upper-half reader
+    read on the occluded one."""
     rows, labels = [], []
     for k, face in enumerate(result.faces, 1):
         shown = [face.crops["untouched"], face.crops["occluded"], face.crops["reconstructed"], face.crops["occluded"]]
@@ -231,7 +232,8 @@ def result_picture(rgb: np.ndarray, result: PhotoResult) -> Image.Image:
     columns = ["untouched (as taken)", "occluded (the hole)", "reconstructed", "upper-half reader"]
     crops = tile_grid(rows, labels, columns, scale=3, gap=6, label_width=64)
     photo = annotated_photo(rgb, [f.box for f in result.faces], [f.landmarks for f in result.faces],
-                            [f"face {k}" for k in range(1, len(result.faces) + 1)], height=max(crops.height, 240))
+                            [f"face {k}: {f.reading[0]} {f.reading[1]:.2f}" for k, f in enumerate(result.faces, 1)],
+                            height=max(crops.height, 240))
     return beside(photo, crops)
 
 
