@@ -159,3 +159,13 @@ def test_the_one_reading_comes_first_in_python_json_and_the_terminal(predictor, 
     assert main(["predict", "--out", str(tmp_path / "out"), "--hole", "lower-half"]) == 0   # the sample photos
     lines = capsys.readouterr().out.splitlines()
     assert lines[2].strip().startswith("READING:") and "pooled by fusion" in lines[2]
+
+
+def test_a_grown_hole_covers_every_pixel_within_its_margin_and_no_more():
+    from unveil.pipelines.predict import grow_hole
+
+    hole = torch.zeros(1, 1, 48, 48)
+    hole[..., 30:36, 10:20] = 1
+    grown = grow_hole(hole, 2)
+    assert torch.equal(grown[..., 28:38, 8:22], torch.ones(1, 1, 10, 14))
+    assert grown.sum() == 10 * 14 and torch.equal(grow_hole(hole, 0), hole)
