@@ -43,6 +43,7 @@ MIN_USABLE_FACE = 40   # px: a smaller face holds too little detail for a 48x48 
 SEARCH_FACE = 20       # px: faces are searched from this size, so a small one is reported, not missed
 NO_SHAPE = 0.02        # `auto`: a mask found whose marked pixels cover under 2 % of the crop gets the landmark hole
 CROPS = ("untouched", "occluded", "reconstructed")
+INPAINTER = "inpainter_unet"   # the default generator: the shipped fusion is fitted for its reconstructions
 # px the hole model's hole is grown by towards the mask's rim (a rim left visible is copied into the face by
 # the generators). 0 for now: on KDEF val 1 px cut the mask pixels left outside from 12.6 to 5.0 % at an IoU
 # cost of 0.04 (benchmarks/hole_reach.py, docs/real-faces.md); the choice is the hole-model issue's.
@@ -163,7 +164,7 @@ def grow_hole(holes: torch.Tensor, margin: int) -> torch.Tensor:
 class Predictor:
     """Every model `unveil predict` needs, loaded once (shipped names or checkpoint paths)."""
 
-    def __init__(self, inpainter: str = "inpainter_unet", hole: str = "auto", judge: str = PHOTO_JUDGE,
+    def __init__(self, inpainter: str = INPAINTER, hole: str = "auto", judge: str = PHOTO_JUDGE,
                  reader: str = PHOTO_READER, segmenter: str = "segmenter", checkpoints: str | Path | None = None,
                  device: str = "auto", precision: str = "auto", top: int = 3, detector: str = DEFAULT_DETECTOR,
                  min_face: float = MIN_USABLE_FACE, fusion: str | None = FUSION):

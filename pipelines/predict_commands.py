@@ -17,7 +17,7 @@ from unveil.photo.tracking import DETECT_SIDE
 from unveil.photo.video import VIDEO_EXTENSIONS, Webcam, check_encoder, is_video
 
 from .options import add_model_arguments, count
-from .predict import HOLES, MIN_USABLE_FACE, SEARCH_FACE, Predictor, sample_photos
+from .predict import HOLES, INPAINTER, MIN_USABLE_FACE, SEARCH_FACE, Predictor, sample_photos
 from .video import EVERY, SMOOTH, VideoOptions, VideoReader, read_videos
 
 # what predict writes: an --out holding more is refused
@@ -34,9 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="*", metavar="IMAGE|VIDEO|DIR",
                    help="photos, folders of photos (searched with their subfolders, e.g. one per class), or video "
                         f"files ({', '.join(VIDEO_EXTENSIONS)})")
-    p.add_argument("--inpainter", default="inpainter_unet",
+    p.add_argument("--inpainter", default=INPAINTER,
                    help=f"a generator (shipped name or checkpoint) or a baseline ({', '.join(BASELINES.names())}); "
-                        "default inpainter_unet")
+                        f"default {INPAINTER}, the one the shipped fusion was fitted for")
     p.add_argument("--hole", default="auto", choices=HOLES,
                    help="auto (default): the shipped hole model decides whether the face wears a mask and marks "
                         "its pixels (trained on real and painted masks; see the README's photo section); "

@@ -23,7 +23,7 @@ from unveil.photo.read import read_photo
 from unveil.photo.video import VIDEO_EXTENSIONS, VideoFile, is_video
 from unveil.shipped import shipped_inpainters
 
-from .predict import CROPS, HOLES, Predictor
+from .predict import CROPS, HOLES, INPAINTER, Predictor
 from .serve_page import PAGE
 from .video import VideoOptions, VideoReader
 
@@ -32,8 +32,10 @@ BODY_TIMEOUT = 60.0             # s an upload may stall (no byte arriving) befor
 
 
 def inpainter_choices() -> list[str]:
-    """The shipped generators, then the classical fills that need no training faces."""
-    return [p.stem for p in shipped_inpainters()] + [n for n in BASELINES.names() if n != "mean_face"]
+    """The shipped generators, predict's default first (the page's default), then the classical fills that
+    need no training faces."""
+    generators = sorted((p.stem for p in shipped_inpainters()), key=lambda name: name != INPAINTER)
+    return generators + [n for n in BASELINES.names() if n != "mean_face"]
 
 
 class Models:

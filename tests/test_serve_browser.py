@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from unveil.classes import CLASSES
 from unveil.photo.masks import wear_mask
 from unveil.pipelines.predict import Predictor, sample_photo
 
@@ -91,7 +92,10 @@ def test_a_masked_photo_uploaded_in_the_browser_shows_its_face_and_readings(brow
     assert [c.get_attribute("alt") for c in crops] == ["untouched", "occluded", "reconstructed"]
     assert all(int(c.get_attribute("naturalWidth")) == 48 for c in crops)  # decoded images, not broken links
     readings = {b.get_attribute("data-reading"): b for b in face.find_elements(By.CSS_SELECTOR, ".bars")}
-    assert set(readings) == {"reconstructed", "untouched", "upper_half_reader"}
+    assert set(readings) == {"one_reading", "reconstructed", "untouched", "upper_half_reader"}
+    answer = face.find_element(By.CSS_SELECTOR, ".reading").text   # the one reading, before the bars
+    assert answer.startswith("Reading: ") and answer.split()[1] in CLASSES
+    assert "the reader and the judge on the reconstruction" in answer   # how it was reached, with a hole
     shares = [float(bar.text.split()[-1]) for bar in readings["reconstructed"].find_elements(By.CSS_SELECTOR, ".bar")]
     assert len(shares) == 7 and np.isclose(sum(shares), 1, atol=0.02)
     assert browser.find_element(By.CSS_SELECTOR, "h3").text == "face 1 (hole: auto)"  # not "(no mask found)"
