@@ -133,7 +133,7 @@ class OneReading:
         mismatched = [k for k in RECORDED
                       if fitted.get(k, {}).get("weights_sha256") != used.get(k, {}).get("weights_sha256")]
         self.calibrated = meta is not None and not mismatched
-        self.fusion = fusion if self.calibrated else Fusion(fusion.bias.shape[0])
+        self.fusion = (fusion if self.calibrated else Fusion(fusion.bias.shape[0])).eval().requires_grad_(False)
         if self.calibrated:
             self.how = (f"the reader and the judge on the reconstruction, pooled by {meta.get('name', 'a fusion')} "
                         f"(fitted on val faces)")
@@ -155,5 +155,6 @@ class OneReading:
     def __call__(self, reader: torch.Tensor, judge_reconstructed: torch.Tensor, judge_untouched: torch.Tensor,
                  hidden: torch.Tensor) -> torch.Tensor:
         """Probabilities [N, C]; `hidden` bool [N]: the face has a hole (else the judge reads it whole)."""
-        fused = self.fusion(reader, judge_reconstructed).to(judge_untouched.device)
+        with torch.no_grad():
+            fused = self.fusion(reader, judge_reconstructed).to(judge_untouched.device)
         return torch.where(hidden.view(-1, 1).to(fused.device), fused, judge_untouched.float())
