@@ -18,7 +18,7 @@ from unveil.data import Faces
 from unveil.figures import confusion_image
 from unveil.io import json_text, output_folder
 from unveil.metrics import classification_report
-from unveil.runtime import autocast, inference_batch_size
+from unveil.runtime import autocast, eval_mode, inference_batch_size
 
 from .condition import Condition
 
@@ -65,13 +65,12 @@ def predict_proba(model: nn.Module, images: torch.Tensor, batch_size: int | None
         >>> predict_proba(model, torch.rand(3, 1, 48, 48)).shape
         torch.Size([3, 7])
     """
-    device, was_training = _device_of(model), model.training
+    device = _device_of(model)
     batch_size = batch_size or inference_batch_size(device)
-    model.eval()
     out = []
     n_views = len(tta_views(images[:1])) if tta else 1
     step = max(1, batch_size // n_views)  # the views of a batch go through the model as one batch
-    try:
+    with eval_mode(model):
         for start in range(0, len(images), step):
             x = images[start:start + step].to(device, non_blocking=True).float()
             views = torch.cat(tta_views(x)) if tta else x
@@ -79,8 +78,6 @@ def predict_proba(model: nn.Module, images: torch.Tensor, batch_size: int | None
                 logits = model(views.contiguous(memory_format=torch.channels_last)).float()
             probs = logits.softmax(1).view(n_views, len(x), -1).mean(0)
             out.append(probs.to(images.device))
-    finally:
-        model.train(was_training)
     if not out:
         return torch.zeros(0, getattr(model, "num_classes", len(CLASSES)), device=images.device)
     return torch.cat(out)

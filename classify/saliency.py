@@ -15,6 +15,7 @@ from PIL import Image
 
 from unveil.classes import CLASSES
 from unveil.figures import RIGHT, WRONG, Tile, tile_grid, to_uint8
+from unveil.runtime import eval_mode
 
 
 def grad_cam(model: nn.Module, images: torch.Tensor, target: torch.Tensor | int | None = None) -> torch.Tensor:
@@ -36,25 +37,20 @@ def grad_cam(model: nn.Module, images: torch.Tensor, target: torch.Tensor | int 
         (torch.Size([2, 1, 48, 48]), True, True)
     """
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.enable_grad():
-            x = images.to(device).float()
-            features = model.forward_features(x).detach().requires_grad_(True)
-            logits = model.forward_head(features).float()
-            if target is None:
-                target = logits.argmax(1)
-            target = torch.as_tensor(target, device=device).long().expand(len(x))
-            score = logits.gather(1, target.view(-1, 1)).sum()
-            (grads,) = torch.autograd.grad(score, features)
-        weights = grads.mean((2, 3), keepdim=True)
-        cam = F.relu((weights * features.detach()).sum(1, keepdim=True))
-        cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)
-        peak = cam.flatten(1).amax(1).view(-1, 1, 1, 1)
-        cam = torch.where(peak > 0, cam / peak.clamp_min(1e-12), torch.zeros_like(cam))
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.enable_grad():
+        x = images.to(device).float()
+        features = model.forward_features(x).detach().requires_grad_(True)
+        logits = model.forward_head(features).float()
+        if target is None:
+            target = logits.argmax(1)
+        target = torch.as_tensor(target, device=device).long().expand(len(x))
+        score = logits.gather(1, target.view(-1, 1)).sum()
+        (grads,) = torch.autograd.grad(score, features)
+    weights = grads.mean((2, 3), keepdim=True)
+    cam = F.relu((weights * features.detach()).sum(1, keepdim=True))
+    cam = F.interpolate(cam, size=images.shape[-2:], mode="bilinear", align_corners=False)
+    peak = cam.flatten(1).amax(1).view(-1, 1, 1, 1)
+    cam = torch.where(peak > 0, cam / peak.clamp_min(1e-12), torch.zeros_like(cam))
     return cam.clamp(0, 1).to(images.device)
 
 

@@ -27,7 +27,7 @@ from unveil.classify import create_classifier, load_classifier
 from unveil.classify.identity import same_classifier
 from unveil.classes import CLASSES
 from unveil.errors import UnveilError
-from unveil.runtime import autocast, inference_batch_size
+from unveil.runtime import autocast, eval_mode, inference_batch_size
 from unveil.shipped import resolve_checkpoint
 
 from .classical import BASELINES, create_baseline
@@ -98,17 +98,13 @@ class Inpainter(nn.Module):
         """
         device = next(iter([*self.parameters(), *self.buffers()]), occluded).device
         batch_size = batch_size or inference_batch_size(device)
-        was_training = self.training
-        self.eval()
         out = []
-        try:
+        with eval_mode(self):
             for i in range(0, occluded.shape[0], batch_size):
                 part, gap = occluded[i:i + batch_size].to(device), hole[i:i + batch_size].to(device)
                 with autocast(device, precision):
                     raw = self.generate(part.contiguous(memory_format=torch.channels_last), gap)
                 out.append(stitch(raw.float().clamp(0, 1), part.float(), gap, self.feather).to(occluded.device))
-        finally:
-            self.train(was_training)
         return torch.cat(out) if out else occluded.float().clone()
 
     def judge_conflicts(self, judge: dict) -> list[str]:

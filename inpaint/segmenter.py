@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from unveil.checkpoint import load_checkpoint, load_model, save_checkpoint
 from unveil.registry import Registry
-from unveil.runtime import autocast
+from unveil.runtime import autocast, eval_mode
 from unveil.shipped import resolve_checkpoint
 
 from .generators import DoubleConv, UpConv
@@ -75,13 +75,9 @@ class MaskSegmenter(nn.Module):
              precision: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
         """(the hole as float 0/1 [N, 1, H, W], 1 = hidden and all 0 where no mask was found; whether a
         mask was found, bool [N]), on the images' device, in eval mode."""
-        device, was_training = next(self.parameters()).device, self.training
-        self.eval()
-        try:
-            with autocast(device, precision):
-                logits, presence = self(images.to(device).float().contiguous(memory_format=torch.channels_last))
-        finally:
-            self.train(was_training)
+        device = next(self.parameters()).device
+        with eval_mode(self), autocast(device, precision):
+            logits, presence = self(images.to(device).float().contiguous(memory_format=torch.channels_last))
         hole = (logits.float().sigmoid() > threshold).float()
         masked = presence.float() > 0 if presence is not None else hole.mean((1, 2, 3)) >= MIN_AREA
         return (hole * masked.view(-1, 1, 1, 1)).to(images.device), masked.to(images.device)

@@ -91,3 +91,21 @@ def test_open_classifier_takes_a_path_or_a_shipped_name(tmp_path):
         assert open_classifier("classifier_full")[2] == checkpoints_dir() / "classifier_full"
     with pytest.raises(UnveilError, match="nowhere: checkpoint not found"):
         open_classifier("nowhere", checkpoints=other)
+
+
+def test_predict_proba_reads_in_eval_mode_and_restores_every_submodule_mode():
+    import torch
+
+    from unveil.classify import create_classifier, predict_proba
+
+    model = create_classifier("tiny_cnn")
+    model.eval()
+    model.stages[0].train()   # a submodule left training under an eval parent: read in eval, then restored
+    x = torch.rand(4, 1, 48, 48)
+    first = predict_proba(model, x)
+    assert model.stages[0].training and not model.training
+    model.eval()
+    assert torch.allclose(first, predict_proba(model, x))   # BatchNorm read its running statistics
+    model.train()
+    predict_proba(model, x)
+    assert all(m.training for m in model.modules())

@@ -9,8 +9,9 @@ import math
 import random
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -103,6 +104,21 @@ def inference_batch_size(device: torch.device) -> int:
     """Batches that keep a CPU's activations in its caches (64 faces ran 2-3x faster than 1024 here);
     large ones on a GPU, where launches, not memory, are the cost."""
     return 4096 if device.type == "cuda" else 64
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """`model` in eval mode inside the block, each submodule's own mode restored after. Only the modules
+    that are training are switched: `Module.eval()` on every call walks and re-sets every submodule,
+    which cost about 1 ms per model in one face's reading (the models there are always in eval mode)."""
+    training = [m for m in model.modules() if m.training]
+    for m in training:
+        m.training = False
+    try:
+        yield model
+    finally:
+        for m in training:
+            m.training = True
 
 
 def fused_for_inference(model: torch.nn.Module) -> torch.nn.Module:
