@@ -59,19 +59,20 @@ class Condition:
             raise UnveilError(f"bad occlusion {occlusion!r}: {exc}") from None
 
     @torch.no_grad()
-    def __call__(self, images: torch.Tensor, seed: int = 0) -> torch.Tensor:
-        """Faces as this condition shows them; `seed` picks the masks (re-drawn per batch and epoch)."""
+    def __call__(self, images: torch.Tensor, seed: int = 0, worn: torch.Tensor | None = None) -> torch.Tensor:
+        """Faces as this condition shows them; `seed` picks the masks (re-drawn per batch and epoch);
+        `worn` (bool [N], `Faces.worn`) marks faces that already wear their occlusion: shown as they are."""
         if self.occlusion is None:
             return images
         occluded, hole = self.occlusion(images, seed=seed)
-        return occluded if self.reconstruct is None else self._reconstructed(occluded, hole, images.dtype)
+        return self._shown(images, occluded, hole, worn)
 
-    def over_set(self, images: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    def over_set(self, images: torch.Tensor, seed: int = 0, worn: torch.Tensor | None = None) -> torch.Tensor:
         """A whole evaluation set under this condition, masks drawn as `Occlusion.over_set` draws them."""
         if self.occlusion is None:
             return images
         occluded, hole = self.occlusion.over_set(images, seed)
-        return occluded if self.reconstruct is None else self._reconstructed(occluded, hole, images.dtype)
+        return self._shown(images, occluded, hole, worn)
 
     def over_faces(self, faces, seed: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
         """`over_set` for a `Faces` set, on `device` (the photo-mask occlusion paints each face's photo)."""
@@ -79,6 +80,15 @@ class Condition:
         if self.occlusion is None:
             return images
         occluded, hole = (x.to(device) for x in self.occlusion.over_faces(faces, seed))
+        return self._shown(images, occluded, hole, faces.worn)
+
+    def _shown(self, images: torch.Tensor, occluded: torch.Tensor, hole: torch.Tensor,
+               worn: torch.Tensor | None) -> torch.Tensor:
+        if worn is not None and bool(worn.any()):
+            if self.reconstruct is not None:
+                raise UnveilError("faces that wear their occlusion (a data.mix part with wear) carry no hole to "
+                                  "reconstruct; train the reconstructed condition without such parts")
+            return torch.where(worn.to(images.device).view(-1, 1, 1, 1), images, occluded)
         return occluded if self.reconstruct is None else self._reconstructed(occluded, hole, images.dtype)
 
     def _reconstructed(self, occluded: torch.Tensor, hole: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -75,7 +75,9 @@ class ClassifierTask:
         self.teacher = load_teacher(loss.distill.teacher, self.view, device)
         self.augment = cfg.augment.build()
         self.val = val if val is not None and len(val) else None
-        self.val_images = condition.over_set(self.val.float_images().to(device), VAL_SEED) if self.val else None
+        self.worn = train.worn.to(device) if train.worn is not None else None
+        self.val_images = condition.over_set(self.val.float_images().to(device), VAL_SEED,
+                                             self.val.worn) if self.val else None
 
     def batches(self, epoch: int, seed: int) -> Iterator[tuple]:
         gen = torch.Generator(device=self.device).manual_seed(seed)
@@ -91,7 +93,7 @@ class ClassifierTask:
             x = self.augment(x, gen)
         # Mixed with partners at these positions in the batch: their labels or soft labels alike.
         full, partner, lam = mix_batch(x, torch.arange(len(y), device=y.device), self.loss)
-        x = self.condition(full, seed=mask_seed)
+        x = self.condition(full, seed=mask_seed, worn=None if self.worn is None else self.worn[index])
         if self.loss.adversarial_eps > 0:
             x = fgsm_perturb(self.net, x, target, self.criterion, self.loss.adversarial_eps, gen, self.precision)
         with autocast(self.device, self.precision):

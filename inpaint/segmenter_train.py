@@ -159,6 +159,7 @@ class SegmenterTask:
 
     def __init__(self, cfg: SegmenterConfig, faces: Faces, device: torch.device):
         self.cfg, self.device = cfg, device
+        cfg.data.check_bare("train-segmenter")
         train, val, _ = cfg.data.splits(faces, cfg.train.seed)
         if world()[1] > 1 and not train.sharded:
             train = train.select(shard_index(len(train)))  # this rank's shard

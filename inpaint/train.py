@@ -93,6 +93,7 @@ class InpaintTask:
     def _splits(self, faces: Faces) -> tuple[Faces, Faces]:
         """Training and val faces, resident on the device as uint8 (decoded once)."""
         data = self.cfg.data
+        data.check_bare("train-inpainter")
         train, val, _ = data.splits(faces, self.cfg.train.seed)
         if world()[1] > 1 and not train.sharded:
             train = train.select(shard_index(len(train)))  # this rank's shard

@@ -163,3 +163,41 @@ def test_split_folders_keep_their_splits(tmp_path):
     (tmp_path / "val" / "e.png").write_bytes((tmp_path / "val/happy/c.png").read_bytes())
     with pytest.raises(DataError, match="outside a class folder"):
         load_faces(f"photos:{tmp_path}", use_cache=False)
+
+
+def test_a_mix_part_can_wear_masks_painted_on_its_photos(tmp_path, capsys):
+    """`wear: photo-mask`: each face twice, as painted and as predict cuts it (hole at 0, its one-pixel rim
+    left painted); a training condition keeps them as they are and cuts holes in the other faces only."""
+    from unveil.classify.condition import Condition
+    from unveil.data.mix import MixPart, load_mix
+    from unveil.trainer import DataConfig
+
+    rgb = sample_photo()[0]
+    for name, image in {"train/happy/a.png": rgb, "train/neutral/b.png": _canvas(rgb, 0.8, (100, 30)),
+                        "val/happy/c.png": np.ascontiguousarray(rgb[:, ::-1])}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(tmp_path / name)
+    parts = [MixPart(f"photos:{tmp_path}", name="bare"),
+             MixPart(f"photos:{tmp_path}", name="masked", wear="photo-mask:styles=surgical")]
+    faces = load_mix(parts)
+    bare, masked = faces.part("bare"), faces.part("masked")
+    assert len(masked) == 2 * len(bare) == 6 and faces.worn.tolist() == [False] * 3 + [True] * 6
+    assert masked.ids[3:] == [f"{i}#cut" for i in masked.ids[:3]] and masked.ids[0].startswith("masked:")
+    _, hole = Occlusion.parse("photo-mask:styles=surgical").over_faces(load_faces(f"photos:{tmp_path}"))
+    full, painted, cut = bare.float_images(), masked.float_images()[:3], masked.float_images()[3:]
+    assert torch.equal(painted[hole == 0], full[hole == 0]) and (painted - full).abs()[hole > 0].mean() > 0.05
+    inner = 1 - torch.nn.functional.max_pool2d(1 - hole, 3, 1, 1)
+    rim = (hole > 0) & (inner == 0)
+    assert (cut[inner > 0] == 0).all() and torch.equal(cut[rim], painted[rim]) and rim.any()
+    assert torch.equal(load_mix(parts).images, faces.images)   # the second load reads the cache
+    assert "stale" not in capsys.readouterr().err
+
+    shown = Condition.build("lower-half").over_faces(faces)
+    assert torch.equal(shown[3:], faces.float_images()[3:])             # worn faces as they are
+    assert (shown[:3, :, 24:] == 0).all() and not torch.equal(shown[:3], faces.float_images()[:3])
+    batch = Condition.build("lower-half")(faces.float_images(), seed=1, worn=faces.worn)
+    assert torch.equal(batch, shown)
+    with pytest.raises(UnveilError, match="masked wear theirs"):
+        DataConfig(mix=parts).check_bare("train-inpainter")
+    with pytest.raises(ValueError, match="unknown occlusion kind"):
+        MixPart(f"photos:{tmp_path}", wear="scarf")

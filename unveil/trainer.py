@@ -79,6 +79,15 @@ class DataConfig:
     def describe(self) -> str:
         return "+".join(p.label() for p in self.mix) if self.mix else self.source
 
+    def check_bare(self, stage: str) -> None:
+        """Generators and the hole model cut their own holes and learn the truth under them: faces that
+        wear their occlusion (a part with `wear`) have no truth under it."""
+        worn = [p.label() for p in self.mix if p.wear]
+        if worn:
+            raise UnveilError(f"data.mix: {stage} trains on bare faces and cuts its own holes; the part(s) "
+                              f"{', '.join(worn)} wear theirs (wear:), so the truth under the mask is unknown: "
+                              f"leave them out")
+
     def splits(self, faces, seed: int):
         """(train, val, test) as every stage trains on them: flagged training faces dropped when
         `drop_degenerate`, then `limit` training faces drawn with `seed`, and the first `val_limit` val faces."""

@@ -14,6 +14,12 @@ the vote distribution over the seven classes (`Faces.soft`); faces whose votes a
 "not a face" or hold no vote for any of the seven classes are left out of that part's training split
 (they stay in val and test, which are scored against the source's own labels). Faces of other parts get
 their one-hot label as their soft label.
+
+Worn faces (`wear`): a part can hold its faces already occluded, fixed per face when loaded, as an occlusion
+that needs more than the crop draws it (``photo-mask``: a mask painted on each face's full-resolution photo).
+Each face appears twice: as the camera shows it (the mask's paint) and as `unveil predict` cuts it (the
+hole at 0, less the one-pixel rim of the mask that the hole model leaves visible; `benchmarks/hole_reach.py`).
+`Faces.worn` marks them; a training condition shows them as they are instead of cutting another hole.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,12 +51,17 @@ class MixPart:
     weight: float = 1.0        # relative share of the training batches drawn from this part
     name: str = ""             # how reports name it; default: the source's folder name
     votes: str | None = None   # a FER+ votes CSV (file, ..., neutral, happiness, ..., NF): train on soft labels
+    wear: str | None = None    # an occlusion the faces wear, fixed per face (photo-mask: painted on the photos)
 
     def __post_init__(self):
         if not self.source:
             raise ValueError("each data.mix part needs a source")
         if not self.weight > 0:
             raise ValueError(f"data.mix weight must be > 0, got {self.weight} for {self.source}")
+        if self.wear is not None:
+            from ..occlusion import Occlusion
+
+            Occlusion.parse(self.wear)   # a bad occlusion is named when the config is read, not after loading
 
     def label(self) -> str:
         return self.name or Path(self.source.removeprefix("photos:").rstrip("/")).name or self.source
@@ -71,6 +82,8 @@ def load_mix(parts: list[MixPart], normalize: bool = True) -> Faces:
         if part.votes:
             soft, keep = read_votes(Path(part.votes), faces)
             faces, soft = _drop_from_training(faces, soft, keep)
+        if part.wear:
+            faces, soft = wear_faces(faces, part.wear), torch.cat([soft, soft])
         loaded.append((faces, soft, torch.full((len(faces),), k, dtype=torch.long)))
     return Faces(images=torch.cat([f.images for f, _, _ in loaded]), labels=torch.cat([f.labels for f, _, _ in loaded]),
                  splits=torch.cat([f.splits for f, _, _ in loaded]), ids=[f"{names[o]}:{i}" for o, (f, _, _) in
@@ -80,7 +93,38 @@ def load_mix(parts: list[MixPart], normalize: bool = True) -> Faces:
                  skipped=[s for f, _, _ in loaded for s in f.skipped],
                  origin=torch.cat([o for _, _, o in loaded]), origins=tuple(names),
                  shares=tuple(p.weight for p in parts),
-                 soft=torch.cat([s for _, s, _ in loaded]) if any(p.votes for p in parts) else None)
+                 soft=torch.cat([s for _, s, _ in loaded]) if any(p.votes for p in parts) else None,
+                 worn=torch.cat([_worn(f) for f, _, _ in loaded]) if any(p.wear for p in parts) else None)
+
+
+WEAR_VERSION = 1   # bump when how worn faces are made changes, so their cache is not reused
+
+
+def wear_faces(faces: Faces, occlusion: str) -> Faces:
+    """`faces` wearing `occlusion` (drawn once per face with its seed and the face's id), each face twice:
+    as painted, then with the hole at 0 but its one-pixel rim left as painted (``#cut`` ids), as `predict`
+    shows a masked face to the reader. Cached by the faces' fingerprint and the occlusion."""
+    from ..occlusion import Occlusion
+    from . import cache_dir, read_cache, write_cache
+
+    occ = Occlusion.parse(occlusion)
+    key = hashlib.sha256(json.dumps([faces.fingerprint, str(occ), WEAR_VERSION]).encode()).hexdigest()
+    path = cache_dir() / f"worn-{key[:24]}.safetensors"
+    cached = read_cache(path, ("painted", "hole"), "worn faces", "painting them again")
+    if cached is None:
+        painted, hole = occ.over_faces(faces)
+        cached = ({"painted": painted.mul(255).round().byte(), "hole": hole.byte()}, {})
+        write_cache(path, *cached, "worn faces")
+    painted, hole = cached[0]["painted"], cached[0]["hole"].float()
+    inner = 1 - torch.nn.functional.max_pool2d(1 - hole, 3, 1, 1)   # the hole less its one-pixel rim
+    cut = torch.where(inner > 0, torch.zeros_like(painted), painted)
+    both = faces.select(torch.cat([torch.arange(len(faces))] * 2))
+    return replace(both, images=torch.cat([painted, cut])[:, 0], ids=faces.ids + [f"{i}#cut" for i in faces.ids],
+                   worn=torch.ones(2 * len(faces), dtype=torch.bool))
+
+
+def _worn(faces: Faces) -> torch.Tensor:
+    return faces.worn if faces.worn is not None else torch.zeros(len(faces), dtype=torch.bool)
 
 
 def one_hot_labels(labels: torch.Tensor) -> torch.Tensor:
@@ -145,6 +189,7 @@ def _drop_from_training(faces: Faces, soft: torch.Tensor, keep: torch.Tensor) ->
 def _mix_fingerprint(parts: list[MixPart], fingerprints: list[str]) -> str:
     """The mix's identity in sidecars: each part's name, weight, data fingerprint and votes file content."""
     key = [[p.label(), p.weight, f, content_key(Path(p.votes)) if p.votes else None]
+           + ([p.wear, WEAR_VERSION] if p.wear else [])  # an older mix without worn parts keeps its identity
            for p, f in zip(parts, fingerprints)]
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()
 
@@ -159,8 +204,6 @@ def majority(soft: torch.Tensor) -> torch.Tensor:
 def majority_faces(faces: Faces, votes: Path) -> Faces:
     """The faces whose crowd votes have one clear majority among the seven classes, labelled with it (FER+'s
     majority label), for reporting a classifier against the crowd as well as against the source's labels."""
-    from dataclasses import replace
-
     soft, usable = read_votes(votes, faces)
     labels = majority(soft)
     keep = (usable & (labels >= 0)).nonzero().squeeze(1)
