@@ -162,3 +162,24 @@ def add_class_map_argument(parser: argparse.ArgumentParser) -> None:
 
 def class_map_option(args: argparse.Namespace) -> ClassMap | None:
     return ClassMap.parse(getattr(args, "classes", None), "--classes")
+
+
+def add_max_yaw_argument(parser: argparse.ArgumentParser) -> None:
+    """--max-yaw for the commands that read photos (predict, serve)."""
+    from .predict import MAX_YAW, TURNED_AWAY
+
+    parser.add_argument("--max-yaw", type=degrees, default=MAX_YAW, metavar="DEG",
+                        help=f"a face turned further than this (yaw, degrees; default {MAX_YAW:g}, chosen on KDEF "
+                             f"val) is reported with its pose, but its reading is marked '{TURNED_AWAY}' and left "
+                             "out of summaries (the video timeline's chart, the page's headline); 90 keeps every face")
+
+
+def degrees(text: str) -> float:
+    """An argparse type for an angle limit: a number of degrees from 0 to 180."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of degrees, got {text!r}") from None
+    if not 0 <= value <= 180:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 180 degrees, got {text}")
+    return value

@@ -30,7 +30,7 @@ from unveil.errors import UnveilError
 from unveil.figures import Tile, annotated_photo, beside, save_png, tile_grid
 from unveil.inpaint import open_inpainter
 from unveil.inpaint.segmenter import load_segmenter
-from unveil.photo import DEFAULT_DETECTOR, create_detector, landmark_hole, lower_half_hole
+from unveil.photo import DEFAULT_DETECTOR, Pose, create_detector, landmark_hole, lower_half_hole
 from unveil.photo.framing import FramedFace, frame_face
 from unveil.photo.read import PhotoSource, read_photo
 from unveil.runtime import fused_for_inference, pick_device
@@ -48,6 +48,12 @@ INPAINTER = "inpainter_unet"   # the default generator: the shipped fusion is fi
 # the generators). 0 for now: on KDEF val 1 px cut the mask pixels left outside from 12.6 to 5.0 % at an IoU
 # cost of 0.04 (benchmarks/hole_reach.py, docs/real-faces.md); the choice is the hole-model issue's.
 HOLE_MARGIN = 0
+# Degrees of yaw beyond which a face is "turned away": its reading is reported but marked unreliable and left
+# out of summaries. Chosen on KDEF val (docs/real-faces.md): half between the median |yaw| of half profiles
+# (34) and full profiles (66) as `unveil.photo.pose` measures them; the readers lose most of their accuracy
+# on full profiles. --max-yaw changes it (90 keeps every face).
+MAX_YAW = 50.0
+TURNED_AWAY = "turned away: unreliable"
 
 
 @dataclass
@@ -68,6 +74,8 @@ class FaceResult:
     crops: dict[str, np.ndarray]    # untouched / occluded / reconstructed / hole (255 = hidden), uint8 [48, 48]
     readings: dict[str, Reading]    # one_reading (the answer) first, the judge on each crop, the reader
     how: str = ""                   # how the one reading was made (a fusion, or the judge on a face without a hole)
+    pose: Pose | None = None        # yaw, pitch, roll in degrees (`unveil.photo.pose`)
+    turned_away: bool = False       # |yaw| beyond the limit: the reading is unreliable, left out of summaries
 
     @property
     def reading(self) -> tuple[str, float]:
@@ -76,7 +84,9 @@ class FaceResult:
 
     def to_json(self) -> dict:
         label, probability = self.reading
-        return {"reading": {"class": label, "probability": probability, "how": self.how},
+        return {"reading": {"class": label, "probability": probability, "how": self.how,
+                            "reliable": not self.turned_away, **({"note": TURNED_AWAY} if self.turned_away else {})},
+                "pose": self.pose.to_json() if self.pose else None,
                 "box": [round(v, 1) for v in self.box], "score": round(self.score, 4), "landmarks": self.landmarks,
                 "hole": self.hole, "hole_fraction": round(self.hole_fraction, 4),
                 "readings": {k: {"top": r.top, "probabilities": r.probabilities} for k, r in self.readings.items()}}
@@ -167,7 +177,10 @@ class Predictor:
     def __init__(self, inpainter: str = INPAINTER, hole: str = "auto", judge: str = PHOTO_JUDGE,
                  reader: str = PHOTO_READER, segmenter: str = "segmenter", checkpoints: str | Path | None = None,
                  device: str = "auto", precision: str = "auto", top: int = 3, detector: str = DEFAULT_DETECTOR,
-                 min_face: float = MIN_USABLE_FACE, fusion: str | None = FUSION):
+                 min_face: float = MIN_USABLE_FACE, fusion: str | None = FUSION, max_yaw: float = MAX_YAW):
+        if isinstance(max_yaw, bool) or not isinstance(max_yaw, (int, float)) or not 0 <= max_yaw <= 180:
+            raise UnveilError(f"--max-yaw must be degrees between 0 and 180 (90 keeps every face), got {max_yaw!r}")
+        self.max_yaw = float(max_yaw)
         self.framer = FaceFramer(hole, segmenter, checkpoints, device, precision, detector, min_face)
         self.device, self.precision, self.top = self.framer.device, precision, top
         self.inpainter = fused_for_inference(open_inpainter(inpainter, self.device, checkpoints=checkpoints))
@@ -225,7 +238,8 @@ class Predictor:
             face = item.face
             how = self.one_reading.how if holes[k].any() else "the judge on the whole face (no hole)"
             results.append(FaceResult(face.box, face.score, np.round(face.landmarks, 1).tolist(), used[k],
-                                      float(holes[k].mean()), crops, readings, how))
+                                      float(holes[k].mean()), crops, readings, how, item.pose,
+                                      abs(item.pose.yaw) > self.max_yaw))
         return results
 
     def _reading(self, probs: torch.Tensor) -> Reading:
@@ -246,7 +260,8 @@ def result_picture(rgb: np.ndarray, result: PhotoResult) -> Image.Image:
     columns = ["untouched (as taken)", "occluded (the hole)", "reconstructed", "upper-half reader"]
     crops = tile_grid(rows, labels, columns, scale=3, gap=6, label_width=64)
     photo = annotated_photo(rgb, [f.box for f in result.faces], [f.landmarks for f in result.faces],
-                            [f"face {k}: {f.reading[0]} {f.reading[1]:.2f}" for k, f in enumerate(result.faces, 1)],
+                            [f"face {k}: " + ("turned away" if f.turned_away else f"{f.reading[0]} {f.reading[1]:.2f}")
+                             for k, f in enumerate(result.faces, 1)],
                             height=max(crops.height, 240))
     return beside(photo, crops)
 

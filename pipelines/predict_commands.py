@@ -16,8 +16,8 @@ from unveil.photo.read import photos_in
 from unveil.photo.tracking import DETECT_SIDE
 from unveil.photo.video import VIDEO_EXTENSIONS, Webcam, check_encoder, is_video
 
-from .options import add_model_arguments, count
-from .predict import HOLES, INPAINTER, MIN_USABLE_FACE, SEARCH_FACE, Predictor, sample_photos
+from .options import add_max_yaw_argument, add_model_arguments, count
+from .predict import HOLES, INPAINTER, MIN_USABLE_FACE, SEARCH_FACE, TURNED_AWAY, Predictor, sample_photos
 from .video import EVERY, SMOOTH, VideoOptions, VideoReader, read_videos
 
 # what predict writes: an --out holding more is refused
@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-face", type=float, default=MIN_USABLE_FACE, metavar="PX",
                    help=f"the smallest face read, in pixels (default {MIN_USABLE_FACE}; at least {SEARCH_FACE}): "
                         "a smaller face holds little detail for a 48x48 crop, so its readings are less sure")
+    add_max_yaw_argument(p)
     p.add_argument("--out", default="runs/predict", help="folder for one annotated PNG per photo (runs/predict)")
     p.add_argument("--top", type=count(1), default=3, help="emotions listed per reading (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")
@@ -94,7 +95,7 @@ def predict_all(args: argparse.Namespace, camera: Webcam | None) -> int:
     check_replaceable(args.out, OUTPUTS, "predict", paths)  # before any work: other files, or an input, refused
     predictor = Predictor(args.inpainter, args.hole, checkpoints=args.checkpoints, device=args.device,
                           precision=args.precision, top=max(1, args.top), detector=args.detector,
-                          min_face=args.min_face)
+                          min_face=args.min_face, max_yaw=args.max_yaw)
     photos = [(p, None) for p in paths if not is_video(p)]
     if not args.images and camera is None:
         photos = sample_photos(predictor.detector)
@@ -161,10 +162,14 @@ def photo_table(results) -> str:
         lines.append(f"{result.source}: {len(result.faces)} face(s)"
                      + (f"  -> {result.picture}" if result.picture else ""))
         for k, face in enumerate(result.faces, 1):
+            pose = f", yaw {face.pose.yaw:+.0f}°" if face.pose else ""
             lines.append(f"  face {k} at {[round(v) for v in face.box]}, hole {face.hole} "
-                         f"({100 * face.hole_fraction:.0f} % of the crop)")
+                         f"({100 * face.hole_fraction:.0f} % of the crop){pose}")
             label, probability = face.reading
-            lines.append(f"    READING: {label} {probability:.2f}   ({face.how})")
+            if face.turned_away:
+                lines.append(f"    READING: {TURNED_AWAY} ({label} {probability:.2f}; --max-yaw keeps turned faces)")
+            else:
+                lines.append(f"    READING: {label} {probability:.2f}   ({face.how})")
             for name, label in (("untouched", "untouched crop (shows the mask, if any)"),
                                 ("occluded", "occluded (hole blacked out)"), ("reconstructed", "reconstructed"),
                                 ("upper_half_reader", "upper-half reader on the occluded crop")):

@@ -23,7 +23,7 @@ from unveil.photo.read import read_photo
 from unveil.photo.video import VIDEO_EXTENSIONS, VideoFile, is_video
 from unveil.shipped import shipped_inpainters
 
-from .predict import CROPS, HOLES, INPAINTER, Predictor
+from .predict import CROPS, HOLES, INPAINTER, MAX_YAW, Predictor
 from .serve_page import PAGE
 from .video import VideoOptions, VideoReader
 
@@ -42,8 +42,8 @@ class Models:
     """One `Predictor` per (hole, inpainter), loaded on first use, and one lock: requests run the models
     one at a time (two at once on two cores would only slow both)."""
 
-    def __init__(self, device: str = "cpu"):
-        self.device, self.lock, self.loaded = device, threading.Lock(), {}
+    def __init__(self, device: str = "cpu", max_yaw: float = MAX_YAW):
+        self.device, self.max_yaw, self.lock, self.loaded = device, max_yaw, threading.Lock(), {}
 
     def predictor(self, hole: str, inpainter: str) -> Predictor:
         if hole not in HOLES:
@@ -52,15 +52,16 @@ class Models:
             raise UnveilError(f"unknown inpainter {inpainter!r}; choose one of {', '.join(inpainter_choices())}")
         key = (hole, inpainter)
         if key not in self.loaded:
-            self.loaded[key] = Predictor(inpainter, hole, device=self.device)
+            self.loaded[key] = Predictor(inpainter, hole, device=self.device, max_yaw=self.max_yaw)
         return self.loaded[key]
 
 
-def create_app(device: str = "cpu", max_bytes: int = MAX_BYTES, body_timeout: float = BODY_TIMEOUT):
+def create_app(device: str = "cpu", max_bytes: int = MAX_BYTES, body_timeout: float = BODY_TIMEOUT,
+               max_yaw: float = MAX_YAW):
     from fastapi import FastAPI, File, Form, UploadFile
     from fastapi.responses import HTMLResponse, JSONResponse
 
-    app, models = FastAPI(title="Unveil", docs_url=None, redoc_url=None), Models(device)
+    app, models = FastAPI(title="Unveil", docs_url=None, redoc_url=None), Models(device, max_yaw)
     app.add_middleware(BodyTimeout, seconds=body_timeout)
     page = PAGE.replace("{{HOLES}}", _options(HOLES)).replace("{{INPAINTERS}}", _options(inpainter_choices()))
     page = page.replace("{{MAX_MB}}", f"{max_bytes / 2**20:g}")
@@ -138,7 +139,7 @@ def answer(predictor: Predictor, name: str, data: bytes) -> dict:
 def photo_answer(predictor: Predictor, upload: Path, name: str) -> dict:
     rgb, _ = read_photo(upload)  # predict's own checks: a bomb, a truncated or an empty file each named
     result = predictor.predict(rgb, picture=upload.with_suffix(".result.png"), name=name)
-    faces = [{"reading": f.to_json()["reading"], "box": f.box, "hole": f.hole,
+    faces = [{"reading": f.to_json()["reading"], "pose": f.to_json()["pose"], "box": f.box, "hole": f.hole,
               "crops": {c: _png_url(f.crops[c]) for c in CROPS},
               "readings": {r: v.probabilities for r, v in f.readings.items()}} for f in result.faces]
     picture = _data_url(Path(result.picture).read_bytes(), "image/png") if result.picture else None

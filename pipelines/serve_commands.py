@@ -8,7 +8,7 @@ import sys
 
 from unveil.errors import UnveilError
 
-from .options import count
+from .options import add_max_yaw_argument, count
 from .serve import MAX_BYTES
 
 
@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=port_number, default=8000, help="port, 1 to 65535 (default 8000)")
     p.add_argument("--max-upload-mb", type=count(1), default=MAX_BYTES // 2**20, help="largest upload (default 20)")
     p.add_argument("--device", default="cpu", help="where the models run (default cpu)")
+    add_max_yaw_argument(p)
     p.set_defaults(run=run_serve)
 
 
@@ -39,7 +40,7 @@ def run_serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         from .serve import create_app
-        app = create_app(args.device, args.max_upload_mb * 2**20)
+        app = create_app(args.device, args.max_upload_mb * 2**20, max_yaw=args.max_yaw)
     except ImportError as exc:
         raise UnveilError(f"unveil serve needs FastAPI, uvicorn and python-multipart ({exc.name} is missing): "
                           f"pip install -e '.[web]'") from None

@@ -56,10 +56,14 @@ function bars(probabilities) {
 function showPhoto(answer) {
   let html = answer.picture ? `<img class="photo" src="${answer.picture}" alt="the photo with its faces boxed">` : "";
   answer.faces.forEach((face, k) => {
-    html += `<h3>face ${k + 1} (hole: ${face.hole})</h3><div class="face" data-face="${k + 1}">`;
+    const yaw = face.pose ? `, yaw ${face.pose.yaw > 0 ? "+" : ""}${face.pose.yaw}°` : "";
+    html += `<h3>face ${k + 1} (hole: ${face.hole}${yaw})</h3><div class="face" data-face="${k + 1}">`;
     for (const crop of ["untouched", "occluded", "reconstructed"])
       html += `<div class="crop"><img src="${face.crops[crop]}" alt="${crop}"><br>${crop}</div>`;
-    html += `<p class="reading" data-face="${k + 1}"><b>Reading: ${face.reading.class} ${face.reading.probability.toFixed(2)}</b> <small>(${face.reading.how})</small></p>`;
+    const read = `${face.reading.class} ${face.reading.probability.toFixed(2)}`;
+    html += face.reading.reliable === false   // turned away: no headline reading, only what was read, marked
+      ? `<p class="reading turned" data-face="${k + 1}"><b>Turned away: unreliable</b> <small>(read ${read}; unveil serve --max-yaw keeps turned faces)</small></p>`
+      : `<p class="reading" data-face="${k + 1}"><b>Reading: ${read}</b> <small>(${face.reading.how})</small></p>`;
     for (const [reading, title] of [["one_reading", "the one reading"], ["reconstructed", "judge, reconstruction"], ["untouched", "judge, untouched"],
                                     ["upper_half_reader", "upper-half reader, occluded"]])
       html += `<div class="bars" data-reading="${reading}"><b>${title}</b>${bars(face.readings[reading])}</div>`;

@@ -2,11 +2,11 @@
 (`Predictor.read_framed`: the same hole, reconstruction and classifiers, in batches of frames), its
 readings smoothed over a short window, and written as
 
-    NAME.mp4              the video annotated: boxes, face ids, the hole's outline, the judge's reading of
-                          the reconstruction and the upper-half reader's of the occluded face (H.264)
-    NAME.timeline.csv     one row per face per frame: frame, time, face id, box, hole, every reading's
-                          probabilities (smoothed)
-    NAME.timeline.png     one panel per face: the judge's probabilities on the reconstruction over time
+    NAME.mp4              the video annotated: boxes, face ids, the hole's outline, the one reading and the
+                          two it pools, or "turned away" for a face turned beyond --max-yaw (H.264)
+    NAME.timeline.csv     one row per face per frame: frame, time, face id, box, hole, head pose, turned
+                          away or not, every reading's probabilities (smoothed over facing frames)
+    NAME.timeline.png     one panel per face: the one reading's probabilities over time (facing frames only)
 
     reader = VideoReader(Predictor(), VideoOptions(every=5, smooth=5))
     with VideoFile("clip.mp4") as video:
@@ -43,6 +43,7 @@ from unveil.photo.video import Frame, H264Writer, VideoFile
 from .predict import SEARCH_FACE, Predictor
 
 READINGS = ("one_reading", "untouched", "occluded", "reconstructed", "upper_half_reader")   # the answer first
+POSE = ("yaw", "pitch", "roll")
 EVERY, SMOOTH, BATCH = 5, 5, 8
 STAGES = ("decode", "track", "align", "read", "draw", "encode")
 PALETTE = [(255, 210, 0), (0, 200, 255), (255, 80, 160), (120, 230, 60), (255, 140, 0), (170, 120, 255)]
@@ -184,8 +185,9 @@ class VideoReader:
             readings = self.predictor.read_framed(framed)
         by_frame = defaultdict(list)
         for (index, face_id), item, face in zip(owners, framed, readings):
-            probabilities = smoother.add(face_id, np.array([list(face.readings[r].probabilities.values())
-                                                            for r in READINGS]))
+            raw = np.array([list(face.readings[r].probabilities.values()) for r in READINGS])
+            # A turned-away frame's reading is kept as read, never averaged into the face's smoothed one.
+            probabilities = raw if face.turned_away else smoother.add(face_id, raw)
             by_frame[index].append((face_id, item, face, probabilities))
         for frame in frames:
             faces = by_frame[frame.index]
@@ -198,7 +200,8 @@ class VideoReader:
 def timeline_row(frame: Frame, face_id: int, face, probabilities: np.ndarray) -> dict:
     return {"frame": frame.index, "time": round(frame.time, 3), "face": face_id,
             "box": [round(v, 1) for v in face.box], "hole": face.hole, "hole_fraction": round(face.hole_fraction, 4),
-            "readings": {r: {c: round(float(p), 4) for c, p in zip(CLASSES, row)}
+            "pose": face.pose.to_json() if face.pose else {k: float("nan") for k in POSE},
+            "turned_away": face.turned_away, "readings": {r: {c: round(float(p), 4) for c, p in zip(CLASSES, row)}
                          for r, row in zip(READINGS, probabilities)}}
 
 
@@ -212,8 +215,10 @@ def annotate_frame(rgb: np.ndarray, faces: list) -> np.ndarray:
         cv2.rectangle(out, (x0, y0), (x1, y1), colour, 2)
         cv2.polylines(out, hole_outline(face.crops["hole"], item.matrix), True, (255, 255, 255), 1, cv2.LINE_AA)
         lines = [f"face {face_id}"]
-        for name, label in (("one_reading", "reading"), ("reconstructed", "judge/recon"),
-                            ("upper_half_reader", "reader/occl")):
+        if face.turned_away:
+            lines.append(f"turned away (yaw {face.pose.yaw:+.0f})")
+        for name, label in (() if face.turned_away else (("one_reading", "reading"), ("reconstructed", "judge/recon"),
+                                                         ("upper_half_reader", "reader/occl"))):
             row = probabilities[READINGS.index(name)]
             lines.append(f"{label}: {CLASSES[int(row.argmax())]} {row.max():.2f}")
         for k, text in enumerate(lines):
@@ -240,16 +245,18 @@ def write_timeline(result: VideoResult, stem: Path) -> dict[str, str]:
     table = stem.with_name(stem.name + ".timeline.csv")
     with atomic_path(table) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["frame", "time", "face", "x0", "y0", "x1", "y1", "hole", "hole_fraction",
-                         *(f"{r}.{c}" for r in READINGS for c in CLASSES)])
+        writer.writerow(["frame", "time", "face", "x0", "y0", "x1", "y1", "hole", "hole_fraction", *POSE,
+                         "turned_away", *(f"{r}.{c}" for r in READINGS for c in CLASSES)])
         for row in result.timeline:
             writer.writerow([row["frame"], row["time"], row["face"], *row["box"], row["hole"], row["hole_fraction"],
+                             *(row["pose"][k] for k in POSE), int(row["turned_away"]),
                              *(row["readings"][r][c] for r in READINGS for c in CLASSES)])
     outputs = {"timeline_csv": str(table)}
-    if result.timeline:
+    facing = [row for row in result.timeline if not row["turned_away"]]   # the chart: turned-away frames left out
+    if facing:
         panels = []
-        for face_id in result.face_ids:
-            rows = [row for row in result.timeline if row["face"] == face_id]
+        for face_id in sorted({row["face"] for row in facing}):
+            rows = [row for row in facing if row["face"] == face_id]
             probabilities = np.array([list(row["readings"]["one_reading"].values()) for row in rows])
             panels.append((f"face {face_id}: the one reading", [row["time"] for row in rows],
                            probabilities))

@@ -155,7 +155,8 @@ def test_the_one_reading_comes_first_in_python_json_and_the_terminal(predictor, 
     judge = torch.tensor([list(face.readings["reconstructed"].probabilities.values())])
     fused = dict(zip(face.readings["one_reading"].probabilities, fusion(reader, judge)[0].tolist()))
     assert all(abs(fused[c] - p) < 2e-3 for c, p in face.readings["one_reading"].probabilities.items())
-    assert face.to_json()["reading"] == {"class": face.reading[0], "probability": face.reading[1], "how": face.how}
+    assert face.to_json()["reading"] == {"class": face.reading[0], "probability": face.reading[1], "how": face.how,
+                                         "reliable": True}
     assert main(["predict", "--out", str(tmp_path / "out"), "--hole", "lower-half"]) == 0   # the sample photos
     lines = capsys.readouterr().out.splitlines()
     assert lines[2].strip().startswith("READING:") and "pooled by fusion" in lines[2]
@@ -169,3 +170,28 @@ def test_a_grown_hole_covers_every_pixel_within_its_margin_and_no_more():
     grown = grow_hole(hole, 2)
     assert torch.equal(grown[..., 28:38, 8:22], torch.ones(1, 1, 10, 14))
     assert grown.sum() == 10 * 14 and torch.equal(grow_hole(hole, 0), hole)
+
+
+def test_a_face_turned_beyond_the_limit_is_reported_but_marked_unreliable(predictor, astronaut, tmp_path, capsys):
+    """With the limit under the face's own yaw: the face keeps its box, pose, hole and readings, its reading
+    is marked turned away in Python, JSON, the terminal and the picture; --max-yaw 90 keeps it."""
+    from unveil.pipelines.predict import TURNED_AWAY
+
+    facing = predictor.predict(astronaut).faces[0]
+    assert not facing.turned_away and abs(facing.pose.yaw) < 20
+    assert set(facing.to_json()["pose"]) == {"yaw", "pitch", "roll"}
+    limit, predictor.max_yaw = predictor.max_yaw, abs(facing.pose.yaw) / 2
+    try:
+        turned = predictor.predict(astronaut, picture=tmp_path / "turned.png").faces[0]
+    finally:
+        predictor.max_yaw = limit
+    assert turned.turned_away and turned.box == facing.box and turned.readings == facing.readings
+    assert turned.to_json()["reading"]["reliable"] is False and turned.to_json()["reading"]["note"] == TURNED_AWAY
+    yaw = f"{abs(facing.pose.yaw) / 2:.3f}"
+    assert main(["predict", "--out", str(tmp_path / "out"), "--hole", "lower-half", "--max-yaw", yaw]) == 0
+    out = capsys.readouterr().out
+    assert f"READING: {TURNED_AWAY}" in out and "yaw" in out
+    assert main(["predict", "--out", str(tmp_path / "out2"), "--hole", "lower-half", "--max-yaw", "90"]) == 0
+    assert TURNED_AWAY not in capsys.readouterr().out
+    assert main(["predict", "--max-yaw", "-5"]) == 2
+    assert "--max-yaw: must be between 0 and 180 degrees" in capsys.readouterr().err

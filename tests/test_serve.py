@@ -169,3 +169,17 @@ def test_an_upload_that_stalls_is_answered_408_and_ended():
 
 def test_a_port_out_of_range_is_one_line(capsys):
     assert "a port is a number from 1 to 65535, got 70000" in one_line_error(["serve", "--port", "70000"], capsys)
+
+
+def test_a_turned_face_has_its_pose_and_no_headline_reading(photos):
+    """`serve --max-yaw 0`: every face is turned away; the answer keeps its pose and readings and marks the
+    reading unreliable, and the page shows "Turned away" where the headline reading would be."""
+    client = TestClient(create_app(max_yaw=0.0))
+    status, answer = post(client, "bare.png", photos["bare.png"], hole="lower-half", inpainter="inpainter_unet")
+    face = answer["faces"][0]
+    assert status == 200 and face["reading"]["reliable"] is False and "turned away" in face["reading"]["note"]
+    assert set(face["pose"]) == {"yaw", "pitch", "roll"} and face["readings"]["one_reading"]
+    assert "Turned away: unreliable" in client.get("/").text
+    _, facing = post(TestClient(create_app()), "bare.png", photos["bare.png"], hole="lower-half",
+                     inpainter="inpainter_unet")
+    assert facing["faces"][0]["reading"]["reliable"] is True

@@ -177,3 +177,24 @@ def test_a_camera_that_cannot_be_opened_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["unveil: error: camera 97: cannot be opened (no such camera, it is in use, or access is denied)"]
     assert not (tmp_path / "out").exists()
+
+
+def test_turned_away_frames_are_kept_marked_never_smoothed_and_left_out_of_the_chart(predictor, clip, tmp_path):
+    """With the yaw limit at 0 every frame's face counts as turned away: each row keeps its pose and the
+    frame's own readings (nothing averaged in), the CSV marks it, and no chart is drawn."""
+    limit, predictor.max_yaw = predictor.max_yaw, 0.0
+    try:
+        result = read(predictor, clip, tmp_path / "clip", every=1, smooth=3, detect_side=None)
+        photos = [predictor.predict(frame.rgb).faces[0] for frame in frames_of(clip)]
+    finally:
+        predictor.max_yaw = limit
+    assert result.timeline and all(row["turned_away"] for row in result.timeline)
+    for row, face in zip(result.timeline, photos):
+        assert row["pose"] == face.pose.to_json()
+        for r in READINGS:
+            np.testing.assert_allclose(list(row["readings"][r].values()),
+                                       list(face.readings[r].probabilities.values()), atol=2e-3)
+    assert "timeline_png" not in result.outputs
+    with open(result.outputs["timeline_csv"], newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["turned_away"] for row in rows} == {"1"} and all(abs(float(row["yaw"])) < 90 for row in rows)

@@ -5,6 +5,7 @@ mark the hidden lower face on the aligned crop.
     for face in detector.detect(rgb):               # RGB uint8 [H, W, 3]
         crop, matrix = align_face(rgb, face)        # uint8 [48, 48], photo -> crop 2x3 matrix
         hole = landmark_hole(transform_points(matrix, face.landmarks))   # [1, 1, 48, 48], 1 = hidden
+        pose = head_pose(face.landmarks, rgb.shape)                      # yaw, pitch, roll in degrees
 
 Core: imports neither stage (``classify``, ``inpaint``) nor ``pipelines``.
 """
@@ -13,8 +14,10 @@ from .align import FER_LANDMARKS, align_face, fer_landmarks, rgb_to_gray, simila
 from .hole import landmark_hole, lower_half_hole
 from .detect import DEFAULT_DETECTOR, DETECTORS, create_detector
 from .mtcnn import LANDMARK_NAMES, MTCNN, Face
+from .pose import Pose, head_pose
 from .retinaface import RetinaFace
 
 __all__ = ["LANDMARK_NAMES", "Face", "MTCNN", "RetinaFace", "DETECTORS", "DEFAULT_DETECTOR", "create_detector",
            "FER_LANDMARKS", "align_face", "fer_landmarks",
-           "rgb_to_gray", "similarity_transform", "transform_points", "landmark_hole", "lower_half_hole"]
+           "rgb_to_gray", "similarity_transform", "transform_points", "landmark_hole", "lower_half_hole", "Pose",
+           "head_pose"]

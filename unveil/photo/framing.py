@@ -30,6 +30,7 @@ from ..data.preprocess import SIZE
 from ..errors import UnveilError
 from .align import _warp, align_face, transform_points
 from .mtcnn import Face, one_cpu_thread
+from .pose import Pose, head_pose
 from .read import read_photo
 
 __all__ = ["FRAMING_VERSION", "FramedFace", "FramedPhotos", "frame_face", "frame_photos", "warp_to_crop"]
@@ -40,17 +41,20 @@ CACHED = ("crops", "matrices", "points", "scores", "sizes", "found", "readable")
 
 @dataclass
 class FramedFace:
-    """One face cut out of its photo: the crop, the photo -> crop matrix and the landmarks in the crop."""
+    """One face cut out of its photo: the crop, the photo -> crop matrix, the landmarks in the crop, and the
+    head's pose in the photo."""
 
     face: Face
     crop: np.ndarray      # uint8 [48, 48]
     matrix: np.ndarray    # float64 [2, 3]
     points: np.ndarray    # float64 [5, 2]
+    pose: Pose
 
 
 def frame_face(rgb: np.ndarray, face: Face, size: int = SIZE) -> FramedFace:
     crop, matrix = align_face(rgb, face, size)
-    return FramedFace(face, crop, matrix, transform_points(matrix, face.landmarks))
+    pose = head_pose(face.landmarks, rgb.shape)
+    return FramedFace(face, crop, matrix, transform_points(matrix, face.landmarks), pose)
 
 
 def warp_to_crop(mask: np.ndarray, matrix: np.ndarray, size: int = SIZE) -> np.ndarray:
