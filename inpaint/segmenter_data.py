@@ -15,6 +15,10 @@ most confident face, `align_face`):
   aligned again, and the painted pixels are carried into the crop: exact labels.
 - **pixel-labelled photos** (`pixel_set`, e.g. masked-faces/synthetic-seg/training): the label image
   is carried into the crop with the photo: exact labels. Split 80 / 20 into train / val by path hash.
+- **posed photos at every head angle** (`posed_set`, e.g. kdef: class folders in train/ val/ test/):
+  each photo bare (every pixel "not mask"; turned and profile faces must not get a hole), with a mask
+  painted on it and with another occluder painted on it (`unveil.occluders`: a hand, a tissue, a scarf
+  or a phone), the painted photos detected and aligned again: exact labels.
 
 Labels are `target` (1 = mask) and `weight` (1 = labelled) per pixel, and `masked` per face.
 """
@@ -35,11 +39,12 @@ from PIL import Image
 
 from unveil.data.cache import cache_dir, read_cache, write_cache
 from unveil.errors import UnveilError
+from unveil.occluders import OCCLUDER_STYLES
 from unveil.occlusion import MASK_STYLES
 from unveil.photo import create_detector, landmark_hole
 from unveil.photo.framing import FRAMING_VERSION, detector_settings, frame_face, frame_photos, warp_to_crop
 from unveil.photo.hole_sets import masked_photos, pixel_labelled, read_hole_label
-from unveil.photo.masks import wear_mask
+from unveil.photo.masks import wear_mask, wear_occluder
 from unveil.photo.read import read_photo
 
 __all__ = ["PhotosConfig", "HoleExamples", "photo_examples", "weak_labels"]
@@ -54,17 +59,20 @@ class PhotosConfig:
     masked_set: str = ""         # a with_mask / without_mask photo set ("" leaves it out)
     pixel_set: str = ""          # a pixel-labelled set (images/ + masks/)
     painted: int = 2             # masks painted per bare training photo (0: none)
+    posed_set: str = ""          # a class-folder photo set with split folders, every head angle (e.g. kdef)
     share: float = 0.5           # of each training batch drawn from the photos
     degrade: float = 1.0         # share of the FER2013 faces made photo-like (the photo crops always are)
+    motion: float = 0.0          # share of the photo-like faces also given motion blur (a moving head or camera)
 
     def __post_init__(self):
-        if self.painted < 0 or not 0 <= self.share < 1 or not 0 <= self.degrade <= 1:
-            raise ValueError(f"photos needs painted >= 0, 0 <= share < 1 and 0 <= degrade <= 1 (got painted="
-                             f"{self.painted}, share={self.share}, degrade={self.degrade})")
+        if self.painted < 0 or not 0 <= self.share < 1 or not 0 <= self.degrade <= 1 or not 0 <= self.motion <= 1:
+            raise ValueError(f"photos needs painted >= 0, 0 <= share < 1, 0 <= degrade <= 1 and 0 <= motion <= 1 "
+                             f"(got painted={self.painted}, share={self.share}, degrade={self.degrade}, "
+                             f"motion={self.motion})")
 
     @property
     def used(self) -> bool:
-        return bool(self.masked_set or self.pixel_set) and self.share > 0
+        return bool(self.masked_set or self.pixel_set or self.posed_set) and self.share > 0
 
 
 @dataclass
@@ -102,7 +110,8 @@ def weak_labels(points: np.ndarray, size: int = 48) -> tuple[np.ndarray, np.ndar
 
 def photo_examples(cfg: PhotosConfig, split: str, use_cache: bool = True) -> HoleExamples:
     """Every photo example of `split` (train or val), from the cache when nothing changed."""
-    parts = [p for p in (_real(cfg, split), _painted(cfg, split), _pixel(cfg, split)) if p is not None]
+    parts = [p for p in (_real(cfg, split), _painted(cfg, split), _pixel(cfg, split), *_posed(cfg, split))
+             if p is not None]
     if not parts:
         raise UnveilError(f"photos: no {split} examples (masked_set {cfg.masked_set!r}, pixel_set {cfg.pixel_set!r})")
     return HoleExamples(*(torch.cat([getattr(p, k) for p in parts]) for k in ("images", "target", "weight", "masked")),
@@ -135,12 +144,41 @@ def _painted(cfg: PhotosConfig, split: str) -> HoleExamples | None:
         return None
     bare = [p.path for p in masked_photos(cfg.masked_set, split) if not p.masked]
     key = _key("painted", bare, cfg.painted, split)
-    return _cached(key, lambda: _paint_all(bare, cfg.painted, f"painted {split}"))
+    return _cached(key, lambda: paint_photos(bare, cfg.painted, f"painted {split}"), "painted")
 
 
-def _paint_all(paths: list[Path], per_photo: int, what: str) -> HoleExamples:
+def _posed(cfg: PhotosConfig, split: str) -> list[HoleExamples]:
+    """The posed set's photos of `split`: bare, wearing a painted mask, and behind a painted occluder."""
+    if not cfg.posed_set:
+        return []
+    from unveil.data.faces import SPLITS
+    from unveil.data.sources import split_hint
+    from unveil.photo.read import labelled_photos
+
+    root = Path(cfg.posed_set)
+    paths = [p for p, _ in labelled_photos(root) if split_hint(p.relative_to(root).parts) == SPLITS.index(split)]
+    if not paths:
+        raise UnveilError(f"photos.posed_set {root}: no photos in its {split}/ folder")
+    framed = frame_photos(paths, _detector(), what=f"{root.name} {split}")
+    keep = framed.found
+    n = int(keep.sum())
+    bare = HoleExamples(framed.crops[keep], torch.zeros(n, 48, 48, dtype=torch.uint8),
+                        torch.ones(n, 48, 48, dtype=torch.uint8), torch.zeros(n, dtype=torch.bool), ["posed-bare"] * n)
+    masks = _cached(_key("posed-masks", paths), lambda: paint_photos(paths, 1, f"{root.name} {split} masks"), "posed")
+    occluders = _cached(_key("posed-occluders", paths),
+                        lambda: paint_photos(paths, 1, f"{root.name} {split} occluders", wear_occluder), "occluder")
+    return [bare, masks, occluders]
+
+
+def paint_photos(paths: list[Path], per_photo: int, what: str, wear=wear_mask,
+                 styles: tuple[str, ...] | None = None) -> HoleExamples:
+    """`per_photo` copies of each photo with something painted over its face's lower half by `wear`
+    (`wear_mask`, or `wear_occluder`; the styles taken in turn, seeded by the photo's index), each
+    detected and aligned again as `predict` would, with the painted pixels carried into the crop.
+    `HoleExamples.kinds` name the photo each example came from, by its index in `paths`."""
     detector = _detector()
-    images, targets = [], []
+    styles = styles or (MASK_STYLES if wear is wear_mask else OCCLUDER_STYLES)
+    images, targets, sources = [], [], []
     for i, path in enumerate(paths):
         rgb, _ = read_photo(path)
         faces = detector.detect(rgb)
@@ -148,18 +186,19 @@ def _paint_all(paths: list[Path], per_photo: int, what: str) -> HoleExamples:
             continue
         face = max(faces, key=lambda f: f.score)
         for k in range(per_photo):
-            style = MASK_STYLES[(i * per_photo + k) % len(MASK_STYLES)]
-            painted, cover = wear_mask(rgb, face, (style,), seed=i * per_photo + k)
+            style = styles[(i * per_photo + k) % len(styles)]
+            painted, cover = wear(rgb, face, (style,), seed=i * per_photo + k)
             again = detector.detect(painted)  # aligned from its own (masked) landmarks, as predict would
             if again:
                 framed = frame_face(painted, max(again, key=lambda f: f.score))
                 images.append(framed.crop)
                 targets.append((warp_to_crop(cover, framed.matrix) > 0.5).astype(np.uint8))
+                sources.append(str(i))
         if (i + 1) % 200 == 0:
             print(f"[photos] {what}: {i + 1}/{len(paths)} photos painted", file=sys.stderr, flush=True)
     n = len(images)
     return HoleExamples(torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(targets)),
-                        torch.ones(n, 48, 48, dtype=torch.uint8), torch.ones(n, dtype=torch.bool), ["painted"] * n)
+                        torch.ones(n, 48, 48, dtype=torch.uint8), torch.ones(n, dtype=torch.bool), sources)
 
 
 def _pixel(cfg: PhotosConfig, split: str) -> HoleExamples | None:
@@ -195,13 +234,14 @@ def _key(kind: str, paths: list[Path], *extra) -> str:
     return digest.hexdigest()
 
 
-def _cached(key: str, build) -> HoleExamples:
+def _cached(key: str, build, kind: str) -> HoleExamples:
+    """Examples from the cache, or built and cached; every example named `kind`."""
     path = cache_dir() / f"holes-{key[:24]}.safetensors"
     names = ("images", "target", "weight", "masked")
     cached = read_cache(path, names, "hole-examples", "building the examples again")
     if cached is not None:
         t = cached[0]
-        return HoleExamples(t["images"], t["target"], t["weight"], t["masked"], ["painted"] * len(t["masked"]))
+        return HoleExamples(t["images"], t["target"], t["weight"], t["masked"], [kind] * len(t["masked"]))
     examples = build()
     write_cache(path, {k: getattr(examples, k) for k in names}, {}, "hole-examples")
-    return examples
+    return HoleExamples(examples.images, examples.target, examples.weight, examples.masked, [kind] * len(examples))

@@ -12,7 +12,8 @@ and every face, FER2013 or photo, is made to look taken from a photo (`unveil.au
 The loss is binary cross-entropy plus soft Dice over the labelled pixels, plus, for a segmenter with
 a presence head, binary cross-entropy of "wears a mask". The val score is the mean IoU of the masked
 FER2013 faces (`iou`), or with photos (`holes`) the mean of that, the photo crops' IoU, the share of
-real masked faces found and the share of real bare faces not flagged.
+real masked faces found and the share of real bare faces not flagged, and with a posed set the share of
+its bare faces (every head angle) not flagged and of its painted masks and occluders found.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from unveil.data import Faces
 from unveil.distributed import shard_index, world
 from unveil.errors import UnveilError
 from unveil.augment import PhotoLike
+from unveil.occluders import paint_occluder
 from unveil.occlusion import MASK_STYLES, face_mask
 from unveil.runtime import autocast, pick_device, prepare_model, seed_everything
 from unveil.shipped import resolve_checkpoint
@@ -48,12 +50,13 @@ class MasksConfig:
     styles: list[str] = field(default_factory=lambda: list(MASK_STYLES))
     jitter: float = 1.5          # placement jitter of face_mask (1: its default range)
     bare: float = 0.2            # fraction of faces shown without a mask (their hole is empty)
+    occluders: float = 0.0       # fraction of the covered faces behind a hand, tissue, scarf or phone instead
 
     def __post_init__(self):
         for style in self.styles:
             check_choice("masks.styles", style, MASK_STYLES)
-        if not self.styles or self.jitter < 0 or not 0 <= self.bare < 1:
-            raise ValueError("masks needs at least one style, jitter >= 0 and 0 <= bare < 1")
+        if not self.styles or self.jitter < 0 or not 0 <= self.bare < 1 or not 0 <= self.occluders <= 1:
+            raise ValueError("masks needs at least one style, jitter >= 0, 0 <= bare < 1 and 0 <= occluders <= 1")
 
 
 @dataclass
@@ -100,6 +103,11 @@ def masked(images: torch.Tensor, masks: MasksConfig, seed: int, degrade: PhotoLi
         images: [N, 1, H, W] in [0, 1] -> (faces, hole) both [N, 1, H, W].
     """
     faces, hole = face_mask(images, masks.styles, seed=seed, jitter=masks.jitter)
+    if masks.occluders > 0:
+        covered, behind = paint_occluder(images, seed=seed + 1)
+        other = torch.rand(len(images), generator=torch.Generator().manual_seed(seed + 2)) < masks.occluders
+        other = other.to(images.device).view(-1, 1, 1, 1)
+        faces, hole = torch.where(other, covered, faces), torch.where(other, behind, hole)
     bare = (torch.rand(len(images), generator=torch.Generator().manual_seed(seed)) < masks.bare)
     bare = bare.to(images.device).view(-1, 1, 1, 1)
     faces, hole = torch.where(bare, images, faces), torch.where(bare, torch.zeros_like(hole), hole)
@@ -171,7 +179,7 @@ class SegmenterTask:
         if cfg.photos.used:
             self.photos = _to(photo_examples(cfg.photos, "train"), device)
             self.val_photos = _to(photo_examples(cfg.photos, "val"), device)
-            self.degrade = PhotoLike()
+            self.degrade = PhotoLike(motion=cfg.photos.motion)
         self.steps_per_epoch = cfg.train.steps_per_epoch or len(train) // cfg.train.batch_size
         model = SEGMENTERS.create(cfg.model.arch, **cfg.model.args)
         init = init_weights(model, cfg.init, "segmenter", cfg.model.arch) if cfg.init else None
@@ -224,7 +232,7 @@ class SegmenterTask:
         result = score(model.predict(self.val_faces), self.val_hole)
         if self.val_photos is not None:
             result.update(photo_score(model, self.val_photos))
-            result["holes"] = (result["iou"] + result["photo_iou"] + result["found"] + 1 - result["false"]) / 4
+            result["holes"] = holes_score(result)
         return result
 
     def save_best(self, path: Path, model: nn.Module, record: dict) -> None:
@@ -233,14 +241,28 @@ class SegmenterTask:
 
 
 def photo_score(model: nn.Module, examples: HoleExamples) -> dict[str, float]:
-    """On aligned photo crops: the share of real masked faces found and of real bare faces flagged, and
-    the mean IoU on the crops with exact labels (painted and pixel-labelled masks)."""
+    """On aligned photo crops: the share of real masked faces found and of real bare faces flagged, the
+    mean IoU on the crops with exact labels (painted and pixel-labelled masks), and with a posed set the
+    share of its bare faces (every head angle) flagged and of its painted masks and occluders found."""
     hole, found = model.find(examples.images.unsqueeze(1).float().div(255))
-    real = torch.tensor([k == "real" for k in examples.kinds], device=found.device)
-    exact = ~real
+    kind = lambda *names: torch.tensor([k in names for k in examples.kinds], device=found.device)  # noqa: E731
+    real, exact = kind("real"), ~kind("real", "posed-bare")
     iou = hole_iou(hole[exact], examples.target[exact].unsqueeze(1).float())
-    return {"found": _share(found[real & examples.masked]), "false": _share(found[real & ~examples.masked]),
-            "photo_iou": float(iou.mean()) if len(iou) else float("nan")}
+    scores = {"found": _share(found[real & examples.masked]), "false": _share(found[real & ~examples.masked]),
+              "photo_iou": float(iou.mean()) if len(iou) else float("nan")}
+    if kind("posed-bare").any():
+        scores.update(posed_false=_share(found[kind("posed-bare")]), posed_found=_share(found[kind("posed")]),
+                      occluder_found=_share(found[kind("occluder")]))
+    return scores
+
+
+def holes_score(result: dict[str, float]) -> float:
+    """`train.select: holes`: the mean of what the hole model must get right, each in [0, 1] (nan left out)."""
+    parts = [result["iou"], result["photo_iou"], result["found"], 1 - result["false"]]
+    if "posed_false" in result:
+        parts += [1 - result["posed_false"], result["posed_found"], result["occluder_found"]]
+    parts = [v for v in parts if v == v]
+    return sum(parts) / len(parts)
 
 
 def _share(flags: torch.Tensor) -> float:

@@ -11,6 +11,13 @@ the hole is found in one batch per set (`FaceFramer.holes`). Two kinds of set
   false-mask rate on bare ones); per origin where a manifest names them.
 - **pixel-labelled photos**: the detection rate, the mask-found rate and the IoU of the hole used with
   the label carried into the crop (a face where no mask was found has an empty hole: IoU 0), per group.
+- **posed photos** (class folders of bare faces, e.g. KDEF, split folders honoured): each photo bare, with
+  a mask painted on it and behind a painted occluder (a hand, a tissue, a scarf, a phone;
+  `inpaint.segmenter_data.paint_photos`, detected and aligned again): per head angle (`unveil.photo.pose`'s
+  yaw of the bare face, in bands; and per KDEF view, S HL HR FL FR, where the file names carry it) the
+  bare faces given a hole, the painted faces found again by the detector, the masks and the occluders
+  found, their IoU and the share of their pixels left outside the hole. Faces turned beyond `max_yaw` are
+  reported apart: `predict` marks their readings unreliable.
 
 The misses are drawn (`misses.png`): masked faces without a mask hole, bare faces with one, the
 lowest-IoU pixel-labelled faces, each crop with its hole tinted, and the photos with no face are listed.
@@ -18,6 +25,7 @@ lowest-IoU pixel-labelled faces, each crop with its hole tinted, and the photos 
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -32,7 +40,7 @@ from unveil.io import output_folder, write_json, write_text
 from unveil.photo.framing import frame_photos, warp_to_crop
 from unveil.photo.hole_sets import BARE_FOLDERS, MASKED_FOLDERS, masked_photos, pixel_labelled, read_hole_label
 
-from .predict import SEARCH_FACE, FaceFramer
+from .predict import MAX_YAW, SEARCH_FACE, FaceFramer
 
 MISSES_SHOWN = 24   # faces drawn per kind of miss
 
@@ -42,12 +50,21 @@ def is_pixel_set(root: Path) -> bool:
         p.is_dir() for p in root.rglob("images"))
 
 
-def evaluate_holes(roots: list[str | Path], framer: FaceFramer, split: str | None = None) -> tuple[dict, dict]:
+def is_posed_set(root: Path) -> bool:
+    """Class folders of bare photos (KDEF's layout), neither a masked / bare set nor a pixel-labelled one."""
+    return (not is_pixel_set(root) and not any((root / name).is_dir() for name in (*MASKED_FOLDERS, *BARE_FOLDERS))
+            and any(p.is_dir() for p in root.iterdir()))
+
+
+def evaluate_holes(roots: list[str | Path], framer: FaceFramer, split: str | None = None,
+                   max_yaw: float = MAX_YAW) -> tuple[dict, dict]:
     """(the report, the misses to draw) over every set in `roots`."""
     report, misses = {"detector": framer.detector.name, "hole": framer.hole_mode, "split": split, "sets": []}, {}
     for root in map(Path, roots):
         if is_pixel_set(root):
             record, missed = _pixel_set(root, framer)
+        elif is_posed_set(root):
+            record, missed = _posed_set(root, framer, split, max_yaw)
         else:
             record, missed = _masked_set(root, framer, split)
         report["sets"].append(record)
@@ -136,6 +153,91 @@ def _pixel_set(root: Path, framer: FaceFramer) -> tuple[dict, dict]:
     return record, misses
 
 
+KDEF_VIEW = re.compile(r"(S|HL|HR|FL|FR)\.\w+$")   # KDEF names end in the view: straight, half / full left / right
+
+
+def _yaw_bands(max_yaw: float) -> list[tuple[str, float, float]]:
+    edges = sorted({0.0, 15.0, 35.0, float(max_yaw), 180.0})
+    return [(f"|yaw| {lo:g}-{hi:g}" + (" (turned away)" if lo >= max_yaw else ""), lo, hi)
+            for lo, hi in zip(edges, edges[1:])]
+
+
+def _posed_set(root: Path, framer: FaceFramer, split: str | None, max_yaw: float) -> tuple[dict, dict]:
+    from unveil.inpaint.segmenter_data import paint_photos
+    from unveil.photo.masks import wear_mask, wear_occluder
+
+    photos = _posed_photos(root, split)
+    framed, crops, holes, used = _frame(photos, framer, f"{root.name} {split or 'all'}")
+    detected, readable = framed.found.numpy(), framed.readable.numpy()
+    flagged = np.zeros(len(photos), bool)
+    flagged[detected] = [not u.startswith("auto (no mask") for u in used]
+    yaw = framed.poses[:, 0].abs().numpy()
+    painted = {name: paint_photos(photos, 1, f"{root.name} {split or 'all'} {name}", wear)
+               for name, wear in (("masks", wear_mask), ("occluders", wear_occluder))}
+    scored = {name: _painted_scores(examples, framer) for name, examples in painted.items()}
+    groups = {"all": np.flatnonzero(readable),
+              f"kept (|yaw| <= {max_yaw:g})": np.flatnonzero(readable & detected & (yaw <= max_yaw))}
+    for name, lo, hi in _yaw_bands(max_yaw):
+        groups[name] = np.flatnonzero(readable & detected & (yaw >= lo) & ((yaw < hi) | (hi >= 180)))
+    views = [KDEF_VIEW.search(p.name) for p in photos]
+    if all(views):
+        for view in ("S", "HL", "HR", "FL", "FR"):
+            groups[f"view {view}"] = np.flatnonzero(readable & np.array([v.group(1) == view for v in views]))
+    record = {"root": str(root), "kind": "posed", "split": split, "max_yaw": max_yaw, "holes_used": dict(Counter(used)),
+              "groups": {name: _posed_rates(idx, detected, flagged, scored) for name, idx in groups.items()},
+              "unreadable": _unreadable(framed),
+              "no_face": [str(photos[i]) for i in np.flatnonzero(~detected & readable)]}
+    index = np.flatnonzero(detected)
+    rank = {int(i): k for k, i in enumerate(index)}
+    misses = {"bare faces given a hole (kept angles)": [
+        _tile(crops[rank[i]], holes[rank[i]], f"yaw {yaw[i]:.0f}") for i in index if flagged[i] and yaw[i] <= max_yaw]}
+    for name, (images, hole, found, _) in scored.items():
+        misses[f"painted {name} not found"] = [_tile(images[k], hole[k], "") for k in np.flatnonzero(~found)]
+    return record, misses
+
+
+def _posed_photos(root: Path, split: str | None) -> list[Path]:
+    from unveil.data.faces import SPLITS as FACE_SPLITS
+    from unveil.data.sources import split_hint
+    from unveil.photo.read import labelled_photos
+
+    photos = [p for p, _ in labelled_photos(root)
+              if split is None or split_hint(p.relative_to(root).parts) == FACE_SPLITS.index(split)]
+    if not photos:
+        raise DataError(f"{root}: no photos{f' in its {split}/ folder' if split else ''}")
+    return photos
+
+
+def _painted_scores(examples, framer: FaceFramer):
+    """(crops, the hole found, found or not, {photo index: (IoU, mask pixels outside the hole)}) of painted
+    photos, the hole found as `predict --hole auto` finds it."""
+    from .predict import grow_hole
+
+    images = examples.images.unsqueeze(1).float().div(255).to(framer.device)
+    hole, found = framer.segmenter.find(images, precision=framer.precision)
+    hole = grow_hole(hole, framer.margin) > 0.5
+    truth = examples.target.unsqueeze(1).to(hole.device) > 0
+    iou = _iou(hole.float(), truth.float()).cpu().numpy()
+    outside = ((truth & ~hole).flatten(1).sum(1).float() / truth.flatten(1).sum(1).clamp_min(1)).cpu().numpy()
+    by_photo = {int(k): (float(i), float(o), bool(f)) for k, i, o, f in zip(examples.kinds, iou, outside, found.cpu())}
+    return images, hole.float(), found.cpu().numpy(), by_photo
+
+
+def _posed_rates(index: np.ndarray, detected: np.ndarray, flagged: np.ndarray, scored: dict) -> dict:
+    """One group of a posed set: its bare faces found and given a hole, and each painted kind's scores."""
+    found = detected[index]
+    out = {"photos": int(index.size), "bare_found": int(found.sum()), "bare_detection_rate": _ratio(int(found.sum()),
+                                                                                                   int(index.size)),
+           "bare_given_a_hole": _ratio(int(flagged[index].sum()), int(found.sum()))}
+    for name, (_, _, _, by_photo) in scored.items():
+        rows = [by_photo[int(i)] for i in index if int(i) in by_photo]
+        out[name] = {"painted_found": len(rows), "detection_rate": _ratio(len(rows), int(index.size)),
+                     "found_rate": _ratio(sum(r[2] for r in rows), len(rows)),
+                     "iou_mean": round(float(np.mean([r[0] for r in rows])), 4) if rows else None,
+                     "outside_hole": round(float(np.mean([r[1] for r in rows])), 4) if rows else None}
+    return out
+
+
 def _label_in_crop(pair, matrix: np.ndarray) -> np.ndarray:
     """The pixel label carried into the face's crop (resized to the photo first: labels may be stored smaller)."""
     label = read_hole_label(pair.label)
@@ -201,7 +303,18 @@ def markdown(report: dict) -> str:
     lines = [f"detector {report['detector']}, hole {report['hole']}, split {report['split'] or 'all'}", ""]
     for s in report["sets"]:
         lines += [f"### {s['root']} ({s['kind']})", ""]
-        if s["kind"] == "pixel labels":
+        if s["kind"] == "posed":
+            lines += ["| faces | photos | bare: detection | bare: given a hole | masks: detection | masks: found | "
+                      "masks: IoU | mask pixels outside the hole | occluders: detection | occluders: found | "
+                      "occluders: IoU |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+            for name, r in s["groups"].items():
+                m, o = r["masks"], r["occluders"]
+                lines.append(f"| {name} | {r['photos']} | {_pct(r['bare_detection_rate'])} | "
+                             f"{_pct(r['bare_given_a_hole'])} | {_pct(m['detection_rate'])} | "
+                             f"{_pct(m['found_rate'])} | {m['iou_mean']} | {_pct(m['outside_hole'])} | "
+                             f"{_pct(o['detection_rate'])} | "
+                             f"{_pct(o['found_rate'])} | {o['iou_mean']} |")
+        elif s["kind"] == "pixel labels":
             lines += ["| faces found | mask-hole rate | IoU mean | IoU median |", "|---|---|---|---|",
                       f"| {s['faces_found']}/{s['photos']} ({_pct(s['detection_rate'])}) | "
                       f"{_pct(s['mask_hole_rate'])} | "
@@ -229,4 +342,5 @@ def _pct(value: float | None) -> str:
 def check_roots(roots: list[str]) -> None:
     for root in roots:
         if not Path(root).is_dir():
-            raise DataError(f"{root}: not a folder (a with_mask/ + without_mask/ set, or images/ + masks/)")
+            raise DataError(f"{root}: not a folder (a with_mask/ + without_mask/ set, images/ + masks/, or class "
+                            f"folders of photos)")

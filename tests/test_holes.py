@@ -168,9 +168,53 @@ def test_eval_holes_names_a_folder_that_is_neither_kind(tmp_path, capsys):
     assert "no mask folders" in capsys.readouterr().err
 
 
-def test_a_tiny_hole_model_learns_presence_from_photos(sets, synthetic_faces, tmp_path, monkeypatch):
-    """Trained with a photos section on the fixture's sets, the presence head is trained and selected
-    on photo val scores, and the run records what it saw."""
+@pytest.fixture(scope="module")
+def posed(tmp_path_factory):
+    """Class folders of bare photos in split folders, as KDEF's: the sample photo as is and moved."""
+    rgb = sample_photo()[0]
+    root = tmp_path_factory.mktemp("posed")
+    moved = np.pad(np.asarray(Image.fromarray(rgb).resize((400, 400))), ((60, 40), (120, 80), (0, 0)), mode="edge")
+    for name, image in {"train/happy/a.png": rgb, "train/neutral/b.png": moved, "val/happy/c.png": rgb[:, ::-1],
+                        "val/neutral/d.png": moved[:, ::-1]}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.ascontiguousarray(image)).save(root / name)
+    return root
+
+
+def test_eval_holes_reports_posed_photos_per_head_angle(posed, tmp_path, capsys):
+    """Each photo bare, with a painted mask and behind a painted occluder, grouped by head angle."""
+    assert main(["eval-holes", str(posed), "--split", "val", "--device", "cpu", "--out", str(tmp_path / "o"),
+                 "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)["sets"]
+    assert record["kind"] == "posed" and record["split"] == "val"
+    everything, kept = record["groups"]["all"], record["groups"]["kept (|yaw| <= 50)"]
+    assert everything["photos"] == kept["photos"] == 2 and record["groups"]["|yaw| 0-15"]["photos"] == 2
+    assert everything["bare_given_a_hole"] == 0.0 and everything["masks"]["found_rate"] == 1.0
+    assert everything["masks"]["iou_mean"] > 0.6 and 0 <= everything["masks"]["outside_hole"] < 0.5
+    assert everything["occluders"]["detection_rate"] == 1.0 and everything["occluders"]["found_rate"] is not None
+    assert "| kept (|yaw| <= 50) | 2 |" in (tmp_path / "o" / "holes.md").read_text()
+
+
+def test_a_painted_hand_gets_a_hole_and_a_blurred_bare_face_none():
+    import cv2
+
+    from unveil.photo.masks import wear_occluder
+
+    rgb = sample_photo()[0]
+    framer = FaceFramer("auto", device="cpu")
+    face = max(framer.detector.detect(rgb), key=lambda f: f.score)
+    covered, cover = wear_occluder(rgb, face, ("hand",), seed=0)
+    _, hole, used = framer.frame(covered, max(framer.detector.detect(covered), key=lambda f: f.score))
+    assert used == "auto" and hole.mean() > 0.05 and not hole[..., :14, :].any()
+    line = np.full((1, 15), 1 / 15)   # a 15-pixel horizontal smear: a moving head
+    for blurred in (cv2.GaussianBlur(rgb, (0, 0), 4), cv2.filter2D(rgb, -1, line)):
+        found = max(framer.detector.detect(blurred), key=lambda f: f.score)
+        assert framer.frame(blurred, found)[2] == "auto (no mask found)"
+
+
+def test_a_tiny_hole_model_learns_presence_from_photos(sets, posed, synthetic_faces, tmp_path, monkeypatch):
+    """Trained with a photos section on the fixture's sets (posed photos and occluders included), the
+    presence head is trained and selected on photo val scores, and the run records what it saw."""
     from unveil.inpaint import segmenter_data
     from unveil.inpaint.segmenter import load_segmenter
     from unveil.inpaint.segmenter_train import SegmenterConfig, train_segmenter
@@ -181,10 +225,13 @@ def test_a_tiny_hole_model_learns_presence_from_photos(sets, synthetic_faces, tm
     cfg = from_dict(SegmenterConfig, {
         "device": "cpu", "data": {"limit": 256, "val_limit": 64},
         "model": {"args": {"widths": [8, 16, 32], "presence": True}},
-        "photos": {"masked_set": str(sets / "masks"), "pixel_set": str(sets / "pixels"), "painted": 1, "share": 0.5},
+        "masks": {"occluders": 0.3},
+        "photos": {"masked_set": str(sets / "masks"), "pixel_set": str(sets / "pixels"), "posed_set": str(posed),
+                   "painted": 1, "share": 0.5, "motion": 0.3},
         "train": {"epochs": 3, "batch_size": 32, "steps_per_epoch": 12, "select": "holes", "optim": {"lr": 0.01}}})
     history = train_segmenter(cfg, tmp_path / "run", faces=synthetic_faces)
     model = load_segmenter(tmp_path / "run" / "best")
     assert model.presence is not None and model.meta["photos"]["train_examples"] > 0
     assert history["select"] == "holes" and 0 <= history["best_score"] <= 1
-    assert {f"val_{k}" for k in ("found", "false", "photo_iou", "iou", "holes")} <= set(history["epochs"][-1])
+    assert {f"val_{k}" for k in ("found", "false", "photo_iou", "iou", "holes", "posed_false", "posed_found",
+                                 "occluder_found")} <= set(history["epochs"][-1])

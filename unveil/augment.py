@@ -77,7 +77,8 @@ def _erase(images: torch.Tensor, p: float, rand) -> torch.Tensor:
 class PhotoLike:
     """What sets a face cut out of a photo apart from a FER2013 crop, drawn per image: resampled from a
     smaller or a larger face (shrunk, then enlarged back), defocus blur, lighting (gamma, contrast) and
-    sensor noise. Images are float [N, C, H, W] in [0, 1]; every channel of an image gets the same draw.
+    sensor noise; with ``motion`` > 0, that share of the faces is also smeared along a line (a moving head
+    or camera). Images are float [N, C, H, W] in [0, 1]; every channel of an image gets the same draw.
     """
 
     resample: float = 2.5      # largest shrink factor
@@ -85,12 +86,18 @@ class PhotoLike:
     gamma: float = 0.5         # gamma drawn log-uniformly in [1 / (1 + gamma), 1 + gamma]
     contrast: float = 0.3      # contrast scaled by a factor in [1 - contrast, 1]
     noise: float = 0.03        # largest noise standard deviation
+    motion: float = 0.0        # share of faces given motion blur, 2 to `motion_length` pixels long
+    motion_length: float = 7.0
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         n, device = images.shape[0], images.device
         rand = lambda *shape: torch.rand(*shape, device=device, generator=generator)  # noqa: E731
         x = _resample(images, 1 + rand(n) * (self.resample - 1))
         x = _blur(x, rand(n) * self.blur)
+        if self.motion > 0:
+            moving = rand(n) < self.motion
+            length = torch.where(moving, 2 + rand(n) * (self.motion_length - 2), torch.zeros(n, device=device))
+            x = _motion_blur(x, length, rand(n) * math.pi)
         gamma = torch.exp((rand(n) * 2 - 1) * math.log1p(self.gamma)).view(n, 1, 1, 1)
         x = x.clamp(0, 1) ** gamma
         mean = x.mean((1, 2, 3), keepdim=True)
@@ -124,3 +131,19 @@ def _blur(images: torch.Tensor, sigma: torch.Tensor, radius: int = 3) -> torch.T
     x = F.conv2d(x, kernel.view(n * c, 1, 1, -1), groups=n * c)
     x = F.conv2d(x, kernel.view(n * c, 1, -1, 1), groups=n * c)
     return x.view(n, c, h, w)
+
+
+def _motion_blur(images: torch.Tensor, length: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Each image smeared along a line of `length` pixels (0: unchanged) at `angle` (radians), as one
+    grouped convolution with a per-image kernel."""
+    n, c, h, w = images.shape
+    radius = max(1, math.ceil(float(length.max()) / 2)) if n else 1
+    t = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
+    ys, xs = torch.meshgrid(t, t, indexing="ij")
+    cos, sin = torch.cos(angle).view(-1, 1, 1), torch.sin(angle).view(-1, 1, 1)
+    along, across = xs * cos + ys * sin, -xs * sin + ys * cos
+    kernel = ((across.abs() <= 0.5) & (along.abs() <= length.view(-1, 1, 1) / 2)).to(images.dtype)
+    kernel[:, radius, radius] = 1.0   # the centre pixel always: length 0 keeps the image
+    kernel = (kernel / kernel.sum((1, 2), keepdim=True)).repeat_interleave(c, 0)
+    x = F.pad(images.reshape(1, n * c, h, w), (radius,) * 4, mode="replicate")
+    return F.conv2d(x, kernel.unsqueeze(1), groups=n * c).view(n, c, h, w)

@@ -36,7 +36,8 @@ from .read import read_photo
 __all__ = ["FRAMING_VERSION", "FramedFace", "FramedPhotos", "frame_face", "frame_photos", "warp_to_crop"]
 
 FRAMING_VERSION = 3   # bump when detection, the choice of face or the alignment changes
-CACHED = ("crops", "matrices", "points", "scores", "sizes", "found", "readable")
+CACHED = ("crops", "matrices", "points", "scores", "sizes", "found", "readable", "poses")
+CACHE_LAYOUT = 2      # bump when CACHED changes (the faces framed stay the same: FRAMING_VERSION is not bumped)
 
 
 @dataclass
@@ -71,7 +72,8 @@ class FramedPhotos:
 
     Shape:
         crops: uint8 [N, 48, 48]; matrices: float64 [N, 2, 3] (photo -> crop); points: float32 [N, 5, 2]
-        (landmarks in the crop); scores, sizes: float32 [N]; found, readable: bool [N].
+        (landmarks in the crop); scores, sizes: float32 [N]; found, readable: bool [N]; poses: float32 [N, 3]
+        (yaw, pitch, roll in degrees, `unveil.photo.pose`; NaN where no face was found).
     """
 
     paths: list[str]
@@ -82,6 +84,7 @@ class FramedPhotos:
     sizes: torch.Tensor
     found: torch.Tensor
     readable: torch.Tensor
+    poses: torch.Tensor
     problems: list[str | None]
 
     def __len__(self) -> int:
@@ -111,7 +114,7 @@ def _frame_all(paths: list[str], detector, min_size: float, what: str) -> Framed
     crops, points = np.zeros((n, SIZE, SIZE), np.uint8), np.zeros((n, 5, 2), np.float32)
     matrices = np.zeros((n, 2, 3), np.float64)
     scores, sizes, found = np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, bool)
-    readable, problems = np.zeros(n, bool), [None] * n
+    readable, problems, poses = np.zeros(n, bool), [None] * n, np.full((n, 3), np.nan, np.float32)
     progress = _Progress(n, what)
     with one_cpu_thread(), ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
         for i, (best, problem, read) in enumerate(pool.map(lambda p: _frame_one(p, detector, min_size), paths)):
@@ -119,10 +122,11 @@ def _frame_all(paths: list[str], detector, min_size: float, what: str) -> Framed
             if best is not None:
                 crops[i], matrices[i], points[i] = best.crop, best.matrix, best.points
                 scores[i], sizes[i], found[i] = best.face.score, best.face.size, True
+                poses[i] = best.pose.yaw, best.pose.pitch, best.pose.roll
             progress.update(i + 1)
     return FramedPhotos(paths, torch.from_numpy(crops), torch.from_numpy(matrices), torch.from_numpy(points),
                         torch.from_numpy(scores), torch.from_numpy(sizes), torch.from_numpy(found),
-                        torch.from_numpy(readable), problems)
+                        torch.from_numpy(readable), torch.from_numpy(poses), problems)
 
 
 def _frame_one(path: str, detector, min_size: float) -> tuple[FramedFace | None, str | None, bool]:
@@ -160,7 +164,7 @@ class _Progress:
 
 def _cache_key(paths: list[str], detector, min_size: float) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps([FRAMING_VERSION, detector_settings(detector), min_size]).encode())
+    digest.update(json.dumps([FRAMING_VERSION, CACHE_LAYOUT, detector_settings(detector), min_size]).encode())
     for p in paths:
         digest.update(p.encode() + b"\0")
         try:

@@ -1,8 +1,10 @@
 """Putting a synthetic face mask on a real photo: the project's masks (`unveil.occlusion.face_mask`),
 drawn in the FER2013 frame of a detected face and mapped back onto the photo. Tests and the masked-photo
-test sets are made with it from photos of unmasked faces.
+test sets are made with it from photos of unmasked faces; other occluders (`unveil.occluders`: a hand, a
+tissue, a scarf, a phone) are put on the same way.
 
     masked, hole = wear_mask(rgb, face, styles=("surgical",), seed=3)
+    covered, hole = wear_occluder(rgb, face, styles=("hand",), seed=3)
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..occluders import OCCLUDER_STYLES, paint_occluder
 from ..occlusion import MASK_STYLES, face_mask
 from .align import fer_landmarks, similarity_transform
 from .mtcnn import Face
@@ -26,10 +29,21 @@ def wear_mask(rgb: np.ndarray, face: Face, styles=MASK_STYLES, seed: int = 0) ->
     Shape:
         rgb: uint8 [H, W, 3] -> (uint8 [H, W, 3], bool [H, W]).
     """
+    return _wear(rgb, face, lambda blank: face_mask(blank, styles, seed=seed))
+
+
+def wear_occluder(rgb: np.ndarray, face: Face, styles=OCCLUDER_STYLES, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The photo with a hand, a tissue, a scarf or a phone over `face`'s lower face (`paint_occluder`),
+    and its pixels; as `wear_mask`."""
+    return _wear(rgb, face, lambda blank: paint_occluder(blank, styles, seed=seed))
+
+
+def _wear(rgb: np.ndarray, face: Face, draw) -> tuple[np.ndarray, np.ndarray]:
+    """`draw`'s (paint, hole) on a blank face in the FER2013 frame, carried onto the photo over `face`."""
     size = 48 * DETAIL
     matrix = similarity_transform(face.landmarks[:2], fer_landmarks(size)[:2])  # photo -> mask frame
     blank = torch.full((1, 1, size, size), 0.5)
-    painted, hole = face_mask(blank, styles, seed=seed)
+    painted, hole = draw(blank)
     back = (rgb.shape[1], rgb.shape[0])
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     paint = cv2.warpAffine(painted[0, 0].numpy(), matrix, back, flags=flags, borderValue=0)
