@@ -49,9 +49,9 @@ INPAINTER = "inpainter_unet"   # the default generator: the shipped fusion is fi
 # cost of 0.04 (benchmarks/hole_reach.py, docs/real-faces.md); the choice is the hole-model issue's.
 HOLE_MARGIN = 0
 # Degrees of yaw beyond which a face is "turned away": its reading is reported but marked unreliable and left
-# out of summaries. Chosen on KDEF val (docs/real-faces.md): half between the median |yaw| of half profiles
-# (34) and full profiles (66) as `unveil.photo.pose` measures them; the readers lose most of their accuracy
-# on full profiles. --max-yaw changes it (90 keeps every face).
+# out of summaries. Chosen on KDEF val (benchmarks/head_pose.py, docs/turned-faces.md): half between the median
+# |yaw| of half profiles (33.5) and full profiles (65.5), 49.5, rounded; on full profiles the one reading of a
+# masked face falls to 25 % (71 % on frontal and half profiles). --max-yaw changes it (90 keeps every face).
 MAX_YAW = 50.0
 TURNED_AWAY = "turned away: unreliable"
 
@@ -256,7 +256,8 @@ def result_picture(rgb: np.ndarray, result: PhotoResult) -> Image.Image:
         shown = [face.crops["untouched"], face.crops["occluded"], face.crops["reconstructed"], face.crops["occluded"]]
         readings = [face.readings[n] for n in (*CROPS, "upper_half_reader")]
         rows.append([Tile(img, f"{r.top[0][0]} {r.top[0][1]:.2f}") for img, r in zip(shown, readings)])
-        labels.append(f"face {k}\n{face.hole.split(' ')[0]}")
+        pose = f"\nyaw {face.pose.yaw:+.0f}" if face.pose else ""
+        labels.append(f"face {k}\n{face.hole.split(' ')[0]}{pose}")
     columns = ["untouched (as taken)", "occluded (the hole)", "reconstructed", "upper-half reader"]
     crops = tile_grid(rows, labels, columns, scale=3, gap=6, label_width=64)
     photo = annotated_photo(rgb, [f.box for f in result.faces], [f.landmarks for f in result.faces],

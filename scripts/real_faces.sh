@@ -5,15 +5,19 @@
 #   STAGE=fit   bash scripts/real_faces.sh      # the fusion, on FER2013 PublicTest, KDEF val, ExpW val
 #   STAGE=val   bash scripts/real_faces.sh      # selection numbers: every val split, shipped vs new models
 #   STAGE=test  bash scripts/real_faces.sh      # the reported numbers: every test split, once
+# A reader not yet shipped: READER=runs/real-faces/reader/best for fit, val and test (the fusion fitted for it is
+# OUT/fusion/fusion, used by val and test whenever READER is given).
 set -euo pipefail
 OUT=${OUT:-runs/real-faces}
 DATA=${DATA:-../shared/data}
 VOTES=$DATA/ferplus/ferplus_votes.csv
+NEW=()
+if [ -n "${READER:-}" ]; then NEW=(--reader "$READER" --fusion "$OUT/fusion/fusion"); fi
 mkdir -p "$OUT"
 readings() {  # SPLIT NAME SOURCE OCCLUSION [ANGLES] [MODELS...]
   local split=$1 name=$2 source=$3 occ=$4 angles=$5; shift 5
   python benchmarks/photo_readings.py --data "$source" --split "$split" --occlusion "$occ" \
-    ${angles:+--angles "$angles"} --json "$OUT/$split-$name.json" "$@" | tee "$OUT/$split-$name.txt"
+    ${angles:+--angles "$angles"} --json "$OUT/$split-$name.json" "${NEW[@]}" "$@" | tee "$OUT/$split-$name.txt"
 }
 case "${STAGE:-}" in
   train)
@@ -21,7 +25,8 @@ case "${STAGE:-}" in
     unveil train-classifier --config configs/classifier_photos_reader.yaml --out "$OUT/reader" ${RESUME:-} ;;
   fit)
     unveil fit-fusion --data "$DATA/fer2013" --occlusion lower-half --data "photos:$DATA/kdef" \
-      --occlusion photo-mask --data "photos:$DATA/expw" --occlusion photo-mask --out "$OUT/fusion/fusion" ;;
+      --occlusion photo-mask --data "photos:$DATA/expw" --occlusion photo-mask ${READER:+--reader "$READER"} \
+      --out "$OUT/fusion/fusion" ;;
   val|test)
     split=$STAGE
     unveil eval-classifier classifier_photos --data "$DATA/fer2013" --split "$split" --votes "$VOTES" --n-boot 0 \
