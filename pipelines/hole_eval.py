@@ -158,7 +158,7 @@ KDEF_VIEW = re.compile(r"(S|HL|HR|FL|FR)\.\w+$")   # KDEF names end in the view:
 
 def _yaw_bands(max_yaw: float) -> list[tuple[str, float, float]]:
     edges = sorted({0.0, 15.0, 35.0, float(max_yaw), 180.0})
-    return [(f"|yaw| {lo:g}-{hi:g}" + (" (turned away)" if lo >= max_yaw else ""), lo, hi)
+    return [(f"yaw beyond {lo:g}° (turned away)" if lo >= max_yaw else f"yaw {lo:g}-{hi:g}°", lo, hi)
             for lo, hi in zip(edges, edges[1:])]
 
 
@@ -176,7 +176,7 @@ def _posed_set(root: Path, framer: FaceFramer, split: str | None, max_yaw: float
                for name, wear in (("masks", wear_mask), ("occluders", wear_occluder))}
     scored = {name: _painted_scores(examples, framer) for name, examples in painted.items()}
     groups = {"all": np.flatnonzero(readable),
-              f"kept (|yaw| <= {max_yaw:g})": np.flatnonzero(readable & detected & (yaw <= max_yaw))}
+              f"kept (yaw within {max_yaw:g}°)": np.flatnonzero(readable & detected & (yaw <= max_yaw))}
     for name, lo, hi in _yaw_bands(max_yaw):
         groups[name] = np.flatnonzero(readable & detected & (yaw >= lo) & ((yaw < hi) | (hi >= 180)))
     views = [KDEF_VIEW.search(p.name) for p in photos]
