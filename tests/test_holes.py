@@ -20,7 +20,7 @@ from unveil.photo.framing import frame_photos
 from unveil.photo.hole_sets import masked_photos, pixel_labelled, read_hole_label, split_of
 from unveil.photo.masks import wear_mask
 from unveil.pipelines.cli import main
-from unveil.pipelines.predict import FaceFramer, sample_photo
+from unveil.pipelines.predict import MAX_YAW, FaceFramer, sample_photo
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -187,12 +187,12 @@ def test_eval_holes_reports_posed_photos_per_head_angle(posed, tmp_path, capsys)
                  "--json"]) == 0
     (record,) = json.loads(capsys.readouterr().out)["sets"]
     assert record["kind"] == "posed" and record["split"] == "val"
-    everything, kept = record["groups"]["all"], record["groups"]["kept (yaw within 50°)"]
+    everything, kept = record["groups"]["all"], record["groups"][f"kept (yaw within {MAX_YAW:g}°)"]
     assert everything["photos"] == kept["photos"] == 2 and record["groups"]["yaw 0-15°"]["photos"] == 2
     assert everything["bare_given_a_hole"] == 0.0 and everything["masks"]["found_rate"] == 1.0
     assert everything["masks"]["iou_mean"] > 0.6 and 0 <= everything["masks"]["outside_hole"] < 0.5
     assert everything["occluders"]["detection_rate"] == 1.0 and everything["occluders"]["found_rate"] is not None
-    assert "| kept (yaw within 50°) | 2 |" in (tmp_path / "o" / "holes.md").read_text()
+    assert f"| kept (yaw within {MAX_YAW:g}°) | 2 |" in (tmp_path / "o" / "holes.md").read_text()
 
 
 def test_a_painted_hand_gets_a_hole_and_a_blurred_bare_face_none():

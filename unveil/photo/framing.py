@@ -37,7 +37,7 @@ __all__ = ["FRAMING_VERSION", "FramedFace", "FramedPhotos", "frame_face", "frame
 
 FRAMING_VERSION = 3   # bump when detection, the choice of face or the alignment changes
 CACHED = ("crops", "matrices", "points", "scores", "sizes", "found", "readable", "poses")
-CACHE_LAYOUT = 2      # bump when CACHED changes (the faces framed stay the same: FRAMING_VERSION is not bumped)
+CACHE_LAYOUT = 3      # bump when CACHED or the pose changes (the faces framed stay the same: FRAMING_VERSION is not)
 
 
 @dataclass

@@ -24,6 +24,9 @@ import numpy as np
 # tip; in LANDMARK_NAMES order: the photo's left eye, right eye, nose tip, left and right mouth corners.
 FACE_3D = np.array([[-32.0, -35.0, 30.0], [32.0, -35.0, 30.0], [0.0, 0.0, 0.0],
                     [-24.0, 30.0, 25.0], [24.0, 30.0, 25.0]])
+# The nose's sideways offset from the eyes' middle, in half eye spacings, is NOSE_REACH * tan(yaw) for FACE_3D
+# (30 mm of depth over 32 mm of half spacing).
+NOSE_REACH = 30.0 / 32.0
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,16 @@ def head_pose(landmarks: np.ndarray, shape: tuple[int, ...]) -> Pose:
     if not np.isfinite(points).all():
         raise ValueError(f"landmarks must be finite numbers, got {points.tolist()}")
     matrix = camera(shape)
-    # Start from a frontal face at the distance its eyes' spacing implies, so the iteration cannot settle
-    # behind the camera or on the mirrored solution.
-    spacing = max(float(np.linalg.norm(points[1] - points[0])), 1.0)
+    # Start at the distance the eyes' spacing implies, turned by the yaw the nose's offset from the eyes'
+    # middle suggests: started frontal, the iteration settles on a near-frontal solution for many full
+    # profiles, whose landmarks crowd together (KDEF val: 26 of 139 full profiles under 50 degrees, 15 so).
+    eyes = points[1] - points[0]
+    spacing = max(float(np.linalg.norm(eyes)), 1.0)
+    offset = float((points[2] - points[:2].mean(0)) @ eyes) / spacing / (spacing / 2)
+    turn = rotation(math.degrees(math.atan(offset / NOSE_REACH)), 0.0, 0.0)
     depth = matrix[0, 0] * 64.0 / spacing
     start = np.linalg.inv(matrix) @ np.array([*points[2], 1.0]) * depth
-    ok, rvec, _ = cv2.solvePnP(FACE_3D, points, matrix, None, np.zeros(3), start.reshape(3, 1),
+    ok, rvec, _ = cv2.solvePnP(FACE_3D, points, matrix, None, cv2.Rodrigues(turn)[0], start.reshape(3, 1),
                                useExtrinsicGuess=True, flags=cv2.SOLVEPNP_ITERATIVE)
     if not ok:
         return Pose(float("nan"), float("nan"), float("nan"))
