@@ -14,7 +14,7 @@ from unveil.inpaint.segmenter_train import MasksConfig, SegmenterConfig, masked,
 from unveil.shipped import shipped_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-README_IOU = 0.963  # README, "Your own photos": PrivateTest faces, masks drawn from seed 1, fp32
+README_IOU = 0.949  # docs/turned-faces.md: PrivateTest faces, masks and occluders drawn from seed 1, fp32
 
 
 def test_masks_come_with_bare_faces_and_a_stretched_range():
