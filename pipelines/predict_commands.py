@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"default {INPAINTER}, the one the shipped fusion was fitted for")
     p.add_argument("--hole", default="auto", choices=HOLES,
                    help="auto (default): the shipped hole model decides whether the face wears a mask and marks "
-                        "its pixels (trained on real and painted masks; see the README's photo section); "
+                        "its pixels (trained on real and painted masks, faces at every head angle and other "
+                        "occluders; see docs/photos.md and docs/turned-faces.md); "
                         "landmarks: placed from the nose and mouth points, as a mask would sit; lower-half: the "
                         "lower half of the aligned crop")
     p.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS.names(),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's FER2013 numbers: every shipped model on PrivateTest, on the CPU, once.
+# The FER2013 numbers of docs/models.md: every shipped model on PrivateTest, on the CPU, once.
 #
 #   DATA=../shared/data/fer2013 OUT=runs/fer-eval bash scripts/evaluate_fer_cpu.sh
 #

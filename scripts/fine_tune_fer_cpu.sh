@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fine-tuning on the CPU (README, "Training on a CPU"): the upper-half reader distilled from the judge,
+# Fine-tuning on the CPU (docs/training.md, "Training on a CPU"): the upper-half reader distilled from the judge,
 # and the judge itself. Each run selects on PublicTest and reads PrivateTest once at its end
 # (metrics.json). Wall times go to runs/fine-tune.log. The control (the reader fine-tuned the same way
 # without its teacher) is `--set loss.distill.teacher=null`.

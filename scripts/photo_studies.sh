@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The masked-FER studies on a photo data set (README, "Photo data sets"), with the shipped FER2013 models
+# The masked-FER studies on a photo data set (docs/photos.md, "Photo data sets"), with the shipped FER2013 models
 # (CPU, fp32): faces found and aligned from the photos (photos:DIR), masks painted on the photos.
 #   1. the detection rate per class (data info);
 #   2. compare with the lower-half hole and with photo-painted masks: the judge on full / occluded / each

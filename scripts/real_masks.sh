@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's figures on real masks (photo section), from ../shared/data/masked-faces (CPU):
+# The figures on real masks of docs/photos.md, from ../shared/data/masked-faces (CPU):
 #   1. the detector's settings, chosen on real-crops' val split (scripts/choose_detector.py);
 #   2. eval-holes on real-crops' TEST split: the shipped pipeline (RetinaFace + the hole model) and the one
 #      before it (MTCNN + the first segmenter);

@@ -2,7 +2,7 @@
 second, independently trained classifier (the judge: other seed, other architecture) read the right
 expression from the reconstructions; and the pipelines must notice when the judge is the guide.
 
-The route that measured a gain (benchmarks/inpainter_ablation.py, README "Loss ablation"): a generator
+The route that measured a gain (benchmarks/inpainter_ablation.py, docs/training.md, "Loss ablation"): a generator
 conditioned on an occluded-face classifier's reading of the upper half, and a *robust* guide
 (adversarially trained), whose gradients change the mouth rather than seed textures; the expression
 term ramps in over the first half of training. Both generators are trained identically (seed, steps,
@@ -77,7 +77,7 @@ def test_expression_loss_helps_an_independent_judge(synthetic_faces, classifiers
     mean_face = judged(create_inpainter("mean_face").fit(synthetic_faces.split("train").images))
     print({name: {m: round(r[m], 4) for m in ("accuracy", "psnr_hole", "ssim_hole")}
            for name, r in (("base", base), ("expr", expr), ("mean_face", mean_face))})
-    # Measured at this seed: 0.413 -> 0.493 (README, loss ablation: +5 to +20 points over seeds 0-2
+    # Measured at this seed: 0.413 -> 0.493 (docs/training.md, loss ablation: +5 to +20 points over seeds 0-2
     # with a plain guide; without the conditioning or the warm-up the term is mostly gamed).
     assert expr["accuracy"] - base["accuracy"] > 0.02, (base["accuracy"], expr["accuracy"])
     # The expression term must not wreck the reconstruction: a sharp mouth of the wrong class costs

@@ -147,7 +147,7 @@ def test_photo_mask_needs_photos_and_is_not_for_training_batches(faces):
 
 
 def test_split_folders_keep_their_splits(tmp_path):
-    """`DIR/{train,val,test}/<class>/<photo>`: each photo keeps the split its folder names (the README's
+    """`DIR/{train,val,test}/<class>/<photo>`: each photo keeps the split its folder names (docs/photos.md's
     layout), instead of the split folder being read as a class."""
     rgb = sample_photo()[0]
     layout = {"train/happy/a.png": rgb, "train/neutral/b.png": _canvas(rgb, 0.8, (100, 30)),

@@ -1,5 +1,5 @@
 """The mask segmenter behind `unveil predict --hole auto`: a tiny one learns the synthetic masks on the
-CPU, and the shipped one reaches the IoU the README reports."""
+CPU, and the shipped one reaches the IoU its sidecar and docs/turned-faces.md report."""
 
 from __future__ import annotations
 

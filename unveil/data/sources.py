@@ -312,7 +312,7 @@ def read_records(records: Iterable[Record], root: str, aliases: dict[str, str] |
         raise DataError(f"{root}: no images found (expected <class>/<image> folders, optionally under "
                         f"train/ val/ test/, with extensions {', '.join(sorted(IMAGE_EXTENSIONS))})")
     if large:
-        # Never silently: a photo squashed whole to 48x48 is mostly background (README, "Photo data sets").
+        # Never silently: a photo squashed whole to 48x48 is mostly background (docs/photos.md, "Photo data sets").
         print(f"note: {large} of {len(images)} images in {root} are {LARGE_IMAGE} px or larger; each is resized "
               f"whole to 48x48, which is right for face crops. If they are photos, read them as photos:{root} "
               f"to find and align each face.", file=sys.stderr)

@@ -5,7 +5,7 @@ landmarks), best score first, so alignment and everything after it never depend 
     detector = create_detector("mtcnn", score=0.9)  # the cascade Unveil used first
 
 - ``retinaface`` (default): RetinaFace-MobileNet0.25, one pass over the photo framed in a gray border.
-  It finds masked faces that MTCNN misses (README, "Your own photos": measured on real masked faces).
+  It finds masked faces that MTCNN misses (docs/photos.md: measured on real masked faces).
 - ``mtcnn``: the three-stage cascade; kept for comparison and for work that measured the FER2013
   frame with it (``scripts/measure_fer_frame.py``).
 """

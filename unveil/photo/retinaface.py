@@ -8,7 +8,7 @@ in fp16). Nothing is downloaded at run time.
 
 Why it is the default detector: on real masked faces it finds far more faces than MTCNN, whose
 cascade was trained on bare faces and whose R-Net and O-Net reject a face with no visible mouth (see
-the README's photo section for the measured recall on ``masked-faces/real-crops``).
+docs/photos.md for the measured recall on ``masked-faces/real-crops``).
 
 Each pass looks at the photo *framed*: a gray border of ``pad`` times the longer side is added, so a
 face cut by the photo's edge (a tight crop) still looks like a face in a scene, and the framed photo is
@@ -17,7 +17,7 @@ is 16 px) and at most ``max_side`` (large photos are shrunk, bounding the cost).
 until one finds a face: the default first pass is bordered, the second, only for photos where the
 first found nothing, is upsampled twice as far with no border (small faces in wide web photos).
 These settings were chosen on the validation split of real masked and bare photos
-(``scripts/choose_detector.py``; the README gives the table).
+(``scripts/choose_detector.py``; docs/photos.md gives the table).
 
 Coordinates: as ``Face`` (OpenCV's convention, pixel centres at integers).
 """
