@@ -244,11 +244,11 @@ def test_a_damaged_hole_examples_cache_is_built_again_and_said(tmp_path, monkeyp
         built.append(1)
         return HoleExamples(images, images > 100, torch.ones_like(images), torch.tensor([True, False]))
 
-    first = _cached("k" * 24, build)
+    first = _cached("k" * 24, build, "painted")
     (cache,) = tmp_path.glob("holes-*.safetensors")
     _flip(cache, cache.stat().st_size - 100)  # a pixel of `weight`, the last tensor
     capsys.readouterr()
-    again = _cached("k" * 24, build)
+    again = _cached("k" * 24, build, "painted")
     assert len(built) == 2 and "is stale or damaged" in capsys.readouterr().err
     assert torch.equal(again.weight, first.weight) and torch.equal(again.images, first.images)
 
