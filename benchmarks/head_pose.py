@@ -11,12 +11,12 @@ The limit is the midpoint between the half and the full profiles' median |yaw|. 
 from __future__ import annotations
 
 import argparse
-import json
 import re
 
 import numpy as np
 
 from unveil.data.faces import SPLITS
+from unveil.io import write_json
 from unveil.data.sources import split_hint
 from unveil.photo import create_detector
 from unveil.photo.framing import frame_photos
@@ -54,8 +54,7 @@ def main() -> int:
               f"p10 {r['yaw_p10']:6.1f}  p90 {r['yaw_p90']:6.1f}")
     print(f"median |yaw|: half profiles {half:.1f}, full profiles {full:.1f} -> limit {result['limit']}")
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(result, handle, indent=1)
+        write_json(args.json, result)
     return 0
 
 

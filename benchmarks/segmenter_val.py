@@ -15,6 +15,7 @@ import json
 
 import torch
 
+from unveil.io import write_json
 from unveil.inpaint.segmenter import load_segmenter
 from unveil.inpaint.segmenter_train import SegmenterTask, load_segmenter_config
 from unveil.runtime import pick_device
@@ -37,8 +38,7 @@ def main() -> int:
     if args.thresholds and task.val_photos is not None:
         sweep(model, task.val_photos, [float(t) for t in args.thresholds.split(",")])
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump({"segmenter": args.segmenter, "val": scores}, handle, indent=1)
+        write_json(args.json, {"segmenter": args.segmenter, "val": scores})
     return 0
 
 

@@ -47,7 +47,7 @@ from unveil.photo.hole_sets import masked_photos, pixel_labelled, read_hole_labe
 from unveil.photo.masks import wear_mask, wear_occluder
 from unveil.photo.read import read_photo
 
-__all__ = ["PhotosConfig", "HoleExamples", "photo_examples", "weak_labels"]
+__all__ = ["PhotosConfig", "HoleExamples", "photo_examples", "painted_photos", "weak_labels"]
 
 BUILD_VERSION = 1
 CORE_MARGIN = 3          # px eroded off the landmark hole: what is surely under a real mask
@@ -164,10 +164,21 @@ def _posed(cfg: PhotosConfig, split: str) -> list[HoleExamples]:
     n = int(keep.sum())
     bare = HoleExamples(framed.crops[keep], torch.zeros(n, 48, 48, dtype=torch.uint8),
                         torch.ones(n, 48, 48, dtype=torch.uint8), torch.zeros(n, dtype=torch.bool), ["posed-bare"] * n)
-    masks = _cached(_key("posed-masks", paths), lambda: paint_photos(paths, 1, f"{root.name} {split} masks"), "posed")
-    occluders = _cached(_key("posed-occluders", paths),
-                        lambda: paint_photos(paths, 1, f"{root.name} {split} occluders", wear_occluder), "occluder")
+    masks = painted_photos(paths, "masks", f"{root.name} {split}", kind="posed")
+    occluders = painted_photos(paths, "occluders", f"{root.name} {split}", kind="occluder")
     return [bare, masks, occluders]
+
+
+def painted_photos(paths: list[Path], what: str, where: str, kind: str | None = None) -> HoleExamples:
+    """Each photo once with a mask (`what` "masks") or another occluder ("occluders") painted on it
+    (`paint_photos`), cached by the photos' content: the hole model's training and `eval-holes` paint a set
+    once between them. `kinds` are `kind`, or without it the photos' indices in `paths`."""
+    wear = {"masks": wear_mask, "occluders": wear_occluder}[what]
+    return _cached(_key(f"posed-{what}", paths), lambda: paint_photos(paths, 1, f"{where} {what}", wear), kind)
+
+
+def _named(examples: HoleExamples, kind: str) -> HoleExamples:
+    return HoleExamples(examples.images, examples.target, examples.weight, examples.masked, [kind] * len(examples))
 
 
 def paint_photos(paths: list[Path], per_photo: int, what: str, wear=wear_mask,
@@ -234,14 +245,16 @@ def _key(kind: str, paths: list[Path], *extra) -> str:
     return digest.hexdigest()
 
 
-def _cached(key: str, build, kind: str) -> HoleExamples:
-    """Examples from the cache, or built and cached; every example named `kind`."""
+def _cached(key: str, build, kind: str | None = None) -> HoleExamples:
+    """Examples from the cache, or built and cached. `kind` names every example; without it the builder's
+    own `kinds` (photo indices) are kept, in the cache too (a cache written without them is built again)."""
     path = cache_dir() / f"holes-{key[:24]}.safetensors"
     names = ("images", "target", "weight", "masked")
     cached = read_cache(path, names, "hole-examples", "building the examples again")
-    if cached is not None:
-        t = cached[0]
-        return HoleExamples(t["images"], t["target"], t["weight"], t["masked"], [kind] * len(t["masked"]))
+    if cached is not None and (kind is not None or "kinds" in cached[1]):
+        t, meta = cached
+        return HoleExamples(t["images"], t["target"], t["weight"], t["masked"],
+                            [kind] * len(t["masked"]) if kind else json.loads(meta["kinds"]))
     examples = build()
-    write_cache(path, {k: getattr(examples, k) for k in names}, {}, "hole-examples")
-    return HoleExamples(examples.images, examples.target, examples.weight, examples.masked, [kind] * len(examples))
+    write_cache(path, {k: getattr(examples, k) for k in names}, {"kinds": json.dumps(examples.kinds)}, "hole-examples")
+    return _named(examples, kind) if kind else examples

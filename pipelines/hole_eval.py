@@ -13,7 +13,7 @@ the hole is found in one batch per set (`FaceFramer.holes`). Two kinds of set
   the label carried into the crop (a face where no mask was found has an empty hole: IoU 0), per group.
 - **posed photos** (class folders of bare faces, e.g. KDEF, split folders honoured): each photo bare, with
   a mask painted on it and behind a painted occluder (a hand, a tissue, a scarf, a phone;
-  `inpaint.segmenter_data.paint_photos`, detected and aligned again): per head angle (`unveil.photo.pose`'s
+  `inpaint.segmenter_data.painted_photos`, detected and aligned again, cached): per head angle (`unveil.photo.pose`'s
   yaw of the bare face, in bands; and per KDEF view, S HL HR FL FR, where the file names carry it) the
   bare faces given a hole, the painted faces found again by the detector, the masks and the occluders
   found, their IoU and the share of their pixels left outside the hole. Faces turned beyond `max_yaw` are
@@ -163,8 +163,7 @@ def _yaw_bands(max_yaw: float) -> list[tuple[str, float, float]]:
 
 
 def _posed_set(root: Path, framer: FaceFramer, split: str | None, max_yaw: float) -> tuple[dict, dict]:
-    from unveil.inpaint.segmenter_data import paint_photos
-    from unveil.photo.masks import wear_mask, wear_occluder
+    from unveil.inpaint.segmenter_data import painted_photos
 
     photos = _posed_photos(root, split)
     framed, crops, holes, used = _frame(photos, framer, f"{root.name} {split or 'all'}")
@@ -172,8 +171,7 @@ def _posed_set(root: Path, framer: FaceFramer, split: str | None, max_yaw: float
     flagged = np.zeros(len(photos), bool)
     flagged[detected] = [not u.startswith("auto (no mask") for u in used]
     yaw = framed.poses[:, 0].abs().numpy()
-    painted = {name: paint_photos(photos, 1, f"{root.name} {split or 'all'} {name}", wear)
-               for name, wear in (("masks", wear_mask), ("occluders", wear_occluder))}
+    painted = {name: painted_photos(photos, name, f"{root.name} {split or 'all'}") for name in ("masks", "occluders")}
     scored = {name: _painted_scores(examples, framer) for name, examples in painted.items()}
     groups = {"all": np.flatnonzero(readable),
               f"kept (yaw within {max_yaw:g}°)": np.flatnonzero(readable & detected & (yaw <= max_yaw))}

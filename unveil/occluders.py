@@ -100,10 +100,11 @@ def _hand(x, y, p, noise):
     gaps = torch.zeros_like(palm)
     for k, scale in enumerate((1.0, 1.1, 1.05, 0.85)):
         offset = (k - 1.5) * 3.2
-        bx, by = cx - fy * offset * 1.0 + fx * ry * 0.5, cy + fx * offset + fy * ry * 0.5
+        bx, by = cx - fy * offset + fx * ry * 0.5, cy + fx * offset + fy * ry * 0.5
         tip_x, tip_y = bx + fx * length * scale, by + fy * length * scale
-        fingers |= _capsule(x, y, bx, by, tip_x, tip_y, radius)
-        gaps |= _capsule(x, y, bx, by, tip_x, tip_y, radius) & ~_capsule(x, y, bx, by, tip_x, tip_y, radius * 0.6)
+        finger = _capsule(x, y, bx, by, tip_x, tip_y, radius)
+        fingers |= finger
+        gaps |= finger & ~_capsule(x, y, bx, by, tip_x, tip_y, radius * 0.6)   # each finger's shaded edge
     side = torch.where(p[8] < 0.5, -1.0, 1.0)
     thumb = _capsule(x, y, cx + side * rx * 0.8, cy + ry * 0.2, cx + side * (rx + 5), cy - 4, radius * 1.1)
     alpha = palm | fingers | thumb
