@@ -139,11 +139,17 @@ def answer(predictor: Predictor, name: str, data: bytes) -> dict:
 def photo_answer(predictor: Predictor, upload: Path, name: str) -> dict:
     rgb, _ = read_photo(upload)  # predict's own checks: a bomb, a truncated or an empty file each named
     result = predictor.predict(rgb, picture=upload.with_suffix(".result.png"), name=name)
-    faces = [{"reading": f.to_json()["reading"], "pose": f.to_json()["pose"], "box": f.box, "hole": f.hole,
-              "crops": {c: _png_url(f.crops[c]) for c in CROPS},
-              "readings": {r: v.probabilities for r, v in f.readings.items()}} for f in result.faces]
+    faces = [_face_answer(f) for f in result.faces]
     picture = _data_url(Path(result.picture).read_bytes(), "image/png") if result.picture else None
     return {"kind": "photo", "source": name, "picture": picture, "faces": faces, "errors": result.errors}
+
+
+def _face_answer(face) -> dict:
+    """One face for the page: predict's reading and pose, the box, the hole, the crops and every reading."""
+    record = face.to_json()
+    return {"reading": record["reading"], "pose": record["pose"], "box": face.box, "hole": face.hole,
+            "crops": {c: _png_url(face.crops[c]) for c in CROPS},
+            "readings": {r: v.probabilities for r, v in face.readings.items()}}
 
 
 def video_answer(predictor: Predictor, upload: Path, name: str) -> dict:

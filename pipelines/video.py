@@ -217,10 +217,11 @@ def annotate_frame(rgb: np.ndarray, faces: list) -> np.ndarray:
         lines = [f"face {face_id}"]
         if face.turned_away:
             lines.append(f"turned away (yaw {face.pose.yaw:+.0f})")
-        for name, label in (() if face.turned_away else (("one_reading", "reading"), ("reconstructed", "judge/recon"),
-                                                         ("upper_half_reader", "reader/occl"))):
-            row = probabilities[READINGS.index(name)]
-            lines.append(f"{label}: {CLASSES[int(row.argmax())]} {row.max():.2f}")
+        else:
+            for name, label in (("one_reading", "reading"), ("reconstructed", "judge/recon"),
+                                ("upper_half_reader", "reader/occl")):
+                row = probabilities[READINGS.index(name)]
+                lines.append(f"{label}: {CLASSES[int(row.argmax())]} {row.max():.2f}")
         for k, text in enumerate(lines):
             _label(out, text, (x0, y1 + 14 + 15 * k) if k else (x0, max(12, y0 - 5)), colour)
     return out
