@@ -75,12 +75,20 @@ class MaskSegmenter(nn.Module):
              precision: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
         """(the hole as float 0/1 [N, 1, H, W], 1 = hidden and all 0 where no mask was found; whether a
         mask was found, bool [N]), on the images' device, in eval mode."""
+        probability, masked = self.probabilities(images, precision)
+        return (probability > threshold).float(), masked
+
+    @torch.inference_mode()
+    def probabilities(self, images: torch.Tensor, precision: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
+        """(each pixel's probability of being hidden, float [N, 1, H, W], all 0 where no mask was found;
+        whether a mask was found, bool [N]), on the images' device, in eval mode."""
         device = next(self.parameters()).device
         with eval_mode(self), autocast(device, precision):
             logits, presence = self(images.to(device).float().contiguous(memory_format=torch.channels_last))
-        hole = (logits.float().sigmoid() > threshold).float()
-        masked = presence.float() > 0 if presence is not None else hole.mean((1, 2, 3)) >= MIN_AREA
-        return (hole * masked.view(-1, 1, 1, 1)).to(images.device), masked.to(images.device)
+        probability = logits.float().sigmoid()
+        area = (probability > 0.5).float().mean((1, 2, 3))
+        masked = presence.float() > 0 if presence is not None else area >= MIN_AREA
+        return (probability * masked.view(-1, 1, 1, 1)).to(images.device), masked.to(images.device)
 
     def predict(self, images: torch.Tensor, threshold: float = 0.5, precision: str = "auto") -> torch.Tensor:
         """The hole alone (see `find`)."""

@@ -51,6 +51,8 @@ from .losses import (ExpressionLoss, PerceptualLoss, discriminator_adversarial_l
                      masked_l1)
 from .stitch import stitch
 
+OWN_HOLE_SHARE = 0.5   # faces with a hole of their own (data.mix holes:) cut by it in half their batches
+
 
 def load_frozen(path: str | None, device: torch.device) -> tuple[nn.Module | None, dict | None]:
     """A frozen classifier (guide, conditioner or selector) and its identity record, or (None, None)."""
@@ -147,11 +149,23 @@ class InpaintTask:
             if self.augment is not None:
                 full = self.augment(full, generator=rng_device).clamp_(0, 1)
             occluded, hole = self.occlusion(full, seed=int(torch.randint(0, 2 ** 31 - 1, (1,), generator=rng)))
+            if self.train_faces.holes is not None:
+                occluded, hole = self._own_holes(full, occluded, hole, index, rng)
             with autocast(self.device, self.cfg.train.precision):
                 cond = conditioning(self.reader, occluded, self.cfg.model.conditioning_features)
             yield {"full": full, "occluded": occluded, "hole": hole, "labels": self.train_faces.labels[index],
                    "cond": cond, "progress": (epoch * self.steps_per_epoch + step) / (self.cfg.train.epochs *
                                                                                     self.steps_per_epoch)}
+
+    def _own_holes(self, full: torch.Tensor, occluded: torch.Tensor, hole: torch.Tensor, index: torch.Tensor,
+                   rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Faces that carry a hole of their own (`Faces.holes`: a mask painted on their photo) are cut by it
+        with probability OWN_HOLE_SHARE, in place of the drawn hole. Their hole is where the mask lay before
+        augmentation, so it shifts a little against the face, as a real mask sits differently each time."""
+        own = self.train_faces.holes[index].unsqueeze(1).to(full.dtype)
+        coin = torch.rand(len(index), generator=rng).to(full.device) < OWN_HOLE_SHARE
+        pick = (coin & (own.flatten(1).amax(1) > 0)).view(-1, 1, 1, 1)
+        return torch.where(pick, full * (1 - own), occluded), torch.where(pick, own, hole)
 
     def step(self, batch: dict) -> Iterator[tuple[str, torch.Tensor, dict]]:
         with autocast(self.device, self.cfg.train.precision):

@@ -9,14 +9,15 @@ the hole is found in one batch per set (`FaceFramer.holes`). Two kinds of set
 - **masked / bare folders**: per class, the share of photos with a face found (detection rate) and,
   of the faces found, the share given a mask hole (the mask-found rate on masked faces, the
   false-mask rate on bare ones); per origin where a manifest names them.
-- **pixel-labelled photos**: the detection rate, the mask-found rate and the IoU of the hole used with
-  the label carried into the crop (a face where no mask was found has an empty hole: IoU 0), per group.
+- **pixel-labelled photos**: the detection rate, the mask-found rate, the IoU of the hole model's mask with
+  the label carried into the crop (a face where no mask was found has an empty hole: IoU 0) and the share
+  of the label's pixels left outside the hole `predict` cuts (the mask widened to its rim), per group.
 - **posed photos** (class folders of bare faces, e.g. KDEF, split folders honoured): each photo bare, with
   a mask painted on it and behind a painted occluder (a hand, a tissue, a scarf, a phone;
   `inpaint.segmenter_data.painted_photos`, detected and aligned again, cached): per head angle (`unveil.photo.pose`'s
   yaw of the bare face, in bands; and per KDEF view, S HL HR FL FR, where the file names carry it) the
   bare faces given a hole, the painted faces found again by the detector, the masks and the occluders
-  found, their IoU and the share of their pixels left outside the hole. Faces turned beyond `max_yaw` are
+  found, their IoU and the share of their pixels left outside the hole cut. Faces turned beyond `max_yaw` are
   reported apart: `predict` marks their readings unreliable.
 
 The misses are drawn (`misses.png`): masked faces without a mask hole, bare faces with one, the
@@ -73,15 +74,16 @@ def evaluate_holes(roots: list[str | Path], framer: FaceFramer, split: str | Non
 
 
 def _frame(paths: list[Path], framer: FaceFramer, what: str):
-    """(framed photos, crops of the faces found [K, 1, 48, 48] on the device, their holes, the hole modes used).
+    """(framed photos, crops of the faces found [K, 1, 48, 48] on the device, the hole model's masks, the holes
+    `predict` cuts (the masks widened to their rim), the hole modes used).
     A photo that cannot be read is named on stderr: it is left out of the rates, not counted as a miss."""
     framed = frame_photos(paths, framer.detector, min_size=SEARCH_FACE, what=what)
     for problem in _unreadable(framed):
         print(f"warning: {problem}; left out", file=sys.stderr)
     found = framed.found
     crops = framed.crops[found].unsqueeze(1).float().div(255).to(framer.device)
-    holes, used = framer.holes(crops, framed.points[found])
-    return framed, crops, holes, used
+    masks, used = framer.holes(crops, framed.points[found], grown=False)
+    return framed, crops, masks, framer.holes(crops, framed.points[found])[0], used
 
 
 def _rates(masked: np.ndarray, detected: np.ndarray, flagged: np.ndarray) -> dict:
@@ -102,7 +104,7 @@ def _ratio(a: int, b: int) -> float | None:
 
 def _masked_set(root: Path, framer: FaceFramer, split: str | None) -> tuple[dict, dict]:
     photos = masked_photos(root, split)
-    framed, crops, holes, used = _frame([p.path for p in photos], framer, f"{root.name} {split or 'all'}")
+    framed, crops, holes, _, used = _frame([p.path for p in photos], framer, f"{root.name} {split or 'all'}")
     detected, readable = framed.found.numpy(), framed.readable.numpy()
     flagged = np.zeros(len(photos), bool)
     flagged[detected] = [not u.startswith("auto (no mask") for u in used]
@@ -130,21 +132,23 @@ def _masked_set(root: Path, framer: FaceFramer, split: str | None) -> tuple[dict
 
 def _pixel_set(root: Path, framer: FaceFramer) -> tuple[dict, dict]:
     pairs = pixel_labelled(root)
-    framed, crops, holes, used = _frame([p.image for p in pairs], framer, root.name)
+    framed, crops, holes, cuts, used = _frame([p.image for p in pairs], framer, root.name)
     detected, readable = framed.found.numpy(), framed.readable.numpy()
     truth = torch.stack([torch.from_numpy(_label_in_crop(pairs[i], framed.matrices[i].numpy()))
                          for i in np.flatnonzero(detected)]).unsqueeze(1).to(holes.device) if detected.any() else holes
-    iou = _iou(holes, truth)
+    iou, outside = _iou(holes, truth), _outside(cuts, truth)
     flagged = np.array([not u.startswith("auto (no mask") for u in used], bool)
     record = {"root": str(root), "kind": "pixel labels", "photos": int(readable.sum()),
               "faces_found": int(detected.sum()), "detection_rate": _ratio(int(detected.sum()), int(readable.sum())),
               "holes_used": dict(Counter(used)), "mask_hole_rate": _ratio(int(flagged.sum()), int(detected.sum())),
-              **_iou_summary(iou), "by_group": {}, "unreadable": _unreadable(framed)}
+              **_iou_summary(iou), **_outside_summary(outside), "by_group": {},
+              "unreadable": _unreadable(framed)}
     groups = defaultdict(list)
     for k, i in enumerate(np.flatnonzero(detected)):
         groups[pairs[i].group].append(k)
     for group, idx in sorted(groups.items()):
-        record["by_group"][group] = {"faces": len(idx), **_iou_summary(iou[idx])}
+        record["by_group"][group] = {"faces": len(idx), **_iou_summary(iou[idx]),
+                                     **_outside_summary(outside[idx])}
     worst = np.argsort(iou.cpu().numpy(), kind="stable")[:MISSES_SHOWN]
     found_pairs = [pairs[i] for i in np.flatnonzero(detected)]
     misses = {"lowest IoU (tinted: the hole used; caption: IoU)": [
@@ -166,7 +170,7 @@ def _posed_set(root: Path, framer: FaceFramer, split: str | None, max_yaw: float
     from unveil.inpaint.segmenter_data import painted_photos
 
     photos = _posed_photos(root, split)
-    framed, crops, holes, used = _frame(photos, framer, f"{root.name} {split or 'all'}")
+    framed, crops, holes, _, used = _frame(photos, framer, f"{root.name} {split or 'all'}")
     detected, readable = framed.found.numpy(), framed.readable.numpy()
     flagged = np.zeros(len(photos), bool)
     flagged[detected] = [not u.startswith("auto (no mask") for u in used]
@@ -207,18 +211,14 @@ def _posed_photos(root: Path, split: str | None) -> list[Path]:
 
 
 def _painted_scores(examples, framer: FaceFramer):
-    """(crops, the hole found, found or not, {photo index: (IoU, mask pixels outside the hole)}) of painted
-    photos, the hole found as `predict --hole auto` finds it."""
-    from .predict import grow_hole
-
+    """(crops, the hole model's mask, found or not, {photo index: (IoU of the mask, mask pixels outside the
+    hole cut)}) of painted photos, found as `predict --hole auto` finds them."""
     images = examples.images.unsqueeze(1).float().div(255).to(framer.device)
-    hole, found = framer.segmenter.find(images, precision=framer.precision)
-    hole = grow_hole(hole, framer.margin) > 0.5
-    truth = examples.target.unsqueeze(1).to(hole.device) > 0
-    iou = _iou(hole.float(), truth.float()).cpu().numpy()
-    outside = ((truth & ~hole).flatten(1).sum(1).float() / truth.flatten(1).sum(1).clamp_min(1)).cpu().numpy()
+    hole, cut, found = framer.auto_holes(images)
+    truth = examples.target.unsqueeze(1).to(hole.device).float()
+    iou, outside = _iou(hole, truth).cpu().numpy(), _outside(cut, truth).cpu().numpy()
     by_photo = {int(k): (float(i), float(o), bool(f)) for k, i, o, f in zip(examples.kinds, iou, outside, found.cpu())}
-    return images, hole.float(), found.cpu().numpy(), by_photo
+    return images, hole, found.cpu().numpy(), by_photo
 
 
 def _posed_rates(index: np.ndarray, detected: np.ndarray, flagged: np.ndarray, scored: dict) -> dict:
@@ -250,6 +250,17 @@ def _iou(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     pred, truth = pred.flatten(1) > 0.5, truth.flatten(1) > 0.5
     inter, union = (pred & truth).sum(1).float(), (pred | truth).sum(1).float()
     return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+
+def _outside(cut: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Per face, the share of mask pixels (truth) left outside the hole `predict` cuts: a rim left visible is
+    copied into the face by the generators."""
+    cut, truth = cut.flatten(1) > 0.5, truth.flatten(1) > 0.5
+    return (truth & ~cut).sum(1).float() / truth.sum(1).clamp_min(1).float()
+
+
+def _outside_summary(outside: torch.Tensor) -> dict:
+    return {"outside_hole": round(float(outside.mean()), 4) if len(outside) else None}
 
 
 def _iou_summary(iou: torch.Tensor) -> dict:
@@ -313,12 +324,15 @@ def markdown(report: dict) -> str:
                              f"{_pct(o['detection_rate'])} | "
                              f"{_pct(o['found_rate'])} | {o['iou_mean']} |")
         elif s["kind"] == "pixel labels":
-            lines += ["| faces found | mask-hole rate | IoU mean | IoU median |", "|---|---|---|---|",
+            lines += ["| faces found | mask-hole rate | IoU mean | IoU median | mask pixels outside the hole |",
+                      "|---|---|---|---|---|",
                       f"| {s['faces_found']}/{s['photos']} ({_pct(s['detection_rate'])}) | "
                       f"{_pct(s['mask_hole_rate'])} | "
-                      f"{s['iou_mean']} | {s['iou_median']} |", ""]
-            lines += ["| group | faces | IoU mean | IoU median |", "|---|---|---|---|"]
-            lines += [f"| {g} | {r['faces']} | {r['iou_mean']} | {r['iou_median']} |" for g, r in s["by_group"].items()]
+                      f"{s['iou_mean']} | {s['iou_median']} | {_pct(s['outside_hole'])} |", ""]
+            lines += ["| group | faces | IoU mean | IoU median | mask pixels outside the hole |",
+                      "|---|---|---|---|---|"]
+            lines += [f"| {g} | {r['faces']} | {r['iou_mean']} | {r['iou_median']} | {_pct(r['outside_hole'])} |"
+                      for g, r in s["by_group"].items()]
         else:
             lines += ["| faces | photos | detection rate | faces given a mask hole |", "|---|---|---|---|"]
             for name in ("masked", "bare"):

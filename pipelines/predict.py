@@ -44,10 +44,13 @@ SEARCH_FACE = 20       # px: faces are searched from this size, so a small one i
 NO_SHAPE = 0.02        # `auto`: a mask found whose marked pixels cover under 2 % of the crop gets the landmark hole
 CROPS = ("untouched", "occluded", "reconstructed")
 INPAINTER = "inpainter_unet"   # the default generator: the shipped fusion is fitted for its reconstructions
-# px the hole model's hole is grown by towards the mask's rim (a rim left visible is copied into the face by
-# the generators). 0 for now: on KDEF val 1 px cut the mask pixels left outside from 12.6 to 5.0 % at an IoU
-# cost of 0.04 (benchmarks/hole_reach.py, docs/real-faces.md); the choice is the hole-model issue's.
-HOLE_MARGIN = 0
+# The hole cut for the generators reaches the mask's rim (a rim left visible is copied into the face): the pixels
+# the hole model gives a probability above CUT_THRESHOLD, grown by HOLE_MARGIN px. Chosen on KDEF val with masks
+# painted on the photos (benchmarks/hole_reach.py, docs/real-faces.md): mask pixels left outside the hole 0.66 %
+# (4.04 % with the mask itself), hole area 37.5 % of the crop (28.9 %); 2 px at 0.5 would hide 41.5 %.
+# The hole model's own mask (its IoU, and whether a face wears a mask at all) is unchanged.
+CUT_THRESHOLD = 0.1
+HOLE_MARGIN = 1
 # Degrees of yaw beyond which a face is "turned away": its reading is reported but marked unreliable and left
 # out of summaries. Chosen on KDEF val (benchmarks/head_pose.py, docs/turned-faces.md): half between the median
 # |yaw| of half profiles (33.5) and full profiles (64.2), 48.9, rounded; there it keeps 208 of the 210 straight
@@ -115,13 +118,13 @@ class FaceFramer:
 
     def __init__(self, hole: str = "auto", segmenter: str = "segmenter", checkpoints: str | Path | None = None,
                  device: str | torch.device = "auto", precision: str = "auto", detector: str = DEFAULT_DETECTOR,
-                 min_face: float = MIN_USABLE_FACE, margin: int = HOLE_MARGIN):
+                 min_face: float = MIN_USABLE_FACE, margin: int = HOLE_MARGIN, cut_threshold: float = CUT_THRESHOLD):
         if hole not in HOLES:
             raise UnveilError(f"unknown hole {hole!r}; choose one of {', '.join(HOLES)}")
         if isinstance(min_face, bool) or not isinstance(min_face, (int, float)) or min_face < SEARCH_FACE:
             raise UnveilError(f"--min-face must be a number of pixels >= {SEARCH_FACE}, got {min_face!r}")
         self.device, self.precision, self.hole_mode, self.min_face = pick_device(device), precision, hole, min_face
-        self.margin = margin
+        self.margin, self.cut_threshold = margin, cut_threshold
         self.detector = create_detector(detector, min_face=SEARCH_FACE, device=self.device)
         self.segmenter = load_segmenter(segmenter, self.device, checkpoints) if hole == "auto" else None
 
@@ -146,9 +149,10 @@ class FaceFramer:
         holes, used = self.holes(full, torch.from_numpy(framed.points)[None])
         return full, holes, used[0]
 
-    def holes(self, crops: torch.Tensor, points: torch.Tensor) -> tuple[torch.Tensor, list[str]]:
+    def holes(self, crops: torch.Tensor, points: torch.Tensor, grown: bool = True) -> tuple[torch.Tensor, list[str]]:
         """The holes of aligned crops [N, 1, 48, 48] (float 0..1, on the device) with their landmarks in the
-        crop [N, 5, 2], in one batch: (holes [N, 1, 48, 48], the hole mode used per face)."""
+        crop [N, 5, 2], in one batch: (holes [N, 1, 48, 48], the hole mode used per face). The hole model's
+        mask is widened to the mask's rim (`CUT_THRESHOLD`, `HOLE_MARGIN`); ``grown=False`` gives the mask itself."""
         n = len(crops)
         if self.hole_mode == "lower-half":
             return lower_half_hole().to(self.device).expand(n, -1, -1, -1).clone(), ["lower-half"] * n
@@ -156,13 +160,18 @@ class FaceFramer:
             crops.new_zeros(0, 1, *crops.shape[-2:])
         if self.hole_mode == "landmarks":
             return shaped, ["landmarks"] * n
-        holes, masked = self.segmenter.find(crops, precision=self.precision)
-        holes = grow_hole(holes, self.margin)
-        no_shape = masked & (holes.mean((1, 2, 3)) < NO_SHAPE)
-        holes = torch.where(no_shape.view(-1, 1, 1, 1), shaped, holes)
+        mask, cut, masked = self.auto_holes(crops)
+        no_shape = masked & (mask.mean((1, 2, 3)) < NO_SHAPE)
+        holes = torch.where(no_shape.view(-1, 1, 1, 1), shaped, cut if grown else mask)
         used = ["auto (mask found, landmark shape)" if s else "auto" if m else "auto (no mask found)"
                 for m, s in zip(masked.tolist(), no_shape.tolist())]
         return holes, used
+
+    def auto_holes(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The hole model on aligned crops [N, 1, 48, 48]: (its mask, the hole cut: the mask widened to its rim,
+        both float 0/1 [N, 1, 48, 48] and all 0 where no mask was found; whether a mask was found, bool [N])."""
+        probability, masked = self.segmenter.probabilities(crops, self.precision)
+        return (probability > 0.5).float(), grow_hole((probability > self.cut_threshold).float(), self.margin), masked
 
 
 def grow_hole(holes: torch.Tensor, margin: int) -> torch.Tensor:

@@ -201,3 +201,24 @@ def test_a_mix_part_can_wear_masks_painted_on_its_photos(tmp_path, capsys):
         DataConfig(mix=parts).check_bare("train-inpainter")
     with pytest.raises(ValueError, match="unknown occlusion kind"):
         MixPart(f"photos:{tmp_path}", wear="scarf")
+
+
+def test_a_mix_part_can_carry_the_holes_masks_painted_on_its_photos_make(tmp_path):
+    """`holes: photo-mask`: the faces stay bare, each carrying the hole its painted mask covers (for the
+    generators, whose truth is the bare face); `wear` and `holes` together are refused."""
+    from unveil.data.mix import MixPart, load_mix
+
+    rgb = sample_photo()[0]
+    for name, image in {"train/happy/a.png": rgb, "val/happy/c.png": np.ascontiguousarray(rgb[:, ::-1])}.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(tmp_path / name)
+    bare = load_faces(f"photos:{tmp_path}")
+    faces = load_mix([MixPart("synthetic:n=40", name="synthetic"),
+                      MixPart(f"photos:{tmp_path}", name="photos", holes="photo-mask:styles=surgical")])
+    _, hole = Occlusion.parse("photo-mask:styles=surgical").over_faces(bare)
+    photos = faces.part("photos")
+    assert torch.equal(photos.images, bare.images) and photos.worn is None
+    assert torch.equal(photos.holes.unsqueeze(1).float(), hole) and photos.holes[:, 30:40].any()
+    assert not faces.part("synthetic").holes.any()
+    with pytest.raises(ValueError, match="not both"):
+        MixPart(f"photos:{tmp_path}", wear="photo-mask", holes="photo-mask")

@@ -39,6 +39,9 @@ class Faces:
     # Faces that already wear their occlusion (a part with `wear`, e.g. masks painted on their photos), bool [N]:
     # a training condition shows them as they are instead of cutting another hole.
     worn: torch.Tensor | None = field(default=None, repr=False)
+    # Bare faces that carry a hole of their own (a part with `holes`: the pixels a mask painted on the face's
+    # photo covers), uint8 [N, 48, 48], all 0 where a face has none: generators learn to fill that shape too.
+    holes: torch.Tensor | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -59,12 +62,14 @@ class Faces:
         idx = index.tolist()
         return replace(self, images=self.images[index], labels=self.labels[index],
                        splits=self.splits[index], ids=[self.ids[i] for i in idx],
-                       origin=_take(self.origin, index), soft=_take(self.soft, index), worn=_take(self.worn, index))
+                       origin=_take(self.origin, index), soft=_take(self.soft, index), worn=_take(self.worn, index),
+                       holes=_take(self.holes, index))
 
     def to(self, device: torch.device | str) -> "Faces":
         return replace(self, images=self.images.to(device), labels=self.labels.to(device),
                        splits=self.splits.to(device), origin=_moved(self.origin, device),
-                       soft=_moved(self.soft, device), worn=_moved(self.worn, device))
+                       soft=_moved(self.soft, device), worn=_moved(self.worn, device),
+                       holes=_moved(self.holes, device))
 
     def part(self, name: str) -> "Faces":
         """The faces of one part of a data mix, by its name (`origins`)."""

@@ -20,6 +20,10 @@ that needs more than the crop draws it (``photo-mask``: a mask painted on each f
 Each face appears twice: as the camera shows it (the mask's paint) and as `unveil predict` cuts it (the
 hole at 0, less the one-pixel rim of the mask that the hole model leaves visible; `benchmarks/hole_reach.py`).
 `Faces.worn` marks them; a training condition shows them as they are instead of cutting another hole.
+
+Holes of their own (`holes`), for generators: a part's faces stay bare, each carrying the hole that the same
+painting covers (`Faces.holes`), so a generator learns to fill the shape a mask on a photo makes, with the
+bare face as its truth.
 """
 
 from __future__ import annotations
@@ -52,16 +56,21 @@ class MixPart:
     name: str = ""             # how reports name it; default: the source's folder name
     votes: str | None = None   # a FER+ votes CSV (file, ..., neutral, happiness, ..., NF): train on soft labels
     wear: str | None = None    # an occlusion the faces wear, fixed per face (photo-mask: painted on the photos)
+    holes: str | None = None   # bare faces, each carrying the hole that occlusion makes on it (for generators)
 
     def __post_init__(self):
         if not self.source:
             raise ValueError("each data.mix part needs a source")
         if not self.weight > 0:
             raise ValueError(f"data.mix weight must be > 0, got {self.weight} for {self.source}")
-        if self.wear is not None:
-            from ..occlusion import Occlusion
+        if self.wear is not None and self.holes is not None:
+            raise ValueError(f"data.mix part {self.source}: give wear (faces occluded) or holes (bare faces with "
+                             f"a hole each), not both")
+        from ..occlusion import Occlusion
 
-            Occlusion.parse(self.wear)   # a bad occlusion is named when the config is read, not after loading
+        for occlusion in (self.wear, self.holes):
+            if occlusion is not None:
+                Occlusion.parse(occlusion)   # a bad occlusion is named when the config is read, not after loading
 
     def label(self) -> str:
         return self.name or Path(self.source.removeprefix("photos:").rstrip("/")).name or self.source
@@ -84,6 +93,8 @@ def load_mix(parts: list[MixPart], normalize: bool = True) -> Faces:
             faces, soft = _drop_from_training(faces, soft, keep)
         if part.wear:
             faces, soft = wear_faces(faces, part.wear), torch.cat([soft, soft])
+        if part.holes:
+            faces = replace(faces, holes=painted(faces, part.holes)[1][:, 0].byte())
         loaded.append((faces, soft, torch.full((len(faces),), k, dtype=torch.long)))
     return Faces(images=torch.cat([f.images for f, _, _ in loaded]), labels=torch.cat([f.labels for f, _, _ in loaded]),
                  splits=torch.cat([f.splits for f, _, _ in loaded]), ids=[f"{names[o]}:{i}" for o, (f, _, _) in
@@ -94,7 +105,8 @@ def load_mix(parts: list[MixPart], normalize: bool = True) -> Faces:
                  origin=torch.cat([o for _, _, o in loaded]), origins=tuple(names),
                  shares=tuple(p.weight for p in parts),
                  soft=torch.cat([s for _, s, _ in loaded]) if any(p.votes for p in parts) else None,
-                 worn=torch.cat([_worn(f) for f, _, _ in loaded]) if any(p.wear for p in parts) else None)
+                 worn=torch.cat([_worn(f) for f, _, _ in loaded]) if any(p.wear for p in parts) else None,
+                 holes=torch.cat([_holes(f) for f, _, _ in loaded]) if any(p.holes for p in parts) else None)
 
 
 WEAR_VERSION = 1   # bump when how worn faces are made changes, so their cache is not reused
@@ -103,7 +115,18 @@ WEAR_VERSION = 1   # bump when how worn faces are made changes, so their cache i
 def wear_faces(faces: Faces, occlusion: str) -> Faces:
     """`faces` wearing `occlusion` (drawn once per face with its seed and the face's id), each face twice:
     as painted, then with the hole at 0 but its one-pixel rim left as painted (``#cut`` ids), as `predict`
-    shows a masked face to the reader. Cached by the faces' fingerprint and the occlusion."""
+    shows a masked face to the reader."""
+    paint, hole = painted(faces, occlusion)
+    inner = 1 - torch.nn.functional.max_pool2d(1 - hole, 3, 1, 1)   # the hole less its one-pixel rim
+    cut = torch.where(inner > 0, torch.zeros_like(paint), paint)
+    both = faces.select(torch.cat([torch.arange(len(faces))] * 2))
+    return replace(both, images=torch.cat([paint, cut])[:, 0], ids=faces.ids + [f"{i}#cut" for i in faces.ids],
+                   worn=torch.ones(2 * len(faces), dtype=torch.bool))
+
+
+def painted(faces: Faces, occlusion: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """`faces` under `occlusion` drawn once per face (`Occlusion.over_faces`): (painted uint8 [N, 1, 48, 48],
+    hole float 0/1 [N, 1, 48, 48]). Cached by the faces' fingerprint and the occlusion."""
     from ..occlusion import Occlusion
     from . import cache_dir, read_cache, write_cache
 
@@ -112,19 +135,18 @@ def wear_faces(faces: Faces, occlusion: str) -> Faces:
     path = cache_dir() / f"worn-{key[:24]}.safetensors"
     cached = read_cache(path, ("painted", "hole"), "worn faces", "painting them again")
     if cached is None:
-        painted, hole = occ.over_faces(faces)
-        cached = ({"painted": painted.mul(255).round().byte(), "hole": hole.byte()}, {})
+        paint, hole = occ.over_faces(faces)
+        cached = ({"painted": paint.mul(255).round().byte(), "hole": hole.byte()}, {})
         write_cache(path, *cached, "worn faces")
-    painted, hole = cached[0]["painted"], cached[0]["hole"].float()
-    inner = 1 - torch.nn.functional.max_pool2d(1 - hole, 3, 1, 1)   # the hole less its one-pixel rim
-    cut = torch.where(inner > 0, torch.zeros_like(painted), painted)
-    both = faces.select(torch.cat([torch.arange(len(faces))] * 2))
-    return replace(both, images=torch.cat([painted, cut])[:, 0], ids=faces.ids + [f"{i}#cut" for i in faces.ids],
-                   worn=torch.ones(2 * len(faces), dtype=torch.bool))
+    return cached[0]["painted"], cached[0]["hole"].float()
 
 
 def _worn(faces: Faces) -> torch.Tensor:
     return faces.worn if faces.worn is not None else torch.zeros(len(faces), dtype=torch.bool)
+
+
+def _holes(faces: Faces) -> torch.Tensor:
+    return faces.holes if faces.holes is not None else torch.zeros_like(faces.images)
 
 
 def one_hot_labels(labels: torch.Tensor) -> torch.Tensor:
@@ -190,6 +212,7 @@ def _mix_fingerprint(parts: list[MixPart], fingerprints: list[str]) -> str:
     """The mix's identity in sidecars: each part's name, weight, data fingerprint and votes file content."""
     key = [[p.label(), p.weight, f, content_key(Path(p.votes)) if p.votes else None]
            + ([p.wear, WEAR_VERSION] if p.wear else [])  # an older mix without worn parts keeps its identity
+           + ([{"holes": p.holes}, WEAR_VERSION] if p.holes else [])
            for p, f in zip(parts, fingerprints)]
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()
 
