@@ -21,9 +21,9 @@ from unveil.figures import save_png
 from unveil.io import check_replaceable, check_writable
 from unveil.runtime import fused_for_inference, pick_device, resolve_precision
 
-from .options import (add_class_map_argument, add_evaluation_arguments, add_exclude_argument, add_model_arguments,
-                      add_source_arguments, add_train_command, class_map_option, count, load_scored, load_source,
-                      occlusion_text, seed_value, train_overrides)
+from .options import (add_bootstrap_argument, add_class_map_argument, add_evaluation_arguments, add_exclude_argument,
+                      add_model_arguments, add_source_arguments, add_train_command, class_map_option, count, examples,
+                      load_scored, load_source, occlusion_text, seed_value, train_overrides)
 
 OCCLUSION_HELP = ("none (default), lower-half[:start_row=24,fill=0], mask[:styles=surgical+n95] or, on a photos:DIR "
                   "source, photo-mask[:styles=...] (painted on the photo); masks drawn from --seed")
@@ -42,12 +42,16 @@ def _register_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval-classifier", help="evaluate a classifier checkpoint on a split",
                        description="Accuracy, macro-F1, per-class precision/recall/F1, confusion matrix, "
                                    "one-vs-rest ROC-AUC and bootstrap 95 % intervals; writes metrics.json, "
-                                   "report.md and confusion.png.")
+                                   "report.md and confusion.png.",
+                       epilog=examples(
+                           "unveil eval-classifier classifier_full --data ../shared/data/fer2013 --split test",
+                           "unveil eval-classifier classifier_occluded --data ../shared/data/fer2013 --occlusion "
+                           "lower-half --bootstrap 0 --json"))
     p.add_argument("checkpoint", help="a classifier checkpoint: a path (NAME, NAME.safetensors or NAME.json) "
                                       "or a shipped name such as classifier_full")
     p.add_argument("--occlusion", type=occlusion_text, default="none", help=OCCLUSION_HELP)
     p.add_argument("--inpainter", help="reconstruct the occluded faces with this inpainter checkpoint first")
-    p.add_argument("--n-boot", type=count(0), default=1000, help="bootstrap resamples for the intervals (0: none)")
+    add_bootstrap_argument(p)
     p.add_argument("--seed", type=seed_value, default=0, help="seed of the masks and of the bootstrap")
     p.add_argument("--votes", help="a FER+ votes CSV: also report accuracy against the crowd's majority label "
                                    "(faces with one clear majority among the seven classes)")
@@ -67,7 +71,8 @@ def _register_baseline(sub: argparse._SubParsersAction) -> None:
                        description="Fit PCA (whitened) + MODEL on a random training subset, its hyper-parameters "
                                    "chosen by cross-validation on that subset only, and report on --split with the "
                                    "same metrics and bootstrap intervals as every classifier.",
-                       epilog="example: unveil baseline logreg --data ../shared/data/fer2013 --occlusion lower-half")
+                       epilog=examples(
+                           "unveil baseline logreg --data ../shared/data/fer2013 --occlusion lower-half"))
     p.add_argument("model", choices=CLASSICAL.names(), metavar="MODEL",
                    help="svm (RBF), logreg (multinomial), naive_bayes (Gaussian), random_forest, kmeans "
                         "(each cluster labelled with its training faces' majority class)")
@@ -80,7 +85,7 @@ def _register_baseline(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=SPLIT_CHOICES, help="where to report (default test)")
     p.add_argument("--seed", type=seed_value, default=0)
     p.add_argument("--jobs", type=int, default=1, help="parallel CV fits (-1: all cores)")
-    p.add_argument("--n-boot", type=count(0), default=1000, help="bootstrap resamples for the intervals (0: none)")
+    add_bootstrap_argument(p)
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
     p.add_argument("--out", help="folder for the report files (default runs/baseline/<model>-<occlusion>)")
     p.add_argument("--save", help="also save the fitted baseline (safetensors + JSON) under this name")
@@ -90,7 +95,9 @@ def _register_baseline(sub: argparse._SubParsersAction) -> None:
 
 
 def _register_saliency(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("saliency", help="Grad-CAM overlays of a classifier on a few faces, as PNG")
+    p = sub.add_parser("saliency", help="Grad-CAM overlays of a classifier on a few faces, as PNG",
+                       epilog=examples(
+                           "unveil saliency classifier_full --data ../shared/data/fer2013 --n 16 --out runs/saliency"))
     p.add_argument("checkpoint", help="a classifier checkpoint: a path or a shipped name")
     p.add_argument("--data", required=True)
     p.add_argument("--split", default="test", choices=SPLIT_CHOICES)
@@ -162,10 +169,10 @@ def run_eval(args: argparse.Namespace) -> int:
     check_replaceable(out, REPORT_FILES, "an evaluation report")  # before the work, not after it
     if args.record:
         _check_record(path, meta, info, view, faces)
-    report = evaluate(model, faces, condition, tta=args.tta, n_boot=args.n_boot, seed=args.seed,
+    report = evaluate(model, faces, condition, tta=args.tta, n_boot=args.bootstrap, seed=args.seed,
                       precision=args.precision, view=view)
     if args.votes:   # the same model against the crowd's majority, where the crowd has one
-        crowd = evaluate(model, majority_faces(faces, Path(args.votes)), condition, tta=args.tta, n_boot=args.n_boot,
+        crowd = evaluate(model, majority_faces(faces, Path(args.votes)), condition, tta=args.tta, n_boot=args.bootstrap,
                          seed=args.seed, precision=args.precision, view=view)
         report["votes_majority"] = {k: crowd[k] for k in ("accuracy", "macro_f1", "n", "ci95") if k in crowd}
     title = f"{name} on {args.split} ({info['condition']}, occlusion {info['occlusion']}; {view.describe()})"
@@ -268,7 +275,7 @@ def run_baseline(args: argparse.Namespace) -> int:
           file=sys.stderr)
     baseline, search = fit_baseline(args.model, train_images, train.labels, args.train_size, args.components,
                                     folds=args.folds, seed=args.seed, n_jobs=args.jobs)
-    report = scored(test.labels, baseline.predict_proba(test_images), view, n_boot=args.n_boot, seed=args.seed)
+    report = scored(test.labels, baseline.predict_proba(test_images), view, n_boot=args.bootstrap, seed=args.seed)
     info = {"data": faces.source, "split": args.split, **condition.describe(), **search, **view.record()}
     paths = write_report(report, out, f"{family.model} on {args.split} (occlusion {info['occlusion']}; "
                                       f"{view.describe()})", info)

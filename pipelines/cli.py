@@ -29,11 +29,24 @@ COMMAND_MODULES = [data_commands, classifier_commands, inpainter_commands, compa
                    photo_commands, predict_commands, segmenter_commands, hole_commands, serve_commands, quickstart]
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's wrapping, except for indented lines (the examples in an epilog), kept as typed."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n".join(indent + line if line.startswith("  ") else super(HelpFormatter, self)._fill_text(
+            line, width, indent) for line in text.splitlines())
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, with a bad option reported like any other bad input: one line, exit status 2.
+    """argparse, with a bad option reported like any other bad input: one line, exit status 2, and help whose
+    examples keep their lines.
 
     (argparse's own `error` prints the whole usage first; sub-commands inherit this class.)
     """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         raise UnveilError(f"{self.prog}: {message} (see {self.prog} --help)")

@@ -13,8 +13,8 @@ from unveil.inpaint import BASELINES
 from unveil.shipped import JUDGE
 
 from . import compare
-from .options import (add_class_map_argument, add_evaluation_arguments, add_exclude_argument, class_map_option,
-                      count, load_source, occlusion_text, seed_value, split_list)
+from .options import (add_bootstrap_argument, add_class_map_argument, add_evaluation_arguments, add_exclude_argument,
+                      class_map_option, count, examples, load_source, occlusion_text, seed_value, split_list)
 from .report import summary_table
 
 
@@ -23,7 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Score every condition — occluded, each inpainter's reconstruction "
                                    "(classical baselines included) and full — with the same classifier "
                                    "weights on the same test faces; write report.md, metrics.json, "
-                                   "figures and gallery.html.")
+                                   "figures and gallery.html.",
+                       epilog=examples(
+                           "unveil compare --data ../shared/data/fer2013 --out runs/compare",
+                           "unveil compare --data photos:../shared/data/kdef --split val --occlusion photo-mask "
+                           "--inpainters inpainter_unet,telea"))
     p.add_argument("--classifier", default=JUDGE,
                    help=f"the judge: a checkpoint path or shipped name (default {JUDGE})")
     p.add_argument("--inpainters", help="comma-separated generator checkpoints (paths or shipped names) and/or "
@@ -36,8 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "each photo before alignment); default lower-half")
     p.add_argument("--per-class", type=count(1), default=2, help="gallery faces per class (default 2)")
     p.add_argument("--seed", type=seed_value, default=0, help="occlusion draw, bootstrap and gallery sample")
-    p.add_argument("--bootstrap", type=count(0), default=1000,
-                   help="bootstrap resamples for the 95 %% intervals (0: none)")
+    add_bootstrap_argument(p)
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     p.add_argument("--no-wandb", action="store_true", help="do not log the gallery to W&B")
     add_class_map_argument(p)

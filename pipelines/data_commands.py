@@ -14,7 +14,7 @@ from unveil.errors import UnveilError
 from unveil.figures import Tile, save_png, tile_grid, to_uint8
 from unveil.occlusion import Occlusion
 
-from .options import add_source_arguments, count, load_source, occlusion_text, seed_value
+from .options import add_source_arguments, count, examples, load_source, occlusion_text, seed_value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                       "any class-folder set, or 'synthetic'.")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
-    info = data_sub.add_parser("info", help="count faces per split and class (--check: degenerate faces)")
+    info = data_sub.add_parser("info", help="count faces per split and class (--check: degenerate faces)",
+                               epilog=examples(
+                                   "unveil data info ../shared/data/fer2013",
+                                   "unveil data info photos:../shared/data/kdef --check --json"))
     info.add_argument("source", help="a FER2013 CSV, a folder or archive of class folders, photos:DIR, or 'synthetic'")
     info.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     info.add_argument("--check", action="store_true",
@@ -35,7 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_source_arguments(info)
     info.set_defaults(run=run_info)
 
-    preview = data_sub.add_parser("preview", help="write a PNG grid of faces with their occlusion")
+    preview = data_sub.add_parser("preview", help="write a PNG grid of faces with their occlusion",
+                                  epilog=examples(
+                                      "unveil data preview synthetic --occlusion mask:styles=surgical+n95 --out "
+                                      "runs/preview.png",
+                                      "unveil data preview ../shared/data/fer2013 --split val --per-class 4 --out "
+                                      "runs/fer-val.png"))
     preview.add_argument("source")
     preview.add_argument("--occlusion", type=occlusion_text, default="lower-half",
                          help="none, lower-half[:start_row=24,fill=0] or mask[:styles=surgical+n95] (the masks drawn "
@@ -50,7 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     store = data_sub.add_parser("store", help="decode a source once into a memory-mapped face store",
                                 description="Write a source's decoded faces as a face store (uint8 shards read "
                                             "through memory maps): for sets too large to decode per run or to hold "
-                                            "on one GPU. The store is then a source like any other.")
+                                            "on one GPU. The store is then a source like any other.",
+                                epilog=examples(
+                                    "unveil data store ../shared/data/fer2013 runs/fer2013-store",
+                                    "unveil train-classifier --config configs/classifier_fer_full.yaml --data "
+                                    "runs/fer2013-store"))
     store.add_argument("source")
     store.add_argument("out", help="a new folder for the store")
     store.add_argument("--shard-faces", type=count(1), default=65_536, help="faces per shard file (65,536)")

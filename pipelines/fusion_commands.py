@@ -9,7 +9,7 @@ from pathlib import Path
 from unveil.errors import UnveilError
 from unveil.shipped import PHOTO_JUDGE, PHOTO_READER
 
-from .options import add_model_arguments, occlusion_text, seed_value
+from .options import add_model_arguments, examples, occlusion_text, seed_value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "--data source (never its test split), each occluded by its --occlusion. The "
                                    "checkpoint's sidecar names the three models by SHA-256; predict, serve, "
                                    "eval-photos and compare use it only with those models.",
-                       epilog="example: unveil fit-fusion --data ../shared/data/fer2013 --occlusion lower-half "
-                              "--data photos:../shared/data/kdef --occlusion photo-mask --out runs/fusion/fusion")
+                       epilog=examples(
+                           "unveil fit-fusion --data ../shared/data/fer2013 --occlusion lower-half --data "
+                           "photos:../shared/data/kdef --occlusion photo-mask --out runs/fusion/fusion"))
     p.add_argument("--data", action="append", required=True, help="a source whose val split is fitted on "
                                                                   "(repeatable)")
     p.add_argument("--occlusion", action="append", type=occlusion_text,

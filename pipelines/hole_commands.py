@@ -10,7 +10,7 @@ from unveil.photo import DETECTORS, DEFAULT_DETECTOR
 from unveil.photo.hole_sets import SPLITS
 
 from .hole_eval import OUTPUTS, check_roots, evaluate_holes, markdown, write_outputs
-from .options import add_max_yaw_argument, add_model_arguments
+from .options import add_max_yaw_argument, add_model_arguments, examples
 from .predict import HOLES, FaceFramer
 
 
@@ -24,8 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "as KDEF (each photo bare, with a painted mask and behind a painted hand, "
                                    "tissue, scarf or phone, per head angle). Every photo is framed as predict "
                                    "frames it. Writes holes.json, holes.md, misses.png and misses.html.",
-                       epilog="example: unveil eval-holes ../shared/data/masked-faces/real-crops ../shared/data/kdef "
-                              "--split val --out runs/eval-holes-val")
+                       epilog=examples(
+                           "unveil eval-holes ../shared/data/masked-faces/real-crops ../shared/data/kdef --split val "
+                           "--out runs/eval-holes-val",
+                           "unveil eval-holes ../shared/data/masked-faces/synthetic-seg/testing --json"))
     p.add_argument("roots", nargs="+", metavar="SET",
                    help="photo sets (masked/bare folders, pixel-labelled, or class folders of bare photos)")
     p.add_argument("--split", choices=SPLITS, help="only this split of a masked/bare set (by duplicate group; "

@@ -21,7 +21,7 @@ from pathlib import Path
 from unveil.distributed import init_from_env, is_main
 from unveil.shipped import JUDGE
 
-from .options import (add_evaluation_arguments, add_train_command, load_source, occlusion_text, seed_value,
+from .options import (add_evaluation_arguments, add_train_command, examples, load_source, occlusion_text, seed_value,
                       train_overrides)
 
 
@@ -34,7 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval-inpainter", help="score an inpainter: image quality and a judge's accuracy",
                        description="Reconstruct the occluded faces of a split, stitch them, and report hole and "
                                    "whole-image PSNR/SSIM/L1 (LPIPS where available) and the judge classifier's "
-                                   "accuracy and macro-F1 on the stitched, the occluded and the full faces.")
+                                   "accuracy and macro-F1 on the stitched, the occluded and the full faces.",
+                       epilog=examples(
+                           "unveil eval-inpainter inpainter_unet --data ../shared/data/fer2013 --split val",
+                           "unveil eval-inpainter telea --data synthetic --occlusion mask --json"))
     p.add_argument("inpainter", metavar="CHECKPOINT_OR_BASELINE",
                    help="a generator checkpoint (a path, or a shipped name such as inpainter_unet) or "
                         "telea, navier_stokes, mean_face")

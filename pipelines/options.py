@@ -12,6 +12,11 @@ from unveil.occlusion import Occlusion
 from unveil.runtime import PRECISIONS
 
 
+def examples(*commands: str) -> str:
+    """A command's --help epilog: the commands given, one per line, as a user would type them."""
+    return "examples:\n" + "\n".join(f"  {command}" for command in commands)
+
+
 def count(minimum: int = 0):
     """An argparse type for a number of things (faces, resamples, folds): a whole number >= `minimum`,
     so `--per-class -3` is an error instead of a slice that drops three faces."""
@@ -52,6 +57,13 @@ def split_list(text: str | None, empty: tuple | None = ()) -> tuple[str, ...] | 
     """A comma-separated option (--inpainters, --cross) as a tuple; `empty` when it names nothing."""
     items = tuple(item.strip() for item in (text or "").split(",") if item.strip())
     return items or empty
+
+
+def add_bootstrap_argument(parser: argparse.ArgumentParser) -> None:
+    """--bootstrap N, the resamples behind every 95 % interval (--n-boot, its older name, still read)."""
+    parser.add_argument("--bootstrap", type=count(0), default=1000,
+                        help="bootstrap resamples for the 95 %% intervals (default 1000; 0: none)")
+    parser.add_argument("--n-boot", dest="bootstrap", type=count(0), help=argparse.SUPPRESS)
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -147,7 +159,11 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser, out_help: str) -> 
 
 def add_train_command(sub, name: str, help: str, description: str, example: str, run) -> None:
     """A `train-*` command: its parser with the train options, calling `run`."""
-    parser = sub.add_parser(name, help=help, description=description)
+    run_folder = f"runs/{example.rsplit('/', 1)[-1].removesuffix('.yaml')}"
+    parser = sub.add_parser(name, help=help, description=description, epilog=examples(
+        f"unveil {name} --config {example} --out {run_folder}",
+        f"unveil {name} --config {example} --out {run_folder} --resume",
+        f"unveil {name} --config {example} --set train.epochs=3 --device cpu"))
     add_train_arguments(parser, example)
     parser.set_defaults(run=run)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from unveil.classes import parse_aliases
 from unveil.shipped import PHOTO_JUDGE, PHOTO_READER
 
-from .options import add_class_map_argument, add_model_arguments, class_map_option, count, seed_value, split_list
+from .options import (add_bootstrap_argument, add_class_map_argument, add_model_arguments, class_map_option, count,
+                      examples, seed_value, split_list)
 from .predict import HOLES
 from .report import summary_table
 
@@ -25,7 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "the --cross classifiers (the upper-half reader by default) score every "
                                    "condition. No full condition: the truth is under the mask. Writes the same "
                                    "report, figures and gallery as compare.",
-                       epilog="example: unveil eval-photos my_masked_photos/ --hole landmarks --classes valence")
+                       epilog=examples(
+                           "unveil eval-photos my_masked_photos/ --hole landmarks --classes valence",
+                           "unveil eval-photos my_masked_photos/ --hole auto --inpainters inpainter_unet,telea --out "
+                           "runs/my-photos"))
     p.add_argument("root", metavar="ROOT", help="a folder of class folders of photos (angry/, happy/, ...)")
     p.add_argument("--hole", default="landmarks", choices=HOLES,
                    help="landmarks (default: every face here is masked): placed from the nose and mouth points, "
@@ -39,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"comma-separated other classifiers (default {PHOTO_READER}, the upper-half reader of photos)")
     p.add_argument("--per-class", type=count(1), default=2, help="gallery faces per class (default 2)")
     p.add_argument("--seed", type=seed_value, default=0, help="bootstrap and gallery sample")
-    p.add_argument("--bootstrap", type=count(0), default=1000, help="bootstrap resamples (0: none)")
+    add_bootstrap_argument(p)
     p.add_argument("--tta", action="store_true", help="test-time augmentation for the classifiers")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object on stdout")
     p.add_argument("--out", help="output folder (default runs/photos-<time>)")

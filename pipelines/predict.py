@@ -297,3 +297,24 @@ def sample_photos(detector) -> list[tuple[np.ndarray, str]]:
     return [(rgb, name), (wear_mask(rgb, face, ("surgical",), seed=0)[0], f"{name}_masked")]
 
 
+def photo_table(results) -> str:
+    """Photo results as the terminal shows them: each face, its hole and pose, the one reading first."""
+    lines = []
+    for result in results:
+        lines.append(f"{result.source}: {len(result.faces)} face(s)"
+                     + (f"  -> {result.picture}" if result.picture else ""))
+        for k, face in enumerate(result.faces, 1):
+            pose = f", yaw {face.pose.yaw:+.0f}°" if face.pose else ""
+            lines.append(f"  face {k} at {[round(v) for v in face.box]}, hole {face.hole} "
+                         f"({100 * face.hole_fraction:.0f} % of the crop){pose}")
+            label, probability = face.reading
+            if face.turned_away:
+                lines.append(f"    READING: {TURNED_AWAY} ({label} {probability:.2f}; --max-yaw keeps turned faces)")
+            else:
+                lines.append(f"    READING: {label} {probability:.2f}   ({face.how})")
+            for name, label in (("untouched", "untouched crop (shows the mask, if any)"),
+                                ("occluded", "occluded (hole blacked out)"), ("reconstructed", "reconstructed"),
+                                ("upper_half_reader", "upper-half reader on the occluded crop")):
+                top = ", ".join(f"{c} {p:.2f}" for c, p in face.readings[name].top)
+                lines.append(f"    {label:<42} {top}")
+    return "\n".join(lines)

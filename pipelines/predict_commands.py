@@ -16,8 +16,8 @@ from unveil.photo.read import photos_in
 from unveil.photo.tracking import DETECT_SIDE
 from unveil.photo.video import VIDEO_EXTENSIONS, Webcam, check_encoder, is_video
 
-from .options import add_max_yaw_argument, add_model_arguments, count
-from .predict import HOLES, INPAINTER, MIN_USABLE_FACE, SEARCH_FACE, TURNED_AWAY, Predictor, sample_photos
+from .options import add_max_yaw_argument, add_model_arguments, count, examples
+from .predict import HOLES, INPAINTER, MIN_USABLE_FACE, SEARCH_FACE, Predictor, photo_table, sample_photos
 from .video import EVERY, SMOOTH, VideoOptions, VideoReader, read_videos
 
 # what predict writes: an --out holding more is refused
@@ -30,7 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "FER2013 frames its faces, find the hidden lower face, reconstruct it and "
                                    "classify the untouched, the occluded and the reconstructed crop. Without "
                                    "IMAGE, runs on a sample photo that ships with scikit-image, as it is and wearing a "
-                                   "synthetic surgical mask.")
+                                   "synthetic surgical mask.",
+                       epilog=examples(
+                           "unveil predict                      # the sample photo, bare and wearing a mask",
+                           "unveil predict photo.jpg --out runs/predict",
+                           "unveil predict my_photos/ --json > readings.json",
+                           "unveil predict clip.mp4 --out runs/video",
+                           "unveil predict --webcam --seconds 10"))
     p.add_argument("images", nargs="*", metavar="IMAGE|VIDEO|DIR",
                    help="photos, folders of photos (searched with their subfolders, e.g. one per class), or video "
                         f"files ({', '.join(VIDEO_EXTENSIONS)})")
@@ -157,23 +163,3 @@ def video_table(clips) -> str:
                      + (f"  -> {c.outputs['video']}" if c.outputs else "") for c in clips)
 
 
-def photo_table(results) -> str:
-    lines = []
-    for result in results:
-        lines.append(f"{result.source}: {len(result.faces)} face(s)"
-                     + (f"  -> {result.picture}" if result.picture else ""))
-        for k, face in enumerate(result.faces, 1):
-            pose = f", yaw {face.pose.yaw:+.0f}°" if face.pose else ""
-            lines.append(f"  face {k} at {[round(v) for v in face.box]}, hole {face.hole} "
-                         f"({100 * face.hole_fraction:.0f} % of the crop){pose}")
-            label, probability = face.reading
-            if face.turned_away:
-                lines.append(f"    READING: {TURNED_AWAY} ({label} {probability:.2f}; --max-yaw keeps turned faces)")
-            else:
-                lines.append(f"    READING: {label} {probability:.2f}   ({face.how})")
-            for name, label in (("untouched", "untouched crop (shows the mask, if any)"),
-                                ("occluded", "occluded (hole blacked out)"), ("reconstructed", "reconstructed"),
-                                ("upper_half_reader", "upper-half reader on the occluded crop")):
-                top = ", ".join(f"{c} {p:.2f}" for c, p in face.readings[name].top)
-                lines.append(f"    {label:<42} {top}")
-    return "\n".join(lines)

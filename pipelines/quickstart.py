@@ -19,8 +19,8 @@ from unveil.errors import UnveilError
 from unveil.io import check_replaceable, make_folder, record_outputs, write_json
 
 from .compare import ComparisonSpec, Models, run_comparison
-from .predict import Predictor, sample_photos
-from .predict_commands import photo_table
+from .options import examples
+from .predict import Predictor, photo_table, sample_photos
 from .report import summary_table
 
 @dataclass
@@ -70,7 +70,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quickstart", help="the whole study on synthetic faces within 3 minutes",
                        description="Train a small judge, an occluded-face classifier, a guide and the "
                                    "three generators on the built-in synthetic faces, then compare occluded, "
-                                   "reconstructed and full faces; prints the table and where the report is.")
+                                   "reconstructed and full faces; prints the table and where the report is.",
+                       epilog=examples(
+                           "unveil quickstart",
+                           "unveil quickstart --out runs/quickstart --no-wandb"))
     p.add_argument("--config", default="configs/quickstart.yaml",
                    help="the quickstart config (default: the shipped one)")
     p.add_argument("--out", default="runs/quickstart", help="output folder (default runs/quickstart)")

@@ -11,7 +11,7 @@ from unveil.errors import UnveilError
 from unveil.io import check_replaceable, output_folder, write_json
 from unveil.runtime import pick_device
 
-from .options import add_evaluation_arguments, add_train_command, load_source, seed_value, train_overrides
+from .options import add_evaluation_arguments, add_train_command, examples, load_source, seed_value, train_overrides
 
 # What eval-segmenter writes into its --out, and only that (the folder is replaced as one set).
 SEGMENTER_EVAL = ({"metrics.json"}, "a segmenter evaluation")
@@ -26,7 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval-segmenter", help="score a mask segmenter on faces wearing held-out synthetic masks",
                        description="Put synthetic masks (drawn from --seed) on the faces of a split, leave a fifth "
                                    "bare, and report the segmenter's mean IoU on the masked faces and the share of "
-                                   "pixels it marks on the bare ones.")
+                                   "pixels it marks on the bare ones.",
+                       epilog=examples(
+                           "unveil eval-segmenter --data ../shared/data/fer2013 --split val",
+                           "unveil eval-segmenter runs/segmenter/best --data synthetic --json"))
     p.add_argument("segmenter", nargs="?", default="segmenter", help="a checkpoint path or shipped name (default "
                                                                        "the shipped segmenter)")
     p.add_argument("--seed", type=seed_value, default=1, help="the masks' seed (training validated on seed 0)")

@@ -8,7 +8,7 @@ import sys
 
 from unveil.errors import UnveilError
 
-from .options import add_max_yaw_argument, count
+from .options import add_max_yaw_argument, count, examples
 from .serve import MAX_BYTES
 
 
@@ -17,7 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Serve one page on which a photo, a webcam snapshot or a video is read with the "
                                    "shipped models: boxes, each face's crops and the readings as bars; for a "
                                    "video, the annotated video and its timeline. Needs the web extra: "
-                                   "pip install -e '.[web]'.")
+                                   "pip install -e '.[web]'.",
+                       epilog=examples(
+                           "unveil serve                        # then open http://127.0.0.1:8000",
+                           "unveil serve --port 8080 --max-upload-mb 50"))
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
     p.add_argument("--port", type=port_number, default=8000, help="port, 1 to 65535 (default 8000)")

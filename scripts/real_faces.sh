@@ -29,7 +29,7 @@ case "${STAGE:-}" in
       --out "$OUT/fusion/fusion" ;;
   val|test)
     split=$STAGE
-    unveil eval-classifier classifier_photos --data "$DATA/fer2013" --split "$split" --votes "$VOTES" --n-boot 0 \
+    unveil eval-classifier classifier_photos --data "$DATA/fer2013" --split "$split" --votes "$VOTES" --bootstrap 0 \
       --out "$OUT/$split-fer2013-judge" | tee "$OUT/$split-fer2013-judge.txt"
     readings "$split" fer2013 "$DATA/fer2013" lower-half ""
     readings "$split" kdef-front "photos:$DATA/kdef" photo-mask S,HL,HR

@@ -93,7 +93,7 @@ def test_class_map_and_num_classes_must_agree():
 
 def test_eval_classifier_in_the_valence_view(valence_run, tmp_path, capsys):
     out, _ = valence_run
-    assert main(["eval-classifier", str(out / "best"), "--data", SOURCE, "--n-boot", "50", "--json",
+    assert main(["eval-classifier", str(out / "best"), "--data", SOURCE, "--bootstrap", "50", "--json",
                  "--out", str(tmp_path / "a")]) == 0
     own = json.loads(capsys.readouterr().out)
     assert own["classes"] == VALENCE and not own["collapsed_from_canonical"] and len(own["confusion"]) == 3

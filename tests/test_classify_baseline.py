@@ -116,7 +116,7 @@ def test_a_baseline_of_another_family_is_refused_its_arrays(tmp_path):
 def test_baseline_command_beats_chance(family, synthetic_faces, tmp_path, capsys):
     out = tmp_path / family
     assert main(["baseline", family, "--data", "synthetic:n=3500,seed=0", "--train-size", "500", "--folds", "2",
-                 "--n-boot", "100", "--json", "--out", str(out), "--save", str(out / "model")]) == 0
+                 "--bootstrap", "100", "--json", "--out", str(out), "--save", str(out / "model")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert {"accuracy", "macro_f1", "per_class", "confusion", "best_params", "cv_accuracy", "ci95"} <= set(report)
     assert report["accuracy"] > 2.5 / NUM_CLASSES and report["split"] == "test" and report["train_size"] == 500
@@ -126,7 +126,7 @@ def test_baseline_command_beats_chance(family, synthetic_faces, tmp_path, capsys
 
 def test_baseline_command_occluded_and_valence(synthetic_faces, capsys, tmp_path):
     args = ["baseline", "logreg", "--data", "synthetic:n=3500,seed=0", "--train-size", "500", "--folds", "2",
-            "--n-boot", "0", "--json", "--out"]
+            "--bootstrap", "0", "--json", "--out"]
     assert main(args + [str(tmp_path / "a"), "--occlusion", "lower-half"]) == 0
     occluded = json.loads(capsys.readouterr().out)
     assert occluded["occlusion"].startswith("lower-half") and len(occluded["classes"]) == NUM_CLASSES

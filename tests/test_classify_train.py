@@ -239,7 +239,7 @@ def test_eval_classifier_json_on_stdout(checkpoint, tmp_path):
     out = tmp_path / "eval"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "unveil.pipelines.cli", "eval-classifier", str(checkpoint),
-                           "--data", SOURCE, "--split", "test", "--json", "--n-boot", "100", "--out", str(out)],
+                           "--data", SOURCE, "--split", "test", "--json", "--bootstrap", "100", "--out", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)  # exactly one JSON object, nothing else
@@ -252,7 +252,7 @@ def test_eval_classifier_json_on_stdout(checkpoint, tmp_path):
 
 
 def test_eval_classifier_occlusion_tta_and_record(checkpoint, tmp_path, capsys):
-    args = ["eval-classifier", str(checkpoint), "--data", SOURCE, "--split", "val", "--n-boot", "0", "--json"]
+    args = ["eval-classifier", str(checkpoint), "--data", SOURCE, "--split", "val", "--bootstrap", "0", "--json"]
     assert main(args + ["--out", str(tmp_path / "a")]) == 0
     full = json.loads(capsys.readouterr().out)
     assert main(args + ["--out", str(tmp_path / "b"), "--occlusion", "lower-half"]) == 0

@@ -31,6 +31,31 @@ def test_help_on_every_subcommand(capsys):
     assert exit_info.value.code == 0
 
 
+def test_every_command_shows_examples_that_parse():
+    """Every command's --help ends with examples, one per line as typed, and each one parses (the webcam one
+    and redirections aside, it is what a user would run)."""
+    parser = build_parser()
+    for name, sub in _subcommands(parser):
+        if any(a.__class__.__name__ == "_SubParsersAction" for a in sub._actions):
+            continue   # a group (data): its actions carry the examples
+        text = sub.format_help()
+        assert "\nexamples:\n  unveil " in text, name
+        for line in text.split("\nexamples:\n", 1)[1].splitlines():
+            argv = line.split("#")[0].split(">")[0].split()[1:]
+            parser.parse_args(argv)   # a bad example raises UnveilError naming the option
+
+
+def test_one_name_per_option_across_commands():
+    """The bootstrap resamples are --bootstrap in every command that draws them (--n-boot, the older name,
+    is still read but never shown)."""
+    parser = build_parser()
+    for command in ("compare", "eval-photos", "eval-classifier", "baseline"):
+        sub = dict(_subcommands(parser))[command]
+        assert "--bootstrap" in sub.format_help() and "--n-boot" not in sub.format_help(), command
+    args = parser.parse_args(["eval-classifier", "classifier_full", "--data", "synthetic", "--n-boot", "7"])
+    assert args.bootstrap == 7
+
+
 def test_data_info_json(capsys):
     assert main(["data", "info", "synthetic:n=700,seed=1", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -176,7 +176,7 @@ def test_eval_classifier_reports_the_crowds_majority_beside_the_labels(tmp_path,
     _votes_file(votes, faces, lambda k: {"NF": 9, "happiness": 1} if k % 3 == 0 else
                 {"happiness": 5, "sadness": 5} if k % 3 == 1 else {"happiness": 6, "sadness": 4})
     assert main(["eval-classifier", "classifier_full", "--data", source, "--split", "test", "--votes", str(votes),
-                 "--n-boot", "0", "--json", "--out", str(tmp_path / "eval")]) == 0
+                 "--bootstrap", "0", "--json", "--out", str(tmp_path / "eval")]) == 0
     report = json.loads(capsys.readouterr().out)
     crowd = report["votes_majority"]
     assert crowd["n"] == sum(1 for k in range(len(faces)) if k % 3 == 2)   # only the clear happy majorities

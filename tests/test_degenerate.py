@@ -130,7 +130,7 @@ def test_eval_classifier_exclude_degenerate(tmp_path, capsys):
     ckpt = tmp_path / "clf"
     cfg = load_classifier_config(SYNTHETIC_CONFIG, ["train.epochs=1", "data.limit=300"])
     train_from_config(cfg, ckpt)
-    assert main(["eval-classifier", str(ckpt / "best"), "--data", SOURCE, "--exclude-degenerate", "--n-boot", "0",
+    assert main(["eval-classifier", str(ckpt / "best"), "--data", SOURCE, "--exclude-degenerate", "--bootstrap", "0",
                  "--json", "--out", str(tmp_path / "eval")]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["excluded_degenerate"]["excluded"] == 0 and report["n"] == len(load_faces(SOURCE, "test"))

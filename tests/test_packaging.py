@@ -60,10 +60,10 @@ def test_checkpoints_option_overrides_the_installed_folder(installed, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = unveil(installed, tmp_path, "eval-classifier", "classifier_full", "--data", "synthetic:n=700,seed=0",
-                  "--checkpoints", str(empty), "--n-boot", "0")
+                  "--checkpoints", str(empty), "--bootstrap", "0")
     assert proc.returncode == 2 and "checkpoint not found" in proc.stderr and "none shipped" in proc.stderr
     proc = unveil(installed, tmp_path, "eval-classifier", "classifier_full", "--data", "synthetic:n=700,seed=0",
-                  "--checkpoints", str(installed / "unveil" / "checkpoints"), "--n-boot", "0", "--json",
+                  "--checkpoints", str(installed / "unveil" / "checkpoints"), "--bootstrap", "0", "--json",
                   "--out", str(tmp_path / "eval"))
     assert proc.returncode == 0, proc.stderr
     assert Path(json.loads(proc.stdout)["checkpoint"]).is_relative_to(installed)

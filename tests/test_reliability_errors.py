@@ -81,7 +81,7 @@ LONG = "x" * 300   # over the 255 bytes a file name may hold
 
 
 @pytest.mark.parametrize("argv", [
-    ["eval-classifier", "classifier_full", "--data", "synthetic:n=70", "--n-boot", "0", "--out", LONG],
+    ["eval-classifier", "classifier_full", "--data", "synthetic:n=70", "--bootstrap", "0", "--out", LONG],
     ["data", "preview", "synthetic:n=70", "--out", f"{LONG}.png"],
     ["data", "info", LONG], ["predict", f"{LONG}.jpg"], ["eval-holes", LONG], ["eval-photos", LONG],
     ["data", "store", "synthetic:n=70", LONG], [*TRAIN, "--out", LONG], ["train-classifier", "--config", LONG],

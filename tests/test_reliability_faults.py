@@ -162,7 +162,7 @@ def test_an_evaluation_report_on_a_full_disk_keeps_the_previous_one(tmp_path):
     from unveil.classify import create_classifier, save_classifier
 
     save_classifier(tmp_path / "clf", create_classifier("tiny_cnn"), {"arch": "tiny_cnn", "condition": "full"})
-    argv = ["eval-classifier", str(tmp_path / "clf"), "--data", "synthetic:n=70", "--n-boot", "0",
+    argv = ["eval-classifier", str(tmp_path / "clf"), "--data", "synthetic:n=70", "--bootstrap", "0",
             "--out", str(tmp_path / "report")]
     assert main(argv) == 0
     before = {p.name: p.read_bytes() for p in (tmp_path / "report").iterdir()}

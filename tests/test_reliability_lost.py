@@ -49,7 +49,7 @@ def run_dir(tmp_path_factory) -> Path:
 def test_evaluating_into_a_training_run_folder_is_refused_and_the_run_kept(run_dir, tmp_path, capsys):
     run = Path(shutil.copytree(run_dir, tmp_path / "run"))
     before = snapshot(run)
-    evaluate = ["eval-classifier", str(run / "best"), "--data", SOURCE, "--split", "val", "--n-boot", "0"]
+    evaluate = ["eval-classifier", str(run / "best"), "--data", SOURCE, "--split", "val", "--bootstrap", "0"]
     line = one_line_error([*evaluate, "--out", run], capsys)
     assert "holds files that are not an evaluation report's (best.json, best.safetensors, config.yaml" in line
     assert snapshot(run) == before
@@ -187,7 +187,7 @@ def test_record_only_on_the_data_the_checkpoint_was_trained_on(classifier_dir, t
     meta = json.loads(sidecar.read_text())
     sidecar.write_text(json.dumps({**meta, "data_fingerprint": load_faces(SOURCE).fingerprint}))
     before = sidecar.read_bytes()
-    evaluate = ["eval-classifier", str(path), "--split", "val", "--n-boot", "0", "--record"]
+    evaluate = ["eval-classifier", str(path), "--split", "val", "--bootstrap", "0", "--record"]
     line = one_line_error([*evaluate, "--data", "synthetic:n=210,seed=1", "--out", tmp_path / "other"], capsys,
                           alone=False)
     assert f"{sidecar}: --record stores scores only on the data the checkpoint was trained on" in line
@@ -214,9 +214,9 @@ def in_package(name: str, rest: str) -> str:
 
 
 @pytest.mark.parametrize("argv", [
-    ["eval-classifier", "classifier_full", "--data", "synthetic:n=70", "--n-boot", "0", "--out",
+    ["eval-classifier", "classifier_full", "--data", "synthetic:n=70", "--bootstrap", "0", "--out",
      in_package("checkpoints", "")],
-    ["eval-classifier", "classifier_full", "--data", "synthetic:n=70", "--n-boot", "0", "--record", "--out", "{tmp}"],
+    ["eval-classifier", "classifier_full", "--data", "synthetic:n=70", "--bootstrap", "0", "--record", "--out", "{tmp}"],
     ["baseline", "svm", "--data", "synthetic:n=70", "--save", in_package("checkpoints", "my_baseline"), "--out",
      "{tmp}"],
     [*TINY_RUN, "--out", in_package("configs", "run")],

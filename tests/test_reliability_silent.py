@@ -305,7 +305,7 @@ def test_a_seed_inside_an_occlusion_is_refused_not_ignored(argv, capsys):
 
 def test_more_folds_than_the_smallest_class_holds_is_refused(tmp_path, capsys):
     line = one_line_error(["baseline", "logreg", "--data", "synthetic:n=300", "--folds", "500", "--train-size",
-                           "5000", "--n-boot", "0", "--out", tmp_path / "b"], capsys, alone=False)
+                           "5000", "--bootstrap", "0", "--out", tmp_path / "b"], capsys, alone=False)
     assert "--folds 500: stratified cross-validation needs as many faces of each class" in line
     assert "their smallest class" in line
 
