@@ -11,7 +11,7 @@ fixed val faces under the same condition.
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from pathlib import Path
 from typing import Callable, Iterator
@@ -40,6 +40,8 @@ from .evaluate import evaluate, predict_proba
 from .identity import classifier_record
 from .losses import distillation_loss, fgsm_perturb, make_criterion, mix_batch
 from .models import create_classifier, open_classifier, save_classifier
+
+log = logging.getLogger(__name__)
 
 VAL_SEED = 0  # masks of the fixed val (and test) faces: the same for every model, every epoch
 
@@ -225,9 +227,8 @@ def _train_run(cfg: ClassifierConfig, out: Path, resume: bool, on_epoch_end, loa
         meta["distill"] = distill_record(cfg.loss.distill)
     meta.update(data_source=faces.source, data_fingerprint=faces.fingerprint, train_faces=len(train))
     if is_main():
-        print(f"[train-classifier] {cfg.name}: {cfg.model.arch} on {len(train)} faces ({faces.source}), condition "
-              f"{cfg.condition.name}, {view.describe()}, {cfg.train.epochs} epochs on {device}; run folder {out}",
-              file=sys.stderr)
+        log.info(f"[train-classifier] {cfg.name}: {cfg.model.arch} on {len(train)} faces ({faces.source}), condition "
+                 f"{cfg.condition.name}, {view.describe()}, {cfg.train.epochs} epochs on {device}; run folder {out}")
     started = time.perf_counter()
     model, history = fit_classifier(model, train, val, cfg.train, cfg.loss, device, condition, out, meta,
                                     to_dict(cfg), resume, on_epoch_end=on_epoch_end, view=view)
@@ -246,8 +247,8 @@ def _train_run(cfg: ClassifierConfig, out: Path, resume: bool, on_epoch_end, loa
                                           "epochs": cfg.train.epochs, "best_epoch": history["best_epoch"],
                                           "seconds_per_epoch": history["seconds_per_epoch"],
                                           "metrics": _sidecar_metrics(metrics)}, half=cfg.train.half)
-    print(f"[train-classifier] done: {_summary(history, metrics, time.perf_counter() - started)}; "
-          f"wrote {out / 'best.safetensors'}", file=sys.stderr)
+    log.info(f"[train-classifier] done: {_summary(history, metrics, time.perf_counter() - started)}; "
+             f"wrote {out / 'best.safetensors'}")
     return metrics
 
 

@@ -15,7 +15,7 @@ guide, conditioning, selector, data fingerprint and metrics.
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,6 +33,8 @@ from unveil.shipped import resolve_checkpoint
 from .classical import BASELINES, create_baseline
 from .generators import GENERATORS, create_generator
 from .stitch import stitch
+
+log = logging.getLogger(__name__)
 
 GENERATOR_PREFIX = "generator."
 CONDITIONER_PREFIX = "conditioner."
@@ -271,6 +273,6 @@ def _load_referenced_conditioner(path, cond: dict, device) -> nn.Module:
     match = next((c for c in found if not expected or weights_digest(c) == expected), None)
     if match is None:
         match = found[0]
-        print(f"warning: {path}: conditioning classifier {match} has changed since training "
-              f"(SHA-256 differs); reconstructions may differ", file=sys.stderr)
+        log.warning(f"{path}: conditioning classifier {match} has changed since training "
+                    f"(SHA-256 differs); reconstructions may differ")
     return load_classifier(match, device)[0]

@@ -19,13 +19,15 @@ Images are float [N, 1, H, W] in [0, 1]; `hole` is 0/1 of the same shape, 1 = hi
 
 from __future__ import annotations
 
-import sys
+import logging
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from unveil.metrics.image import ssim
+
+log = logging.getLogger(__name__)
 
 ADVERSARIAL_KINDS = ("lsgan", "hinge")
 PERCEPTUAL_KINDS = ("auto", "lpips", "gradient_ssim")
@@ -146,8 +148,7 @@ def PerceptualLoss(kind: str = "auto") -> nn.Module:  # named as the module it b
             return _LPIPSLoss()
         if kind == "lpips":
             raise RuntimeError(f"perceptual loss 'lpips' asked for, but {why}")
-        print(f"perceptual loss: LPIPS unavailable ({why.split(';')[0]}); using the gradient+SSIM fallback",
-              file=sys.stderr)
+        log.info(f"perceptual loss: LPIPS unavailable ({why.split(';')[0]}); using the gradient+SSIM fallback")
     return GradientSSIMLoss()
 
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from PIL import Image
 
 from unveil.data.cache import cache_dir, read_cache, write_cache
 from unveil.errors import UnveilError
+from unveil.logs import progress
 from unveil.occluders import OCCLUDER_STYLES
 from unveil.occlusion import MASK_STYLES
 from unveil.photo import create_detector, landmark_hole
@@ -190,7 +190,7 @@ def paint_photos(paths: list[Path], per_photo: int, what: str, wear=wear_mask,
     detector = _detector()
     styles = styles or (MASK_STYLES if wear is wear_mask else OCCLUDER_STYLES)
     images, targets, sources = [], [], []
-    for i, path in enumerate(paths):
+    for i, path in enumerate(progress(paths, f"painting {what}", unit="photo")):
         rgb, _ = read_photo(path)
         faces = detector.detect(rgb)
         if not faces:
@@ -205,8 +205,6 @@ def paint_photos(paths: list[Path], per_photo: int, what: str, wear=wear_mask,
                 images.append(framed.crop)
                 targets.append((warp_to_crop(cover, framed.matrix) > 0.5).astype(np.uint8))
                 sources.append(str(i))
-        if (i + 1) % 200 == 0:
-            print(f"[photos] {what}: {i + 1}/{len(paths)} photos painted", file=sys.stderr, flush=True)
     n = len(images)
     return HoleExamples(torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(targets)),
                         torch.ones(n, 48, 48, dtype=torch.uint8), torch.ones(n, dtype=torch.bool), sources)

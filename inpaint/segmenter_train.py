@@ -18,10 +18,10 @@ its bare faces (every head angle) not flagged and of its painted masks and occlu
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -41,6 +41,8 @@ from unveil.trainer import AugmentConfig, ExperimentConfig, OptimConfig, Trainer
 
 from .segmenter import SEGMENTERS, hole_iou, load_segmenter, save_segmenter
 from .segmenter_data import HoleExamples, PhotosConfig, photo_examples
+
+log = logging.getLogger(__name__)
 
 VAL_SEED = 0
 
@@ -275,15 +277,17 @@ def _to(examples: HoleExamples, device: torch.device) -> HoleExamples:
 
 
 def train_segmenter(cfg: SegmenterConfig, out_dir: str | Path, resume: bool = False,
-                    faces: Faces | None = None) -> dict:
-    """Train from a config; returns the history (the run folder holds best.*, last.*, history.json)."""
+                    faces: Faces | None = None, on_epoch_end: Callable[[int, dict], None] | None = None) -> dict:
+    """Train from a config; returns the history (the run folder holds best.*, last.*, history.json).
+    `on_epoch_end(epoch, record)` is called after each epoch (live logging)."""
     device = pick_device(cfg.device)
     seed_everything(cfg.train.seed)
     faces = faces if faces is not None else cfg.data.load()
     task = SegmenterTask(cfg, faces, device)
     select = cfg.train.select or "iou"
-    trainer = Trainer(task, cfg.train, select, out=out_dir, config=to_dict(cfg), what="train-segmenter", device=device)
+    trainer = Trainer(task, cfg.train, select, out=out_dir, config=to_dict(cfg), what="train-segmenter", device=device,
+                      on_epoch_end=on_epoch_end)
     history = trainer.fit(resume=resume)
-    print(f"[train-segmenter] done: best epoch {history['best_epoch']}, val {select} {history['best_score']:.4f} "
-          f"-> {Path(out_dir) / 'best'}", file=sys.stderr)
+    log.info(f"[train-segmenter] done: best epoch {history['best_epoch']}, val {select} {history['best_score']:.4f} "
+             f"-> {Path(out_dir) / 'best'}")
     return history

@@ -20,9 +20,9 @@ an inpainter checkpoint), last.* (everything to resume).
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn as nn
@@ -50,6 +50,8 @@ from .inpainter import GENERATOR_PREFIX, Inpainter, conditioning, load_inpainter
 from .losses import (ExpressionLoss, PerceptualLoss, discriminator_adversarial_loss, generator_adversarial_loss,
                      masked_l1)
 from .stitch import stitch
+
+log = logging.getLogger(__name__)
 
 OWN_HOLE_SHARE = 0.5   # faces with a hole of their own (data.mix holes:) cut by it in half their batches
 
@@ -254,21 +256,23 @@ class InpaintTask:
                           self.occlusion)
 
 
-def build_trainer(cfg: InpaintConfig, out_dir: str | Path, faces: Faces | None = None) -> Trainer:
-    """The task and its trainer for a config (`faces` spares loading the config's source)."""
+def build_trainer(cfg: InpaintConfig, out_dir: str | Path, faces: Faces | None = None,
+                  on_epoch_end: Callable[[int, dict], None] | None = None) -> Trainer:
+    """The task and its trainer for a config (`faces` spares loading the config's source; `on_epoch_end(epoch,
+    record)` is called after each epoch, for live logging)."""
     device = pick_device(cfg.device)
     seed_everything(cfg.train.seed)
     faces = faces if faces is not None else cfg.data.load()
     task = InpaintTask(cfg, faces, device)
     return Trainer(task, cfg.train, cfg.train.select, minimize=SELECT_METRICS[cfg.train.select], out=out_dir,
-                   config=to_dict(cfg), what=f"inpainter {cfg.model.arch}", device=device)
+                   config=to_dict(cfg), what=f"inpainter {cfg.model.arch}", device=device, on_epoch_end=on_epoch_end)
 
 
 def train_inpainter(cfg: InpaintConfig, out_dir: str | Path, resume: bool = False, faces: Faces | None = None,
-                    stop_after: int | None = None) -> dict:
+                    stop_after: int | None = None, on_epoch_end: Callable[[int, dict], None] | None = None) -> dict:
     """Train from a config; returns the run's summary (also in OUT/metrics.json)."""
     with run_folder(out_dir):  # held from the first check of the folder to the last file written
-        trainer = build_trainer(cfg, out_dir, faces)
+        trainer = build_trainer(cfg, out_dir, faces, on_epoch_end)
         history = trainer.fit(resume=resume, stop_after=stop_after)
         return finish(trainer.task, Path(out_dir), history) if is_main() else {"best": history["best"]}
 
@@ -287,8 +291,8 @@ def finish(task: InpaintTask, out: Path, history: dict) -> dict:
                "train_images_per_s": last.get("train_images_per_s"),
                "guide": task.guide_info, "conditioning": task.conditioning_info, "selector": task.selector_info}
     write_json(out / "metrics.json", summary)
-    print(f"[inpainter {task.cfg.model.arch}] done: best epoch {summary['best_epoch']}, val hole PSNR "
-          f"{val['psnr_hole']:.2f} dB, SSIM {val['ssim_hole']:.3f} -> {out / 'best'}", file=sys.stderr)
+    log.info(f"[inpainter {task.cfg.model.arch}] done: best epoch {summary['best_epoch']}, val hole PSNR "
+             f"{val['psnr_hole']:.2f} dB, SSIM {val['ssim_hole']:.3f} -> {out / 'best'}")
     return summary
 
 

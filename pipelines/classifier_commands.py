@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
-import sys
 from pathlib import Path
 
 import torch
@@ -24,6 +24,8 @@ from unveil.runtime import fused_for_inference, pick_device, resolve_precision
 from .options import (add_bootstrap_argument, add_class_map_argument, add_evaluation_arguments, add_exclude_argument,
                       add_model_arguments, add_source_arguments, add_train_command, class_map_option, count, examples,
                       load_scored, load_source, occlusion_text, seed_value, train_overrides)
+
+log = logging.getLogger(__name__)
 
 OCCLUSION_HELP = ("none (default), lower-half[:start_row=24,fill=0], mask[:styles=surgical+n95] or, on a photos:DIR "
                   "source, photo-mask[:styles=...] (painted on the photo); masks drawn from --seed")
@@ -120,9 +122,16 @@ def run_train(args: argparse.Namespace) -> int:
 
     from .compare import reconstruct_loader
 
+    from unveil.config import to_dict
+
+    from .tracking import live_training
+
     cfg = load_classifier_config(args.config, train_overrides(args))
     loader = reconstruct_loader(pick_device(cfg.device))
-    metrics = train_from_config(cfg, cfg.run_dir(), resume=args.resume, load_reconstruct=loader)
+    with live_training("classifier", cfg.run_dir(), cfg.train.select, config=to_dict(cfg),
+                       enabled=not args.no_wandb and is_main()) as live:
+        metrics = train_from_config(cfg, cfg.run_dir(), resume=args.resume, load_reconstruct=loader, on_epoch_end=live)
+        live.summarize(metrics)
     if args.json and is_main():
         print(json.dumps(metrics))
     return 0
@@ -183,7 +192,7 @@ def run_eval(args: argparse.Namespace) -> int:
         print(json.dumps({**info, **report}))
     else:
         print(_summary(report, info))
-    print(f"wrote {paths['json']}, {paths['markdown'].name}, {paths['png'].name}", file=sys.stderr)
+    log.info(f"wrote {paths['json']}, {paths['markdown'].name}, {paths['png'].name}")
     return 0
 
 
@@ -270,9 +279,8 @@ def run_baseline(args: argparse.Namespace) -> int:
     train_images = condition.over_faces(train, seed=args.seed + 1_000)
     test_images = condition.over_faces(test, seed=args.seed)
     family = CLASSICAL.create(args.model)
-    print(f"[baseline {args.model}] {family.model} ({args.components} components) on "
-          f"{min(args.train_size, len(train))} of {len(train)} training faces, {args.folds}-fold CV ...",
-          file=sys.stderr)
+    log.info(f"[baseline {args.model}] {family.model} ({args.components} components) on "
+             f"{min(args.train_size, len(train))} of {len(train)} training faces, {args.folds}-fold CV ...")
     baseline, search = fit_baseline(args.model, train_images, train.labels, args.train_size, args.components,
                                     folds=args.folds, seed=args.seed, n_jobs=args.jobs)
     report = scored(test.labels, baseline.predict_proba(test_images), view, n_boot=args.bootstrap, seed=args.seed)
@@ -283,7 +291,7 @@ def run_baseline(args: argparse.Namespace) -> int:
         saved = baseline.save(args.save, {"data_fingerprint": faces.fingerprint, **condition.describe(), **search,
                                           "metrics": {args.split: {"accuracy": report["accuracy"],
                                                                    "macro_f1": report["macro_f1"]}}})
-        print(f"saved the baseline to {saved}", file=sys.stderr)
+        log.info(f"saved the baseline to {saved}")
     if args.json:
         print(json.dumps({**info, **report}))
     else:
@@ -292,7 +300,7 @@ def run_baseline(args: argparse.Namespace) -> int:
         print(f"best {params} (CV accuracy {100 * search['cv_accuracy']:.2f} % on {search['train_size']} faces)")
         print(_summary(report, {**info, "checkpoint": args.model, "tta": False,
                                 "trained_condition": info["condition"]}))
-    print(f"wrote {paths['json']}, {paths['markdown'].name}, {paths['png'].name}", file=sys.stderr)
+    log.info(f"wrote {paths['json']}, {paths['markdown'].name}, {paths['png'].name}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """`unveil` command line. Each command group lives in its own module with a `register(subparsers)`.
 
-stdout carries only results (JSON with --json); progress, warnings and errors go to stderr. Exit status:
+stdout carries only results (JSON with --json); messages (`logging`, shown by `unveil.logs.show_messages`),
+progress bars (on a terminal only), warnings and errors go to stderr. Exit status:
 
     0    done (a command that takes many photos reports each one it could not use on stderr)
     1    nothing could be processed: every photo given failed, each named on stderr (`unveil: <photo>: ...`)
@@ -20,6 +21,7 @@ import sys
 
 from unveil import __version__
 from unveil.errors import UnveilError
+from unveil.logs import show_messages
 from unveil.runtime import keep_freed_memory
 
 from . import (classifier_commands, compare_commands, data_commands, fusion_commands, hole_commands, inpainter_commands,
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     keep_freed_memory()
+    show_messages()
     parser = build_parser()
     stdout = sys.stdout
     sys.stdout = _Results(stdout)

@@ -11,7 +11,7 @@ eval-inpainter` is the same comparison with one inpainter.
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +36,8 @@ from unveil.shipped import FUSION, JUDGE, OCCLUDED, resolve_checkpoint, shipped_
 from .gallery import build_rows, write_html, write_png
 from .options import load_scored
 from .report import write_comparison
+
+log = logging.getLogger(__name__)
 
 # What a comparison writes into its folder: only such a folder is replaced by the next run into it.
 REPORT_FILES = {"metrics.json", "report.md", "accuracy.png", "confusion_*.png", "gallery.html", "gallery.png",
@@ -317,8 +319,7 @@ def run_comparison(spec: ComparisonSpec, models: Models, out_dir: Path, load: Lo
     specs = list(spec.inpainters) if spec.inpainters is not None else default_inpainters(models.checkpoints)
     inpainters = models.inpainters(specs, lambda: load(spec.data, "train").float_images())
     others = [models.judge(name) for name in spec.cross]
-    print(f"comparing {len(inpainters) + 2} conditions on {len(faces)} faces of {faces.source} ({spec.split})",
-          file=sys.stderr)
+    log.info(f"comparing {len(inpainters) + 2} conditions on {len(faces)} faces of {faces.source} ({spec.split})")
     started = time.perf_counter()
     one = OneReadingInputs.open(models, spec.reader, spec.fusion, judge, inpainters)
     report, artefacts = compare(faces, judge, inpainters, occ, cross=others, tta=spec.tta, seed=spec.seed,
@@ -328,8 +329,8 @@ def run_comparison(spec: ComparisonSpec, models: Models, out_dir: Path, load: Lo
         report["data"]["excluded_degenerate"] = excluded
     write_outputs(report, artefacts, faces.ids, judge, out_dir, f"occlusion {occ}", spec.per_class, spec.seed,
                   wandb_run)
-    print(f"[compare] {len(report['conditions'])} conditions scored and written in "
-          f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
+    log.info(f"[compare] {len(report['conditions'])} conditions scored and written in "
+             f"{time.perf_counter() - started:.1f} s")
     return report
 
 

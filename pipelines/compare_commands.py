@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,8 @@ from . import compare
 from .options import (add_bootstrap_argument, add_class_map_argument, add_evaluation_arguments, add_exclude_argument,
                       class_map_option, count, examples, load_source, occlusion_text, seed_value, split_list)
 from .report import summary_table
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +65,7 @@ def run_compare_command(args: argparse.Namespace) -> int:
     stream = sys.stderr if args.json else sys.stdout
     print(summary_table(report), file=stream)
     for warning in report["warnings"]:
-        print(f"warning: {warning}", file=sys.stderr)
+        log.warning(f"{warning}")
     print(f"report: {out / 'report.md'}  gallery: {out / 'gallery.html'}", file=stream)
     if args.json:
         print(json.dumps(report))

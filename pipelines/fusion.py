@@ -11,7 +11,7 @@ of its two inputs (on the faces it was fitted on: a fit, not a test).
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,8 @@ from unveil.occlusion import Occlusion
 from unveil.shipped import PHOTO_JUDGE, PHOTO_READER, resolve_checkpoint
 
 from .compare import Models, condition_images
+
+log = logging.getLogger(__name__)
 
 SPLIT = "val"   # a fusion is fitted on validation faces only: never on the test split it is reported on
 
@@ -57,7 +59,7 @@ def fit_one_reading(spec: FusionSpec, models: Models, out: Path) -> dict:
         labels.append(faces.labels.cpu())
         fitted_on.append({"data": faces.source, "fingerprint": faces.fingerprint, "split": SPLIT,
                           "occlusion": str(occ), "n": len(faces)})
-        print(f"[fit-fusion] {faces.source} ({SPLIT}, {occ}): {len(faces)} faces read", file=sys.stderr)
+        log.info(f"[fit-fusion] {faces.source} ({SPLIT}, {occ}): {len(faces)} faces read")
     # Each source weighs the same in the fit, however many faces it has: FER2013's 3,589 val faces would
     # otherwise set the weights for photo sets of a few hundred.
     weight = torch.cat([torch.full((len(y),), 1 / len(y)) for y in labels])

@@ -26,8 +26,8 @@ lowest-IoU pixel-labelled faces, each crop with its hole tinted, and the photos 
 
 from __future__ import annotations
 
+import logging
 import re
-import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -42,6 +42,8 @@ from unveil.photo.framing import frame_photos, warp_to_crop
 from unveil.photo.hole_sets import BARE_FOLDERS, MASKED_FOLDERS, masked_photos, pixel_labelled, read_hole_label
 
 from .predict import MAX_YAW, SEARCH_FACE, FaceFramer
+
+log = logging.getLogger(__name__)
 
 MISSES_SHOWN = 24   # faces drawn per kind of miss
 
@@ -79,7 +81,7 @@ def _frame(paths: list[Path], framer: FaceFramer, what: str):
     A photo that cannot be read is named on stderr: it is left out of the rates, not counted as a miss."""
     framed = frame_photos(paths, framer.detector, min_size=SEARCH_FACE, what=what)
     for problem in _unreadable(framed):
-        print(f"warning: {problem}; left out", file=sys.stderr)
+        log.warning(f"{problem}; left out")
     found = framed.found
     crops = framed.crops[found].unsqueeze(1).float().div(255).to(framer.device)
     masks, used = framer.holes(crops, framed.points[found], grown=False)
@@ -297,7 +299,7 @@ def _write(report: dict, misses: dict, out: Path) -> dict[str, Path]:
             labels.append(kind if start == 0 else "")
     if rows:
         paths["misses"] = save_png(tile_grid(rows, scale=2, gap=6), out / "misses.png")
-        print("\n".join(f"misses.png row {k + 1}: {label}" for k, label in enumerate(labels) if label), file=sys.stderr)
+        log.info("\n".join(f"misses.png row {k + 1}: {label}" for k, label in enumerate(labels) if label))
     listed = "".join(f"<li>{p}</li>" for s in report["sets"] for p in s["no_face"])
     paths["html"] = write_text(out / "misses.html",
                                "<!doctype html><meta charset='utf-8'><title>eval-holes misses</title>"

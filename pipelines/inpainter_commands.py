@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
 from pathlib import Path
 
 from unveil.distributed import init_from_env, is_main
@@ -23,6 +23,8 @@ from unveil.shipped import JUDGE
 
 from .options import (add_evaluation_arguments, add_train_command, examples, load_source, occlusion_text, seed_value,
                       train_overrides)
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,8 +58,16 @@ def run_train(args: argparse.Namespace) -> int:
     from unveil.inpaint.config import load_inpaint_config
     from unveil.inpaint.train import train_inpainter
 
+    from unveil.config import to_dict
+    from unveil.inpaint.config import SELECT_METRICS
+
+    from .tracking import live_training
+
     cfg = load_inpaint_config(args.config, train_overrides(args))
-    summary = train_inpainter(cfg, cfg.run_dir(), resume=args.resume)
+    with live_training("inpainter", cfg.run_dir(), cfg.train.select, SELECT_METRICS[cfg.train.select], to_dict(cfg),
+                       enabled=not args.no_wandb and is_main()) as live:
+        summary = train_inpainter(cfg, cfg.run_dir(), resume=args.resume, on_epoch_end=live)
+        live.summarize(summary)
     if args.json and is_main():
         print(json.dumps(summary))
     return 0
@@ -72,7 +82,7 @@ def run_eval(args: argparse.Namespace) -> int:
                                     lambda source, split: load_source(args, source, split), args.data, args.split,
                                     args.occlusion, args.tta, args.seed, Path(args.out) if args.out else None)
     for warning in result["warnings"]:
-        print(f"warning: {warning}", file=sys.stderr)
+        log.warning(warning)
     print(json.dumps(result) if args.json else _table(result))
     return 0
 

@@ -123,6 +123,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, example: str) -> None:
                              "instead of random ones: fine-tuning (shortcut for --set init=CHECKPOINT)")
     parser.add_argument("--device", help="override the config's device: auto, cpu, cuda, cuda:1 ...")
     parser.add_argument("--json", action="store_true", help="print the final metrics as one JSON object on stdout")
+    parser.add_argument("--no-wandb", action="store_true",
+                        help="do not log the training to W&B (offline by default: RUN/wandb, no login needed)")
 
 
 def train_overrides(args: argparse.Namespace) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,8 @@ from .options import (add_bootstrap_argument, add_class_map_argument, add_model_
                       examples, seed_value, split_list)
 from .predict import HOLES
 from .report import summary_table
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,7 +66,7 @@ def run_eval_photos(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/photos-{time.strftime('%Y%m%d-%H%M%S')}")
     report = evaluate_photos(spec, Models.open(args.device, args.precision, args.checkpoints), out)
     for line in report["data"]["skipped"]:
-        print(f"skipped: {line}", file=sys.stderr)
+        log.info(f"skipped: {line}")
     stream = sys.stderr if args.json else sys.stdout
     print(summary_table(report), file=stream)
     print(f"report: {out / 'report.md'}  gallery: {out / 'gallery.html'}", file=stream)

@@ -11,7 +11,7 @@ no image quality: the truth is under the mask.
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,8 @@ from unveil.shipped import FUSION, PHOTO_JUDGE, PHOTO_READER
 from .compare import (REPORT_FILES, Judge, Models, NamedInpainter, OneReadingInputs, default_inpainters,
                       judge_conditions, write_outputs)
 from .predict import FaceFramer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ def score_photo_set(photos: PhotoSet, judge: Judge, inpainters: list[NamedInpain
     shown = {"occluded": occluded}
     for inp in inpainters:
         shown[inp.name] = inp.reconstruct(occluded, holes)
-    print(f"scoring {len(shown)} conditions on {len(photos.ids)} faces from {photos.source}", file=sys.stderr)
+    log.info(f"scoring {len(shown)} conditions on {len(photos.ids)} faces from {photos.source}")
     scores, artefacts = judge_conditions(shown, photos.labels.to(device), judge, inpainters, cross, tta=tta,
                                          seed=seed, n_boot=n_boot, classes=classes, one=one)
     modes = sorted(set(photos.holes_used))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
-import sys
 from pathlib import Path
 
 from unveil.errors import DataError
@@ -19,6 +19,8 @@ from unveil.photo.video import VIDEO_EXTENSIONS, Webcam, check_encoder, is_video
 from .options import add_max_yaw_argument, add_model_arguments, count, examples
 from .predict import HOLES, INPAINTER, MIN_USABLE_FACE, SEARCH_FACE, Predictor, photo_table, sample_photos
 from .video import EVERY, SMOOTH, VideoOptions, VideoReader, read_videos
+
+log = logging.getLogger(__name__)
 
 # what predict writes: an --out holding more is refused
 OUTPUTS = {"[0-9]*_*.png", "[0-9]*_*.mp4", "[0-9]*_*.timeline.csv", "predictions.json"}
@@ -117,7 +119,7 @@ def predict_all(args: argparse.Namespace, camera: Webcam | None) -> int:
                   "videos": [c.to_json() for c in clips]}
         write_json(folder / "predictions.json", report)
     for error in [e for r in results + clips for e in r.errors]:
-        print(f"unveil: {error}", file=sys.stderr)
+        log.info(f"unveil: {error}")
     print(json.dumps(report) if args.json else "\n".join(filter(None, [photo_table(results), video_table(clips)])))
     return 0 if any(r.faces for r in results) or any(c.frames for c in clips) else 1
 

@@ -8,8 +8,8 @@ functions as its own command.
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +22,8 @@ from .compare import ComparisonSpec, Models, run_comparison
 from .options import examples
 from .predict import Predictor, photo_table, sample_photos
 from .report import summary_table
+
+log = logging.getLogger(__name__)
 
 @dataclass
 class Stage:
@@ -109,7 +111,7 @@ def _fresh(out: Path, cfg: QuickstartConfig) -> None:
     owned = {*cfg.classifiers, *cfg.inpainters, "compare", "predict", "timings.json", "wandb"}
     check_replaceable(out, owned, "a quickstart")
     if out.is_dir() and any(out.iterdir()):
-        print(f"[quickstart] replacing the previous quickstart in {out}", file=sys.stderr)
+        log.info(f"[quickstart] replacing the previous quickstart in {out}")
         shutil.rmtree(out)
     record_outputs(make_folder(out), owned)  # first: an interrupted quickstart is replaced by the next one
 
@@ -117,8 +119,10 @@ def _fresh(out: Path, cfg: QuickstartConfig) -> None:
 def quickstart(cfg: QuickstartConfig, out: Path, use_wandb: bool = True) -> dict:
     from unveil.classify.config import load_classifier_config
     from unveil.classify.train import train_from_config
-    from unveil.inpaint.config import load_inpaint_config
+    from unveil.inpaint.config import SELECT_METRICS, load_inpaint_config
     from unveil.inpaint.train import train_inpainter
+
+    from .tracking import LiveTraining
 
     _fresh(out, cfg)
     started = time.perf_counter()
@@ -131,16 +135,17 @@ def quickstart(cfg: QuickstartConfig, out: Path, use_wandb: bool = True) -> dict
                         config={"data": cfg.data, "occlusion": cfg.occlusion})
     timings = {}
     try:
-        for name, stage in cfg.classifiers.items():
+        for name, stage in cfg.classifiers.items():   # each stage live in the one W&B run, on its own epoch axis
             overrides = [f"data.source={cfg.data}", *_filled(stage.set, fill)]
             clf_cfg = load_classifier_config(stage.config, overrides)
-            timings[name] = _timed(train_from_config, clf_cfg, out / name, resume=False)
-            _log_stage(run, name, out / name)
+            live = LiveTraining(name, out / name, clf_cfg.train.select, run=run, enabled=run is not None)
+            timings[name] = _timed(train_from_config, clf_cfg, out / name, resume=False, on_epoch_end=live)
         for name, stage in cfg.inpainters.items():
             overrides = [f"data.source={cfg.data}", f"occlusion={cfg.occlusion}", *_filled(stage.set, fill)]
             inp_cfg = load_inpaint_config(stage.config, overrides)
-            timings[name] = _timed(train_inpainter, inp_cfg, out / name)
-            _log_stage(run, name, out / name)
+            live = LiveTraining(name, out / name, inp_cfg.train.select, SELECT_METRICS[inp_cfg.train.select], run=run,
+                                enabled=run is not None)
+            timings[name] = _timed(train_inpainter, inp_cfg, out / name, on_epoch_end=live)
         spec = ComparisonSpec(
             data=cfg.data, judge=str(out / "judge" / "best"),
             inpainters=(*(str(out / n / "best") for n in cfg.inpainters), *cfg.compare.baselines),
@@ -153,7 +158,7 @@ def quickstart(cfg: QuickstartConfig, out: Path, use_wandb: bool = True) -> dict
             run.finish()
     timings["total"] = time.perf_counter() - started
     write_json(out / "timings.json", timings)
-    print(f"[quickstart] done in {timings['total']:.0f} s", file=sys.stderr)
+    log.info(f"[quickstart] done in {timings['total']:.0f} s")
     return report
 
 
@@ -165,16 +170,3 @@ def _timed(work, *args, **kwargs) -> float:
     start = time.perf_counter()
     work(*args, **kwargs)
     return time.perf_counter() - start
-
-
-def _log_stage(run, name: str, run_dir: Path) -> None:
-    """A finished stage's per-epoch curves and sample grids, under the stage's name."""
-    if run is None:
-        return
-    import json
-
-    from .tracking import log_training
-
-    history = json.loads((run_dir / "history.json").read_text()) if (run_dir / "history.json").exists() else []
-    samples = sorted(run_dir.rglob("samples*.png")) + sorted(run_dir.glob("samples/*.png"))
-    log_training(run, [{f"{name}/{k}": v for k, v in entry.items()} for entry in history], samples)

@@ -41,8 +41,15 @@ def run_train(args: argparse.Namespace) -> int:
     init_from_env()  # under torchrun: one data-parallel rank per process
     from unveil.inpaint.segmenter_train import load_segmenter_config, train_segmenter
 
+    from unveil.config import to_dict
+
+    from .tracking import live_training
+
     cfg = load_segmenter_config(args.config, train_overrides(args))
-    history = train_segmenter(cfg, cfg.run_dir(), resume=args.resume)
+    with live_training("segmenter", cfg.run_dir(), cfg.train.select or "iou", config=to_dict(cfg),
+                       enabled=not args.no_wandb and is_main()) as live:
+        history = train_segmenter(cfg, cfg.run_dir(), resume=args.resume, on_epoch_end=live)
+        live.summarize({"best_epoch": history["best_epoch"], "val": history["best"]})
     if args.json and is_main():
         print(json.dumps({"run": str(cfg.run_dir()), "best": history["best"]}))
     return 0

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import socket
-import sys
 
 from unveil.errors import UnveilError
 
 from .options import add_max_yaw_argument, count, examples
 from .serve import MAX_BYTES
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -48,7 +50,7 @@ def run_serve(args: argparse.Namespace) -> int:
         raise UnveilError(f"unveil serve needs FastAPI, uvicorn and python-multipart ({exc.name} is missing): "
                           f"pip install -e '.[web]'") from None
     check_port(args.host, args.port)
-    print(f"unveil: serving on http://{args.host}:{args.port}/ (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    log.info(f"unveil: serving on http://{args.host}:{args.port}/ (Ctrl-C stops it)")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 

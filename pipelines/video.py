@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import sys
+import logging
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from unveil import logs
 from unveil.classes import CLASSES
 from unveil.errors import DataError, UnveilError
 from unveil.figures import save_png, timeline_chart
@@ -41,6 +42,8 @@ from unveil.photo.tracking import DETECT_SIDE, FaceTracker, video_detector_setti
 from unveil.photo.video import Frame, H264Writer, VideoFile
 
 from .predict import SEARCH_FACE, Predictor
+
+log = logging.getLogger(__name__)
 
 READINGS = ("one_reading", "untouched", "occluded", "reconstructed", "upper_half_reader")   # the answer first
 POSE = ("yaw", "pitch", "roll")
@@ -127,7 +130,8 @@ class VideoReader:
         a camera stops at Ctrl-C, keeping everything read."""
         result, watch, started = VideoResult(source.name), Stopwatch(), time.perf_counter()
         tracker = FaceTracker(self.detector, self.options.every, self.predictor.framer.min_face)
-        smoother, shown = Smoother(self.options.smooth), _Progress(source, progress)
+        smoother = Smoother(self.options.smooth)
+        shown = logs.progress(what=source.name, total=source.total or None, unit="frame", enabled=progress)
         video, end = stem.with_name(stem.name + ".mp4"), 0.0
         if min(source.size) < SEARCH_FACE:
             raise DataError(f"{source.name}: its frames are {source.size[0]}x{source.size[1]} pixels, too small to "
@@ -139,10 +143,12 @@ class VideoReader:
                         with watch.stage("encode"):
                             writer.write(annotated, frame.time)  # the source's own time: variable rates kept
                         result.frames, end = result.frames + 1, frame.time
-                    shown.update(result.frames)
+                    shown.update(len(frames))
             except KeyboardInterrupt:
                 if not source.live:
                     raise
+            finally:
+                shown.close()
         short = source.shortfall(result.frames, end)
         if short and not result.errors:
             result.errors.append(f"{source.name}: {short} (cut short or damaged); what was read is kept")
@@ -264,23 +270,6 @@ def write_timeline(result: VideoResult, stem: Path) -> dict[str, str]:
         outputs["timeline_png"] = str(save_png(timeline_chart(panels, list(CLASSES)),
                                                stem.with_name(stem.name + ".timeline.png")))
     return outputs
-
-
-class _Progress:
-    """A line on stderr every 2 s: frames done, speed, and the ETA where the frame count is known."""
-
-    def __init__(self, source, enabled: bool):
-        self.source, self.enabled, self.started, self.shown = source, enabled, time.perf_counter(), 0.0
-
-    def update(self, done: int) -> None:
-        now = time.perf_counter()
-        if not self.enabled or now - self.shown < 2:
-            return
-        self.shown, fps = now, done / max(now - self.started, 1e-9)
-        total = self.source.total
-        eta = f", ETA {max(0, total - done) / max(fps, 1e-9):.0f}s" if total else ""
-        print(f"[video] {self.source.name}: frame {done}{f'/{total}' if total else ''}, {fps:.1f} fps{eta}",
-              file=sys.stderr, flush=True)
 
 
 def sample_clip(path: str | Path, detector, seconds: float = 10.0, fps: int = 25,

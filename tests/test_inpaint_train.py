@@ -156,6 +156,28 @@ def test_init_fine_tunes_a_saved_generator(unet_run, synthetic_faces, tmp_path):
                         faces=synthetic_faces)
 
 
+def test_a_training_shows_live_in_wandb(tmp_path, monkeypatch, read_wandb):
+    """`train-inpainter` logs each epoch to an offline W&B run in the run folder as it trains: the numbers on
+    the stage's epoch axis, the sample grids as images, the best checkpoint's metrics in the summary."""
+    from unveil.pipelines.cli import main
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    config = tmp_path / "tiny.yaml"
+    config.write_text("name: tiny\nmodel: {arch: unet, args: {widths: [8, 16, 32]}}\ndevice: cpu\nsample_every: 1\n"
+                      "data: {source: 'synthetic:n=700', val_limit: 64}\n"
+                      "train: {epochs: 2, steps_per_epoch: 4, batch_size: 16}\n")
+    out = tmp_path / "run"
+    assert main(["train-inpainter", "--config", str(config), "--out", str(out)]) == 0
+    history, summary, steps = read_wandb(out)
+    epochs = [row for row in history if "inpainter/epoch" in row]
+    assert [row["inpainter/epoch"] for row in epochs] == [1, 2]
+    assert all("inpainter/val_psnr_hole" in row and "inpainter/train_loss" in row for row in epochs)
+    assert all("inpainter/samples" in row for row in epochs) and steps["inpainter/*"] == "inpainter/epoch"
+    best = json.loads((out / "metrics.json").read_text())
+    assert summary["inpainter/best/best_epoch"] == best["best_epoch"]
+    assert summary["inpainter/best/val/psnr_hole"] == pytest.approx(best["val"]["psnr_hole"])
+
+
 def test_resume_continues_exactly(synthetic_faces, tmp_path):
     """Interrupted after epoch 1 and resumed == trained straight through (a class-conditional GAN, EMA,
     masks, every epoch's random draws)."""

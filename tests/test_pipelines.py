@@ -126,7 +126,7 @@ def test_wandb_offline_run_holds_the_gallery_table(models, tmp_path, monkeypatch
     assert len(table["data"]) == 7
 
 
-def test_quickstart_end_to_end_reduced(tmp_path):
+def test_quickstart_end_to_end_reduced(tmp_path, monkeypatch, read_wandb):
     config = yaml.safe_load(Path("configs/quickstart.yaml").read_text())
     config["data"] = "synthetic:n=1400,seed=0"
     for stage in [*config["classifiers"].values(), *config["inpainters"].values()]:
@@ -135,8 +135,15 @@ def test_quickstart_end_to_end_reduced(tmp_path):
     small = tmp_path / "quickstart.yaml"
     small.write_text(yaml.safe_dump(config))
     out = tmp_path / "run"
-    assert main(["quickstart", "--config", str(small), "--out", str(out), "--no-wandb"]) == 0
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert main(["quickstart", "--config", str(small), "--out", str(out)]) == 0
     report = json.loads((out / "compare" / "metrics.json").read_text())
+    # One W&B run: every stage live on its own epoch axis, side by side, then the comparison's gallery.
+    history, summary, steps = read_wandb(out)
+    for stage in (*config["classifiers"], *config["inpainters"]):
+        assert [row[f"{stage}/epoch"] for row in history if f"{stage}/epoch" in row] == [1], stage
+        assert steps[f"{stage}/*"] == f"{stage}/epoch"
+    assert any("unet/samples" in row for row in history) and "unet/val_psnr_hole" in summary
     assert {"occluded", "unet", "ra_unet", "resnet_cgan", "telea", "mean_face", "full"} <= set(report["conditions"])
     assert (out / "compare" / "gallery.html").is_file() and (out / "compare" / "report.md").is_file()
     # Every generator reads the occluded-face classifier and learns the expression from the guide, never

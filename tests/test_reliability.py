@@ -570,7 +570,8 @@ def one_line_error(argv: list[str], capsys, alone: bool = True) -> str:
 
 @pytest.mark.parametrize("argv, message", [
     (["data", "preview", "synthetic:n=70", "--per-class", "-3", "--out", "x.png"], "--per-class: must be at least 1"),
-    (["eval-classifier", "classifier_full", "--data", "synthetic:n=70", "--bootstrap", "-5"], "--bootstrap: must be at"),
+    (["eval-classifier", "classifier_full", "--data", "synthetic:n=70", "--bootstrap", "-5"],
+     "--bootstrap: must be at"),
     (["compare", "--data", "synthetic:n=70", "--bootstrap", "-1"], "--bootstrap: must be at least 0"),
     (["baseline", "svm", "--data", "synthetic:n=70", "--folds", "1"], "--folds: must be at least 2"),
     (["saliency", "classifier_full", "--data", "synthetic:n=70", "--out", "s.png", "--n", "x"], "whole number"),

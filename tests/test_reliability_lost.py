@@ -216,7 +216,8 @@ def in_package(name: str, rest: str) -> str:
 @pytest.mark.parametrize("argv", [
     ["eval-classifier", "classifier_full", "--data", "synthetic:n=70", "--bootstrap", "0", "--out",
      in_package("checkpoints", "")],
-    ["eval-classifier", "classifier_full", "--data", "synthetic:n=70", "--bootstrap", "0", "--record", "--out", "{tmp}"],
+    ["eval-classifier", "classifier_full", "--data", "synthetic:n=70", "--bootstrap", "0", "--record", "--out",
+     "{tmp}"],
     ["baseline", "svm", "--data", "synthetic:n=70", "--save", in_package("checkpoints", "my_baseline"), "--out",
      "{tmp}"],
     [*TINY_RUN, "--out", in_package("configs", "run")],

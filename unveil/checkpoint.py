@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +24,8 @@ from .classes import CLASSES, ClassMap
 from .errors import UnveilError
 from .io import write_bytes, write_json
 from .occlusion import Occlusion
+
+log = logging.getLogger(__name__)
 
 DIGEST_KEY = "weights_sha256"   # the sidecar's record of its weights file
 NEEDS_ARCH = ("classifier", "inpainter", "segmenter", "baseline", "face_detector")
@@ -185,8 +187,8 @@ def _check_digest(data: bytes, meta: dict, weights: Path, sidecar: Path) -> None
     if recorded is None:
         if weights not in _warned_undigested:
             _warned_undigested.add(weights)
-            print(f"warning: {sidecar} records no {DIGEST_KEY} (saved by an older Unveil): the weights are "
-                  f"not checked", file=sys.stderr)
+            log.warning(f"{sidecar} records no {DIGEST_KEY} (saved by an older Unveil): the weights are "
+                        f"not checked")
         return
     actual = hashlib.sha256(data).hexdigest()
     if actual != recorded:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import copy
 import ctypes
+import logging
 import math
 import random
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +17,8 @@ import torch
 
 from .checkpoint import flatten_state, load_checkpoint, load_weights, save_checkpoint, unflatten_state
 from .errors import UnveilError
+
+log = logging.getLogger(__name__)
 
 
 def check_device(name: str) -> str:
@@ -186,11 +188,11 @@ class EMA:
         torch._foreach_copy_(self._buffers, list(model.buffers()))
 
 
-class Progress:
-    """One line per epoch on stderr: the numbers so far, time per epoch and the ETA."""
+class EpochLog:
+    """One message per epoch (`logging`): the numbers so far, time per epoch and the ETA."""
 
-    def __init__(self, total_epochs: int, what: str, start_epoch: int = 0, stream=sys.stderr):
-        self.total, self.what, self.stream = total_epochs, what, stream
+    def __init__(self, total_epochs: int, what: str, start_epoch: int = 0):
+        self.total, self.what = total_epochs, what
         self.start_epoch, self.started = start_epoch, time.perf_counter()
         self.epoch_started = self.started
 
@@ -204,8 +206,8 @@ class Progress:
         done = epoch + 1 - self.start_epoch
         eta = (now - self.started) / max(done, 1) * (self.total - epoch - 1)
         shown = "  ".join(f"{k} {_fmt(v)}" for k, v in numbers.items())
-        print(f"[{self.what}] epoch {epoch + 1}/{self.total}  {shown}  {seconds:.2f}s/epoch  "
-              f"ETA {_duration(eta)}", file=self.stream, flush=True)
+        log.info(f"[{self.what}] epoch {epoch + 1}/{self.total}  {shown}  {seconds:.2f}s/epoch  "
+                 f"ETA {_duration(eta)}")
         return seconds
 
 

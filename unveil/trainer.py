@@ -23,9 +23,9 @@ started it; `config.yaml` is written once; one process at a time writes a run fo
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +41,10 @@ from .data.mix import MixPart
 from .errors import UnveilError
 from .io import LOCK_NAME, folder_lock, is_temp, remove_stale_temps, shown_names, write_json, write_text
 from .distributed import average_buffers, average_gradients, average_sums, is_main
-from .runtime import EMA, PRECISIONS, Progress, check_device, load_training_state, save_training_state, warmup_cosine
+from .logs import progress
+from .runtime import EMA, PRECISIONS, EpochLog, check_device, load_training_state, save_training_state, warmup_cosine
+
+log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("sgd", "adamw", "adam")
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -97,9 +100,9 @@ class DataConfig:
         if self.drop_degenerate:
             train, record = without_degenerate(faces, "train")
             if is_main():
-                print(f"[data] drop_degenerate: {record['excluded']} of {record['excluded'] + record['kept']} "
-                      f"training faces left out ({record['constant']} constant, {record['nearly_constant']} nearly "
-                      f"constant, {record['copies']} copies)", file=sys.stderr)
+                log.info(f"[data] drop_degenerate: {record['excluded']} of {record['excluded'] + record['kept']} "
+                         f"training faces left out ({record['constant']} constant, {record['nearly_constant']} nearly "
+                         f"constant, {record['copies']} copies)")
         if self.limit and self.limit < len(train):
             pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[: self.limit]
             train = train.select(pick.sort().values)
@@ -394,7 +397,7 @@ class Trainer:
 
     def _epochs(self, stop_after: int | None) -> None:
         cfg, state = self.cfg, self.state
-        bar = Progress(cfg.epochs, self.what, start_epoch=state["epoch"]) if self.progress and is_main() else None
+        bar = EpochLog(cfg.epochs, self.what, start_epoch=state["epoch"]) if self.progress and is_main() else None
         end = min(cfg.epochs, stop_after or cfg.epochs)
         for epoch in range(state["epoch"], end):
             if state["stopped_early"]:
@@ -417,7 +420,8 @@ class Trainer:
             model.train()
         sums: dict[str, torch.Tensor] = {}
         steps = 0
-        for batch in self.task.batches(epoch, seed):
+        for batch in progress(self.task.batches(epoch, seed), f"{self.what} epoch {epoch + 1}",
+                              self.task.steps_per_epoch, "step", self.progress and is_main()):
             for key, value in self.train_step(batch).items():  # summed on the device: no host sync per step
                 sums[key] = sums.get(key, 0) + value
             steps += 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
+import logging
 from pathlib import Path
 
 import torch
@@ -18,6 +18,8 @@ from .faces import SPLIT_CHOICES, SPLITS, Faces
 from .preprocess import minmax_normalize
 from .store import is_store, open_store
 from .sources import Source, assign_splits, resolve_source
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Faces", "SPLITS", "SPLIT_CHOICES", "load_faces", "resolve_source", "cache_dir"]
 
@@ -57,7 +59,7 @@ def _fingerprint(src: Source, normalize: bool) -> str:
 
 
 def _decode(src: Source, fingerprint: str, normalize: bool) -> Faces:
-    print(f"decoding {src.describe()} (once; later loads use the cache)", file=sys.stderr)
+    log.info(f"decoding {src.describe()} (once; later loads use the cache)")
     raw = src.read()
     images = torch.from_numpy(raw.images)
     return Faces(
@@ -80,8 +82,7 @@ def _read_cache(path: Path, src: Source, fingerprint: str) -> Faces | None:
     except (KeyError, ValueError):
         ids = None
     if meta.get("fingerprint") != fingerprint or not isinstance(ids, list):
-        print(f"warning: {path} is stale or damaged (not the cache of this source); decoding the source again",
-              file=sys.stderr)
+        log.warning(f"{path} is stale or damaged (not the cache of this source); decoding the source again")
         return None
     return Faces(tensors["images"], tensors["labels"], tensors["splits"], ids,
                  source=src.describe(), fingerprint=fingerprint, skipped=skipped)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import sys
 from pathlib import Path
 
 import torch
@@ -23,6 +23,8 @@ from safetensors.torch import save as save_bytes
 
 from ..errors import UnveilError
 from ..io import write_bytes
+
+log = logging.getLogger(__name__)
 
 __all__ = ["cache_dir", "cache_digest", "read_cache", "write_cache"]
 
@@ -52,7 +54,7 @@ def read_cache(path: Path, names: tuple[str, ...], what: str, again: str) -> tup
     except FileNotFoundError:
         return None
     except OSError as exc:
-        print(f"warning: cannot read the {what} cache {path} ({exc.strerror or exc}); {again}", file=sys.stderr)
+        log.warning(f"cannot read the {what} cache {path} ({exc.strerror or exc}); {again}")
         return None
     try:
         tensors = load_bytes(data)
@@ -61,8 +63,7 @@ def read_cache(path: Path, names: tuple[str, ...], what: str, again: str) -> tup
     except (SafetensorError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         intact = False
     if not intact:
-        print(f"warning: {path} is stale or damaged (its layout or its digest does not match); {again}",
-              file=sys.stderr)
+        log.warning(f"{path} is stale or damaged (its layout or its digest does not match); {again}")
         return None
     return tensors, meta
 
@@ -73,4 +74,4 @@ def write_cache(path: Path, tensors: Tensors, meta: dict[str, str], what: str) -
     try:
         write_bytes(path, save_bytes(tensors, metadata={**meta, "sha256": cache_digest(tensors, meta)}))
     except UnveilError as exc:
-        print(f"warning: cannot write the {what} cache: {exc}", file=sys.stderr)
+        log.warning(f"cannot write the {what} cache: {exc}")

@@ -11,10 +11,10 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import logging
 import lzma
 import os
 import re
-import sys
 import tarfile
 import zipfile
 import zlib
@@ -29,6 +29,8 @@ from ..config import check_seed
 from ..errors import DataError
 from .faces import SPLITS
 from .preprocess import SIZE, decode_image
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 ARCHIVE_SUFFIXES = (".tar.xz", ".tar.gz", ".tgz", ".tar.bz2", ".tar", ".zip")
@@ -313,9 +315,9 @@ def read_records(records: Iterable[Record], root: str, aliases: dict[str, str] |
                         f"train/ val/ test/, with extensions {', '.join(sorted(IMAGE_EXTENSIONS))})")
     if large:
         # Never silently: a photo squashed whole to 48x48 is mostly background (docs/photos.md, "Photo data sets").
-        print(f"note: {large} of {len(images)} images in {root} are {LARGE_IMAGE} px or larger; each is resized "
-              f"whole to 48x48, which is right for face crops. If they are photos, read them as photos:{root} "
-              f"to find and align each face.", file=sys.stderr)
+        log.info(f"note: {large} of {len(images)} images in {root} are {LARGE_IMAGE} px or larger; each is resized "
+                 f"whole to 48x48, which is right for face crops. If they are photos, read them as photos:{root} "
+                 f"to find and align each face.")
     return RawFaces(np.stack(images), np.array(labels, np.int64), np.array(splits, np.int8), ids)
 
 
@@ -367,7 +369,7 @@ def walk_images(root: Path, recursive: bool = True) -> list[Path]:
             if path.is_file():
                 found.append(path)
             else:
-                print(f"warning: {path}: not a regular file; skipped", file=sys.stderr)
+                log.warning(f"{path}: not a regular file; skipped")
     return sorted(found)
 
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +27,13 @@ import torch
 from ..data.cache import cache_dir, read_cache, write_cache
 from ..data.preprocess import SIZE
 from ..errors import UnveilError
+from ..logs import progress
 from .align import _warp, align_face, transform_points
 from .mtcnn import Face, one_cpu_thread
 from .pose import Pose, head_pose
 from .read import read_photo
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FRAMING_VERSION", "FramedFace", "FramedPhotos", "frame_face", "frame_photos", "warp_to_crop"]
 
@@ -115,15 +117,14 @@ def _frame_all(paths: list[str], detector, min_size: float, what: str) -> Framed
     matrices = np.zeros((n, 2, 3), np.float64)
     scores, sizes, found = np.zeros(n, np.float32), np.zeros(n, np.float32), np.zeros(n, bool)
     readable, problems, poses = np.zeros(n, bool), [None] * n, np.full((n, 3), np.nan, np.float32)
-    progress = _Progress(n, what)
     with one_cpu_thread(), ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
-        for i, (best, problem, read) in enumerate(pool.map(lambda p: _frame_one(p, detector, min_size), paths)):
+        framing = pool.map(lambda p: _frame_one(p, detector, min_size), paths)
+        for i, (best, problem, read) in enumerate(progress(framing, f"framing {what}", n, "photo")):
             problems[i], readable[i] = problem, read
             if best is not None:
                 crops[i], matrices[i], points[i] = best.crop, best.matrix, best.points
                 scores[i], sizes[i], found[i] = best.face.score, best.face.size, True
                 poses[i] = best.pose.yaw, best.pose.pitch, best.pose.roll
-            progress.update(i + 1)
     return FramedPhotos(paths, torch.from_numpy(crops), torch.from_numpy(matrices), torch.from_numpy(points),
                         torch.from_numpy(scores), torch.from_numpy(sizes), torch.from_numpy(found),
                         torch.from_numpy(readable), torch.from_numpy(poses), problems)
@@ -146,20 +147,6 @@ def _frame_one(path: str, detector, min_size: float) -> tuple[FramedFace | None,
                       f"{path}: the largest face found is {int(max(f.size for f in detected))} px, "
                       f"under {min_size:g} px"), True
     return frame_face(rgb, max(faces, key=lambda f: f.score)), None, True
-
-
-class _Progress:
-    """A line on stderr at most every 10 s, and at the end: photos done, rate, ETA."""
-
-    def __init__(self, total: int, what: str):
-        self.total, self.what, self.started, self.shown = total, what, time.perf_counter(), 0.0
-
-    def update(self, done: int) -> None:
-        now = time.perf_counter()
-        if now - self.shown > 10 or done == self.total:
-            self.shown, rate = now, done / max(now - self.started, 1e-9)
-            print(f"[frame] {self.what}: {done}/{self.total} photos, {rate:.1f}/s, "
-                  f"ETA {(self.total - done) / rate:.0f}s", file=sys.stderr, flush=True)
 
 
 def _cache_key(paths: list[str], detector, min_size: float) -> str:
@@ -188,7 +175,7 @@ def _read_cache(path: Path, paths: list[str]) -> FramedPhotos | None:
         return None
     tensors, meta = cached
     if meta.get("paths") != json.dumps(paths):
-        print(f"warning: {path} is stale (another set of photos); framing the photos again", file=sys.stderr)
+        log.warning(f"{path} is stale (another set of photos); framing the photos again")
         return None
     return FramedPhotos(paths, *(tensors[k] for k in CACHED), json.loads(meta["problems"]))
 
