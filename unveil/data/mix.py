@@ -17,8 +17,9 @@ their one-hot label as their soft label.
 
 Worn faces (`wear`): a part can hold its faces already occluded, fixed per face when loaded, as an occlusion
 that needs more than the crop draws it (``photo-mask``: a mask painted on each face's full-resolution photo).
-Each face appears twice: as the camera shows it (the mask's paint) and as `unveil predict` cuts it (the
-hole at 0, less the one-pixel rim of the mask that the hole model leaves visible; `benchmarks/hole_reach.py`).
+Each face appears twice: as the camera shows it (the mask's paint) and cut (the hole at 0, less the one-pixel
+rim of the mask that the hole model left visible when the shipped reader was trained; `predict` now cuts to
+the rim and a pixel beyond, `benchmarks/hole_reach.py`).
 `Faces.worn` marks them; a training condition shows them as they are instead of cutting another hole.
 
 Holes of their own (`holes`), for generators: a part's faces stay bare, each carrying the hole that the same
@@ -114,8 +115,7 @@ WEAR_VERSION = 1   # bump when how worn faces are made changes, so their cache i
 
 def wear_faces(faces: Faces, occlusion: str) -> Faces:
     """`faces` wearing `occlusion` (drawn once per face with its seed and the face's id), each face twice:
-    as painted, then with the hole at 0 but its one-pixel rim left as painted (``#cut`` ids), as `predict`
-    shows a masked face to the reader."""
+    as painted, then with the hole at 0 but its one-pixel rim left as painted (``#cut`` ids)."""
     paint, hole = painted(faces, occlusion)
     inner = 1 - torch.nn.functional.max_pool2d(1 - hole, 3, 1, 1)   # the hole less its one-pixel rim
     cut = torch.where(inner > 0, torch.zeros_like(paint), paint)
