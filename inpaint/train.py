@@ -237,7 +237,7 @@ class InpaintTask:
             "classes": list(CLASSES), "occlusion": self.occlusion.to_dict(), "occlusion_text": str(self.occlusion),
             "stitch": {"feather": cfg.model.feather},
             "guide": self.guide_info, "conditioning": self.conditioning_info, "selector": self.selector_info,
-            "data_source": cfg.data.source, "data_fingerprint": self.fingerprint, "seed": cfg.train.seed,
+            "data_source": cfg.data.describe(), "data_fingerprint": self.fingerprint, "seed": cfg.train.seed,
             "loss": to_dict(cfg.loss), "selection": {"metric": cfg.train.select, "split": "val"},
             "epochs_trained": epochs, "metrics": metrics or {}, "init": self.init,
         }
