@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from unveil.inpaint import BASELINES
-from unveil.shipped import JUDGE
+from unveil.shipped import JUDGE, OCCLUDED
 
 from . import compare
 from .options import (add_bootstrap_argument, add_class_map_argument, add_evaluation_arguments, add_exclude_argument,
@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=seed_value, default=0, help="occlusion draw, bootstrap and gallery sample")
     add_bootstrap_argument(p)
     p.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
+    p.add_argument("--reader", default=OCCLUDED,
+                   help=f"the upper-half reader of the one reading (default {OCCLUDED}; on photos, "
+                        f"classifier_photos_occluded, which the shipped fusion was fitted for)")
     p.add_argument("--no-wandb", action="store_true", help="do not log the gallery to W&B")
     add_class_map_argument(p)
     add_exclude_argument(p)
@@ -57,7 +60,7 @@ def run_compare_command(args: argparse.Namespace) -> int:
         data=args.data, inpainters=split_list(args.inpainters, None), judge=args.classifier,
         cross=split_list(args.cross), occlusion=args.occlusion, split=args.split,
         exclude_degenerate=args.exclude_degenerate, classes=class_map_option(args), tta=args.tta, seed=args.seed,
-        n_boot=args.bootstrap, use_lpips=not args.no_lpips, per_class=args.per_class)
+        n_boot=args.bootstrap, use_lpips=not args.no_lpips, per_class=args.per_class, reader=args.reader)
     out = Path(args.out or f"runs/compare-{time.strftime('%Y%m%d-%H%M%S')}")
     models = compare.Models.open(args.device, args.precision, args.checkpoints)
     report = compare.compare_to_folder(spec, models, out, lambda source, split: load_source(args, source, split),
@@ -65,7 +68,7 @@ def run_compare_command(args: argparse.Namespace) -> int:
     stream = sys.stderr if args.json else sys.stdout
     print(summary_table(report), file=stream)
     for warning in report["warnings"]:
-        log.warning(f"{warning}")
+        log.warning(warning)
     print(f"report: {out / 'report.md'}  gallery: {out / 'gallery.html'}", file=stream)
     if args.json:
         print(json.dumps(report))

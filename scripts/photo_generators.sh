@@ -5,7 +5,8 @@
 #   STAGE=test bash scripts/photo_generators.sh   # the reported numbers: the test splits, once
 # Every generator is scored by `unveil compare` beside the classical fills with the same judge (the photo judge,
 # classifier_photos) on the same faces, and the upper-half reader (classifier_photos_occluded) as the cross
-# classifier: FER2013 with the lower-half hole, KDEF and ExpW with masks painted on their photos.
+# classifier and in the one reading: FER2013 with the lower-half hole, KDEF and ExpW with masks painted on their
+# photos. INPAINTERS names the generators (default: the shipped ones, then the three runs above).
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 OUT=${OUT:-runs/photo-generators}
@@ -13,8 +14,8 @@ NEW=runs/inpaint-photos-unet/best,runs/inpaint-photos-ra-unet/best,runs/inpaint-
 OLD=${OLD:-inpainter_unet,inpainter_ra_unet,inpainter_resnet_cgan}
 compare() {  # SPLIT NAME SOURCE OCCLUSION INPAINTERS
   unveil compare --data "$3" --split "$1" --occlusion "$4" --classifier classifier_photos \
-    --cross classifier_photos_occluded --inpainters "$5,telea,navier_stokes" --bootstrap "${BOOT:-0}" \
-    --per-class 2 --no-wandb --json --out "$OUT/$1-$2" > "$OUT/$1-$2.json"
+    --cross classifier_photos_occluded --reader classifier_photos_occluded --inpainters "$5,telea,navier_stokes" \
+    --bootstrap "${BOOT:-0}" --per-class 2 --no-wandb --json --out "$OUT/$1-$2" > "$OUT/$1-$2.json"
 }
 case "${STAGE:-train}" in
   train)
