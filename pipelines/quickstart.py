@@ -135,16 +135,17 @@ def quickstart(cfg: QuickstartConfig, out: Path, use_wandb: bool = True) -> dict
                         config={"data": cfg.data, "occlusion": cfg.occlusion})
     timings = {}
     try:
-        for name, stage in cfg.classifiers.items():   # each stage live in the one W&B run, on its own epoch axis
+        # Each stage live in the one W&B run on its own epoch axis, as train-NAME/...: the comparison logs NAME/...
+        for name, stage in cfg.classifiers.items():
             overrides = [f"data.source={cfg.data}", *_filled(stage.set, fill)]
             clf_cfg = load_classifier_config(stage.config, overrides)
-            live = LiveTraining(name, out / name, clf_cfg.train.select, run=run, enabled=run is not None)
+            live = LiveTraining(f"train-{name}", out / name, clf_cfg.train.select, run=run, enabled=run is not None)
             timings[name] = _timed(train_from_config, clf_cfg, out / name, resume=False, on_epoch_end=live)
         for name, stage in cfg.inpainters.items():
             overrides = [f"data.source={cfg.data}", f"occlusion={cfg.occlusion}", *_filled(stage.set, fill)]
             inp_cfg = load_inpaint_config(stage.config, overrides)
-            live = LiveTraining(name, out / name, inp_cfg.train.select, SELECT_METRICS[inp_cfg.train.select], run=run,
-                                enabled=run is not None)
+            live = LiveTraining(f"train-{name}", out / name, inp_cfg.train.select, SELECT_METRICS[inp_cfg.train.select],
+                                run=run, enabled=run is not None)
             timings[name] = _timed(train_inpainter, inp_cfg, out / name, on_epoch_end=live)
         spec = ComparisonSpec(
             data=cfg.data, judge=str(out / "judge" / "best"),

@@ -140,10 +140,11 @@ def test_quickstart_end_to_end_reduced(tmp_path, monkeypatch, read_wandb):
     report = json.loads((out / "compare" / "metrics.json").read_text())
     # One W&B run: every stage live on its own epoch axis, side by side, then the comparison's gallery.
     history, summary, steps = read_wandb(out)
-    for stage in (*config["classifiers"], *config["inpainters"]):
+    for stage in (f"train-{name}" for name in (*config["classifiers"], *config["inpainters"])):
         assert [row[f"{stage}/epoch"] for row in history if f"{stage}/epoch" in row] == [1], stage
         assert steps[f"{stage}/*"] == f"{stage}/epoch"
-    assert any("unet/samples" in row for row in history) and "unet/val_psnr_hole" in summary
+    assert any("train-unet/samples" in row for row in history) and "train-unet/val_psnr_hole" in summary
+    assert any("unet/accuracy" in row for row in history)   # the comparison, beside the trainings
     assert {"occluded", "unet", "ra_unet", "resnet_cgan", "telea", "mean_face", "full"} <= set(report["conditions"])
     assert (out / "compare" / "gallery.html").is_file() and (out / "compare" / "report.md").is_file()
     # Every generator reads the occluded-face classifier and learns the expression from the guide, never
