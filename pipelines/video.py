@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import logging
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -42,8 +41,6 @@ from unveil.photo.tracking import DETECT_SIDE, FaceTracker, video_detector_setti
 from unveil.photo.video import Frame, H264Writer, VideoFile
 
 from .predict import SEARCH_FACE, Predictor
-
-log = logging.getLogger(__name__)
 
 READINGS = ("one_reading", "untouched", "occluded", "reconstructed", "upper_half_reader")   # the answer first
 POSE = ("yaw", "pitch", "roll")
