@@ -22,10 +22,10 @@ import torch
 
 from unveil.classify import predict_proba
 from unveil.photo.framing import frame_face
-from unveil.photo.video import VideoFile
+from unveil.pipelines.video_io import VideoFile
 from unveil.pipelines.predict import Predictor
 from unveil.pipelines.video import BATCH, EVERY, SMOOTH, STAGES, VideoOptions, VideoReader, sample_clip
-from unveil.photo.tracking import DETECT_SIDE
+from unveil.pipelines.face_tracker import DETECT_SIDE
 from unveil.runtime import resolve_precision
 
 

@@ -16,8 +16,10 @@ Training: `inpaint.train.train_inpainter(config, out_dir)` or `unveil train-inpa
 from .classical import BASELINES, create_baseline
 from .discriminators import DISCRIMINATORS, create_discriminator
 from .generators import GENERATORS, create_generator
-from .inpainter import Inpainter, create_inpainter, load_inpainter, open_inpainter, save_inpainter
+from .inpainter import (Inpainter, create_inpainter, inpainter_record, load_inpainter, open_inpainter,
+                        save_inpainter)
 from .stitch import stitch
 
 __all__ = ["BASELINES", "DISCRIMINATORS", "GENERATORS", "Inpainter", "create_baseline", "create_discriminator",
-           "create_generator", "create_inpainter", "load_inpainter", "open_inpainter", "save_inpainter", "stitch"]
+           "create_generator", "create_inpainter", "inpainter_record", "load_inpainter", "open_inpainter",
+           "save_inpainter", "stitch"]

@@ -186,6 +186,15 @@ def open_inpainter(spec: str, device: str | torch.device = "cpu", fit_faces: Cal
     return load_inpainter(path, device)
 
 
+def inpainter_record(spec: str, checkpoints: str | Path | None = None) -> dict:
+    """What names the inpainter a fusion was fitted with: a baseline by name, a generator by its weights'
+    SHA-256 (as `classify.fusion.input_record` names the classifiers)."""
+    if spec in BASELINES:
+        return {"name": spec, "weights_sha256": None}
+    path = resolve_checkpoint(spec, checkpoints)
+    return {"name": path.name, "weights_sha256": weights_digest(path)}
+
+
 # --------------------------------------------------------------------------- checkpoints
 
 

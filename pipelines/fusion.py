@@ -20,9 +20,9 @@ import torch
 from unveil.classify.fusion import fit_fusion, input_record, save_fusion
 from unveil.data import load_faces
 from unveil.errors import UnveilError
-from unveil.inpaint import BASELINES
+from unveil.inpaint import inpainter_record
 from unveil.occlusion import Occlusion
-from unveil.shipped import PHOTO_JUDGE, PHOTO_READER, resolve_checkpoint
+from unveil.shipped import PHOTO_JUDGE, PHOTO_READER
 
 from .compare import Models, condition_images
 
@@ -73,12 +73,6 @@ def fit_one_reading(spec: FusionSpec, models: Models, out: Path) -> dict:
             "weights": [round(float(w), 4) for w in fusion.weights], "fitted_on": fitted_on, "seed": spec.seed}
     save_fusion(out, fusion, meta)
     return meta
-
-
-def inpainter_record(spec: str, checkpoints: str | Path | None = None) -> dict:
-    """A fusion's record of the inpainter: a baseline by name, a generator by its weights' SHA-256."""
-    return {"name": spec, "weights_sha256": None} if spec in BASELINES else input_record(
-        resolve_checkpoint(spec, checkpoints))
 
 
 def _accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:

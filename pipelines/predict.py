@@ -28,15 +28,14 @@ from unveil.classify import open_classifier, predict_proba
 from unveil.classify.fusion import OneReading, input_record
 from unveil.errors import UnveilError
 from unveil.figures import Tile, annotated_photo, beside, save_png, tile_grid
-from unveil.inpaint import open_inpainter
+from unveil.inpaint import inpainter_record, open_inpainter
 from unveil.inpaint.segmenter import load_segmenter
 from unveil.photo import DEFAULT_DETECTOR, Pose, create_detector, landmark_hole, lower_half_hole
 from unveil.photo.framing import FramedFace, frame_face
-from unveil.photo.read import PhotoSource, read_photo
+from unveil.photo.read import PhotoInput, read_photo
 from unveil.runtime import fused_for_inference, pick_device
 from unveil.shipped import FUSION, PHOTO_JUDGE, PHOTO_READER
 
-from .fusion import inpainter_record
 
 HOLES = ("auto", "landmarks", "lower-half")
 MIN_USABLE_FACE = 40   # px: a smaller face holds too little detail for a 48x48 crop (--min-face changes it)
@@ -205,7 +204,7 @@ class Predictor:
     def detector(self):
         return self.framer.detector
 
-    def predict(self, source: PhotoSource, picture: str | Path | None = None, name: str | None = None) -> PhotoResult:
+    def predict(self, source: PhotoInput, picture: str | Path | None = None, name: str | None = None) -> PhotoResult:
         """Every face of one photo; problems become `errors` lines, never exceptions. With `picture`,
         also write the photo with its faces boxed beside each face's crops and readings (PNG)."""
         try:

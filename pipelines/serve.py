@@ -20,7 +20,7 @@ from pathlib import Path
 from unveil.errors import UnveilError
 from unveil.inpaint import BASELINES
 from unveil.photo.read import read_photo
-from unveil.photo.video import VIDEO_EXTENSIONS, VideoFile, is_video
+from .video_io import VIDEO_EXTENSIONS, VideoFile, is_video
 from unveil.shipped import shipped_inpainters
 
 from .predict import CROPS, HOLES, INPAINTER, MAX_YAW, Predictor

@@ -14,7 +14,7 @@ readings smoothed over a short window, and written as
 
 Smoothing: each face's probabilities are the mean of its last `smooth` frames' readings (5 frames,
 0.2 s at 25 fps, by default; 1 keeps each frame's own reading). Detection runs every `every` frames on
-the frame shrunk to `detect_side` pixels (`unveil.photo.tracking`); `detect_side=None` runs the photo
+the frame shrunk to `detect_side` pixels (`face_tracker`); `detect_side=None` runs the photo
 detector unchanged, so with `every=1` and `smooth=1` each frame reads exactly as `predict` reads it as a photo.
 """
 
@@ -37,8 +37,8 @@ from unveil.figures import save_png, timeline_chart
 from unveil.io import atomic_path
 from unveil.photo import DEFAULT_DETECTOR, create_detector
 from unveil.photo.framing import frame_face
-from unveil.photo.tracking import DETECT_SIDE, FaceTracker, video_detector_settings
-from unveil.photo.video import Frame, H264Writer, VideoFile
+from .face_tracker import DETECT_SIDE, FaceTracker, video_detector_settings
+from .video_io import Frame, H264Writer, VideoFile
 
 from .predict import SEARCH_FACE, Predictor
 

@@ -324,7 +324,7 @@ def test_landmark_hole_rejects_what_is_not_a_face():
 
 def test_detections_whose_landmarks_are_not_a_face_s_are_left_out():
     from unveil.photo.hole import upright_landmarks
-    from unveil.photo.mtcnn import faces_from
+    from unveil.photo.face import faces_from
 
     tilted = (FER_LANDMARKS - 24) @ np.array([[0.8, -0.6], [0.6, 0.8]]).T + 24
     assert upright_landmarks(FER_LANDMARKS) and upright_landmarks(tilted)

@@ -21,7 +21,7 @@ from unveil.classify.evaluate import REPORT_FILES
 from unveil.data import load_faces
 from unveil.io import MANIFEST
 from unveil.pipelines.cli import main
-from unveil.shipped import shipped_folders
+from unveil.io import shipped_folders
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -138,7 +138,7 @@ def test_quickstart_replaces_only_a_folder_of_its_own(tmp_path, capsys):
 
 def tiny_video(path: Path, frames: int = 3, size: tuple[int, int] = (32, 32)) -> Path:
     """A few gray frames as H.264 mp4: a video with no face, enough for the checks before any reading."""
-    from unveil.photo.video import H264Writer
+    from unveil.pipelines.video_io import H264Writer
 
     with H264Writer(path, 10, size) as writer:
         for k in range(frames):

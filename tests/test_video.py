@@ -16,7 +16,7 @@ from torchvision.ops import box_iou
 from unveil.classes import CLASSES
 from unveil.errors import DataError
 from unveil.io import MANIFEST
-from unveil.photo.video import H264Writer, VideoFile
+from unveil.pipelines.video_io import H264Writer, VideoFile
 from unveil.pipelines.cli import main
 from unveil.pipelines.predict import Predictor
 from unveil.pipelines.video import READINGS, VideoOptions, VideoReader, sample_clip

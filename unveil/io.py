@@ -20,6 +20,7 @@ import fcntl
 import fnmatch
 import functools
 import glob
+import importlib.util
 import json
 import os
 import re
@@ -30,6 +31,10 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .errors import UnveilError
+
+# What `pip install` puts in place: the code, the shipped weights and the configs (read-only to Unveil).
+PACKAGES = ("unveil", "unveil.photo", "unveil.classify", "unveil.inpaint", "unveil.pipelines", "unveil.checkpoints",
+            "unveil.configs")
 
 # `.NAME.unveil-<pid>-<8 hex digits>.tmp`: a name no user would choose, so cleaning never touches theirs.
 TEMP_NAME = re.compile(r"\.(?P<name>.+)\.unveil-(?P<pid>\d+)-[0-9a-f]{8}\.tmp")
@@ -201,11 +206,16 @@ def shown_names(names: list[str], most: int = 5) -> str:
     return ", ".join(names[:most]) + (" ..." if len(names) > most else "")
 
 
+@functools.cache
+def shipped_folders() -> tuple[Path, ...]:
+    """The installed package's folders (found without importing the stages), symbolic links resolved."""
+    return tuple(Path(os.path.realpath(folder)) for name in PACKAGES
+                 for folder in importlib.util.find_spec(name).submodule_search_locations)
+
+
 def check_writable(path: str | os.PathLike) -> Path:
     """`path`, unless it lies inside the installed package (its code, the shipped checkpoints and
     configs): shipped files are read-only to Unveil, whatever the file system allows."""
-    from .shipped import shipped_folders  # imported here: unveil.shipped imports this module
-
     path = Path(path)
     real = Path(os.path.realpath(path))
     for folder in shipped_folders():

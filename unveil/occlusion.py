@@ -22,9 +22,10 @@ import torch
 from torch import Tensor
 
 from .errors import UnveilError
+from .registry import Registry
 
 __all__ = ["OCCLUSIONS", "MASK_STYLES", "Occlusion", "NoOcclusion", "LowerHalf", "FaceMasks", "MixedHoles",
-           "PhotoMasks", "lower_half", "face_mask"]
+           "lower_half", "face_mask"]
 
 MASK_STYLES = ("surgical", "cloth", "n95", "black")
 
@@ -418,7 +419,8 @@ _OPTIONS = {
     "lower": (float, functools.partial(_check_unit, "lower")),
 }
 
-OCCLUSIONS: dict[str, type[Occlusion]] = {}  # kind name -> its class, in the order they are declared
+# kind name -> its class; a layer above the core adds its own (the photo layer's `photo-mask`)
+OCCLUSIONS: Registry[Occlusion] = Registry("occlusion kind")
 
 
 class Occlusion:
@@ -438,7 +440,7 @@ class Occlusion:
     def __init_subclass__(cls, kind: str, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         cls.kind = kind
-        OCCLUSIONS[kind] = cls
+        OCCLUSIONS.register(kind)(cls)
 
     def __post_init__(self) -> None:
         # Normalised (styles a tuple, fill a float) so that equal configurations compare and hash equal.
@@ -539,9 +541,7 @@ def _same(value, default) -> bool:
 
 
 def _kind(name: str) -> type[Occlusion]:
-    if name not in OCCLUSIONS:
-        raise UnveilError(f"unknown occlusion kind {name!r}; valid kinds: {', '.join(OCCLUSIONS)}")
-    return OCCLUSIONS[name]
+    return OCCLUSIONS.get(name)
 
 
 def _parse_value(key: str, value: str, text: str):
@@ -601,22 +601,3 @@ class MixedHoles(Occlusion, kind="mixed"):
         pick = torch.rand(images.shape[0], generator=torch.Generator().manual_seed(seed)) < self.lower
         pick = pick.to(images.device).view(-1, 1, 1, 1)
         return torch.where(pick, cut, masked), torch.where(pick, cut_hole, mask_hole)
-
-
-@dataclass(frozen=True)
-class PhotoMasks(Occlusion, kind="photo-mask"):
-    """A face mask painted on each face's full-resolution photo before alignment, as MaskTheFace does:
-    it needs the faces of a ``photos:`` source (`over_faces`), not bare crops."""
-
-    styles: tuple[str, ...] = MASK_STYLES
-    seed: int = 0
-
-    def __call__(self, images: Tensor, seed: int | None = None) -> tuple[Tensor, Tensor]:
-        raise UnveilError("the photo-mask occlusion paints masks on the source photos: it occludes the faces "
-                          "of a photos: source when they are scored (compare, eval-*), not crops in training "
-                          "batches (train with the mask occlusion)")
-
-    def over_faces(self, faces, seed: int | None = None) -> tuple[Tensor, Tensor]:
-        from .data.photo_source import photo_masked_faces
-
-        return photo_masked_faces(faces, self.styles, self._seed(seed))

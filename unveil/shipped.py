@@ -9,10 +9,7 @@
 
 from __future__ import annotations
 
-import functools
 import importlib.resources
-import importlib.util
-import os
 from pathlib import Path
 
 from .checkpoint import checkpoint_paths
@@ -26,19 +23,10 @@ FUSION = "fusion"                    # the one reading: reader and judge-on-reco
 GUIDE = "classifier_guide"           # inside the generators' expression loss: never a judge
 INPAINTER_PREFIX = "inpainter_"
 CHECKPOINT_BUDGET = 32_000_000       # bytes: all of checkpoints/ (weights in fp16) stays under this, for the wheel
-# What `pip install` puts in place: the code, the shipped weights and the configs (read-only to Unveil).
-PACKAGES = ("unveil", "unveil.classify", "unveil.inpaint", "unveil.pipelines", "unveil.checkpoints", "unveil.configs")
 
 
 def _package_dir(package: str) -> Path:
     return Path(str(importlib.resources.files(package)))
-
-
-@functools.cache
-def shipped_folders() -> tuple[Path, ...]:
-    """The installed package's folders (found without importing the stages), symbolic links resolved."""
-    return tuple(Path(os.path.realpath(folder)) for name in PACKAGES
-                 for folder in importlib.util.find_spec(name).submodule_search_locations)
 
 
 def checkpoints_dir(override: str | Path | None = None) -> Path:

@@ -2,8 +2,10 @@
 
 A source is named by a string: `synthetic` (or `synthetic:n=2000,seed=3`), a FER2013 challenge CSV,
 a folder of class folders (FER2013's image layout or any other data set), a `.tar.xz`/`.tar.gz`/`.zip`
-archive of such folders, a folder holding such archives (as `../shared/data/fer2013` does), or
-`photos:DIR`, class folders of photos whose faces are found and aligned (`unveil.data.photo_source`).
+archive of such folders, or a folder holding such archives (as `../shared/data/fer2013` does).
+
+Named sources (`NAME` or `NAME:SPEC`) are built through the `SOURCES` registry; the photo layer adds
+`photos:DIR`, class folders of photos whose faces are found and aligned (`unveil.photo.source`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import re
 import tarfile
 import zipfile
 import zlib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -27,6 +30,7 @@ import numpy as np
 from ..classes import FER_CSV_TO_CANONICAL, NUM_CLASSES, canonical_label
 from ..config import check_seed
 from ..errors import DataError
+from ..registry import Registry
 from .faces import SPLITS
 from .preprocess import SIZE, decode_image
 
@@ -66,44 +70,62 @@ def _renderer_digest() -> str:
     return hashlib.sha256(Path(synthetic.__file__).read_bytes()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class Source:
-    kind: str                      # synthetic | csv | folder | archives | photos
+@dataclass(frozen=True, kw_only=True)
+class Source(ABC):
+    """A set of faces `load_faces` can decode and cache: each kind reads its own data and says what
+    identifies it without decoding it."""
+
+    kind: str                      # synthetic | csv | folder | archives | a registered kind (photos)
     location: str                  # a path, or the synthetic spec
-    paths: tuple[Path, ...] = ()   # the files read: the CSV, the archives, or a folder's image files
-    n: int = 0
-    seed: int = 0
     aliases: tuple[tuple[str, str], ...] = ()   # extra class-name aliases, part of the fingerprint
 
     def describe(self) -> str:
         return f"{self.kind}:{self.location}"
 
+    @abstractmethod
     def fingerprint_parts(self) -> list:
-        """What identifies this source's content without decoding it: each file's name (below the source's
-        own path, so a moved copy is the same data) and content key; never a file time."""
-        if self.kind == "synthetic":
-            # The faces are the renderer's output: a changed renderer must not be served from the cache.
-            return [self.n, self.seed, _renderer_digest()]
-        if self.kind == "photos":
-            from .photo_source import photo_fingerprint
+        """What identifies the content (the cache key and the data's identity in sidecars); never a file time."""
 
-            return photo_fingerprint(Path(self.location), dict(self.aliases))
+    @abstractmethod
+    def read(self) -> RawFaces:
+        """The decoded faces, labels in canonical order."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyntheticSource(Source):
+    n: int
+    seed: int
+
+    def fingerprint_parts(self) -> list:
+        # The faces are the renderer's output: a changed renderer must not be served from the cache.
+        return [self.n, self.seed, _renderer_digest()]
+
+    def read(self) -> RawFaces:
+        return read_synthetic(self.n, self.seed)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileSource(Source):
+    """A FER2013 CSV (kind csv), class folders (folder) or archives of them (archives)."""
+
+    paths: tuple[Path, ...]        # the files read: the CSV, the archives, or a folder's image files
+
+    def fingerprint_parts(self) -> list:
+        """Each file's name (below the source's own path, so a moved copy is the same data) and content key."""
         root = Path(self.location)
         return [list(self.aliases)] + [[f.relative_to(root).as_posix() if f != root else f.name, *content_key(f)]
                                        for f in self.paths]
 
     def read(self) -> RawFaces:
-        if self.kind == "synthetic":
-            return read_synthetic(self.n, self.seed)
         if self.kind == "csv":
             return read_csv(self.paths[0])
-        if self.kind == "photos":
-            from .photo_source import read_photo_set
-
-            return read_photo_set(Path(self.location), dict(self.aliases))
         records = (_archive_records(self.paths) if self.kind == "archives"
                    else _folder_records(Path(self.location), self.paths))
         return read_records(records, self.location, dict(self.aliases))
+
+
+# NAME -> build(spec) for the sources named `NAME` or `NAME:SPEC`; anything else is a path.
+SOURCES: Registry[Source] = Registry("data source")
 
 
 def content_key(path: Path) -> list:
@@ -125,9 +147,9 @@ def content_key(path: Path) -> list:
 def resolve_source(text: str, aliases: dict[str, str] | None = None) -> Source:
     """Turn a source string into a Source, or raise a DataError that says what was expected."""
     text = str(text)
-    if text == "synthetic" or text.startswith("synthetic:"):
-        return _synthetic_source(text)
-    source = _photos_source(text) if text.startswith("photos:") else _path_source(text)
+    name, _, spec = text.partition(":")
+    named = re.fullmatch(r"[a-z][a-z0-9_-]*", name) and name in SOURCES
+    source = SOURCES.create(name, spec=spec) if named else _path_source(text)
     return replace(source, aliases=tuple(sorted((aliases or {}).items())))
 
 
@@ -138,9 +160,9 @@ def _path_source(text: str) -> Source:
                         f"an archive, or 'synthetic')")
     if path.is_file():
         if path.suffix.lower() == ".csv":
-            return Source("csv", str(path), paths=(path,))
+            return FileSource(kind="csv", location=str(path), paths=(path,))
         if _is_archive(path):
-            return Source("archives", str(path), paths=(path,))
+            return FileSource(kind="archives", location=str(path), paths=(path,))
         raise DataError(f"{path}: not a CSV file or an archive ({', '.join(ARCHIVE_SUFFIXES)})")
     if not path.is_dir():
         raise DataError(f"{path}: not a regular file or a folder")
@@ -162,27 +184,20 @@ def _folder_source(path: Path) -> Source:
         raise DataError(f"{path}: holds {listed} ({shown}); a source is one kind: point at the "
                         f"archives, the CSV or a folder of class folders alone")
     if "archives" in found:
-        return Source("archives", str(path), paths=tuple(found["archives"]))
+        return FileSource(kind="archives", location=str(path), paths=tuple(found["archives"]))
     if "CSV files" in found:
         if len(found["CSV files"]) > 1:
             raise DataError(f"{path}: holds several CSV files ({', '.join(p.name for p in found['CSV files'])}); "
                             f"point at one of them")
-        return Source("csv", str(found["CSV files"][0]), paths=tuple(found["CSV files"]))
-    return Source("folder", str(path), paths=tuple(walk_images(path)))
+        return FileSource(kind="csv", location=str(found["CSV files"][0]), paths=tuple(found["CSV files"]))
+    return FileSource(kind="folder", location=str(path), paths=tuple(walk_images(path)))
 
 
-def _photos_source(text: str) -> Source:
-    folder = text.removeprefix("photos:")
-    path = Path(folder).expanduser().resolve()
-    if not path.is_dir():
-        raise DataError(f"{folder}: not a folder (photos:DIR takes a folder of class folders of photos)")
-    return Source("photos", str(path))
-
-
-def _synthetic_source(text: str) -> Source:
-    options = {"n": 10_000, "seed": 0}
-    _, _, rest = text.partition(":")
-    for item in filter(None, rest.split(",")):
+@SOURCES.register("synthetic")
+def synthetic_source(spec: str = "") -> Source:
+    """`synthetic` or `synthetic:n=INT,seed=INT`: faces drawn by `unveil.data.synthetic`."""
+    options, text = {"n": 10_000, "seed": 0}, f"synthetic:{spec}" if spec else "synthetic"
+    for item in filter(None, spec.split(",")):
         key, sep, value = item.partition("=")
         if not sep or key not in options or not re.fullmatch(r"-?[0-9]+", value.strip()):
             raise DataError(f"bad synthetic source {text!r}: expected synthetic:n=INT,seed=INT")
@@ -191,7 +206,7 @@ def _synthetic_source(text: str) -> Source:
         raise DataError(f"bad synthetic source {text!r}: n must be from {len(SPLITS) * NUM_CLASSES} to "
                         f"{MAX_SYNTHETIC:,}")
     check_seed(options["seed"], f"synthetic source {text!r}")
-    return Source("synthetic", f"n={options['n']},seed={options['seed']}", n=options["n"], seed=options["seed"])
+    return SyntheticSource(kind="synthetic", location=f"n={options['n']},seed={options['seed']}", **options)
 
 
 def _is_archive(path: Path) -> bool:

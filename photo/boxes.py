@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import UnveilError
+from unveil.errors import UnveilError
 
 __all__ = ["as_rgb", "box_ops", "nms_min"]
 

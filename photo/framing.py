@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.cache import cache_dir, read_cache, write_cache
-from ..data.preprocess import SIZE
-from ..errors import UnveilError
-from ..logs import progress
+from unveil.data.cache import cache_dir, read_cache, write_cache
+from unveil.data.preprocess import SIZE
+from unveil.errors import UnveilError
+from unveil.logs import progress
 from .align import _warp, align_face, transform_points
-from .mtcnn import Face, one_cpu_thread
+from unveil.runtime import one_cpu_thread
+from .face import Face
 from .pose import Pose, head_pose
 from .read import read_photo
 

@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import torch
 
-from ..occluders import OCCLUDER_STYLES, paint_occluder
-from ..occlusion import MASK_STYLES, face_mask
+from unveil.occluders import OCCLUDER_STYLES, paint_occluder
+from unveil.occlusion import MASK_STYLES, face_mask
 from .align import fer_landmarks, similarity_transform
-from .mtcnn import Face
+from .face import Face
 
 DETAIL = 4  # the mask is drawn at 4 x 48 pixels, so it stays sharp on a large face
 
@@ -66,7 +66,7 @@ def photo_masked(rgb: np.ndarray, matrix: np.ndarray, landmarks: np.ndarray, sty
         rgb: uint8 [H, W, 3]; matrix: [2, 3] photo -> crop; landmarks: [5, 2] in the photo ->
         (crop uint8 [48, 48], hole bool [48, 48]).
     """
-    from ..data.preprocess import SIZE
+    from unveil.data.preprocess import SIZE
     from .align import _warp
 
     face = Face((0.0, 0.0, 0.0, 0.0), 1.0, np.asarray(landmarks, np.float64))

@@ -12,7 +12,7 @@ landmarks), best score first, so alignment and everything after it never depend 
 
 from __future__ import annotations
 
-from ..registry import Registry
+from unveil.registry import Registry
 from .mtcnn import MTCNN
 from .retinaface import RetinaFace
 

@@ -18,9 +18,7 @@ resizing and ``roi_align(aligned=True)`` use; they are shifted by half a pixel o
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import UnveilError
-from ..runtime import prepare_model
+from unveil.errors import UnveilError
+from unveil.runtime import one_cpu_thread, prepare_model
 from .boxes import as_rgb, box_ops, nms_min
-from .hole import upright_landmarks
+from .face import Face, faces_from
 
-__all__ = ["LANDMARK_NAMES", "Face", "MTCNN", "PNet", "RNet", "ONet", "one_cpu_thread", "weights_dir"]
+__all__ = ["MTCNN", "PNet", "RNet", "ONet", "weights_dir"]
 
-LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 WEIGHTS_PACKAGE = "facenet_pytorch"
 INSTALL_HINT = 'pip install "facenet-pytorch>=2.5,<2.6"'
 
@@ -166,35 +163,6 @@ def _load(net: nn.Module, name: str) -> nn.Module:
 
 
 # --------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class Face:
-    """One detected face, in the image's pixel coordinates (pixel centres at integers, as OpenCV).
-
-    ``landmarks`` is float [5, 2] of (x, y) in the order of ``LANDMARK_NAMES``: left eye, right eye,
-    nose, left mouth corner, right mouth corner, where "left" is the image's left (smaller x), so the
-    person's right eye comes first.
-    """
-
-    box: tuple[float, float, float, float]  # x0, y0, x1, y1
-    score: float
-    landmarks: np.ndarray
-
-    @property
-    def size(self) -> float:
-        """The box's longer side, in pixels."""
-        x0, y0, x1, y1 = self.box
-        return max(x1 - x0, y1 - y0)
-
-
-def faces_from(boxes: Tensor, scores: Tensor, points: Tensor) -> list[Face]:
-    """Detections as ``Face`` results, from boxes [K, 4] and landmarks [K, 5, 2] in edge coordinates
-    (moved here to pixel centres) and scores [K]. A detection whose landmarks are not an upright face's
-    is left out: it could be neither aligned nor given a hole (``upright_landmarks``)."""
-    boxes, points = boxes.cpu().double() - 0.5, points.cpu().double() - 0.5
-    faces = [Face(tuple(b.tolist()), float(s), p.numpy().copy()) for b, s, p in zip(boxes, scores.cpu(), points)]
-    return [face for face in faces if upright_landmarks(face.landmarks)]
 
 
 # --------------------------------------------------------------------------- box helpers (edge coordinates)
@@ -376,26 +344,6 @@ class MTCNN:
             return boxes, prob, points
         keep = nms_min(boxes.cpu(), prob.cpu(), 0.7).to(boxes.device)
         return boxes[keep], prob[keep], points[keep]
-
-
-@contextlib.contextmanager
-def one_cpu_thread(device: torch.device | str = "cpu"):
-    """Run torch on one CPU thread inside the block (process-wide, restored afterwards).
-
-    For small tensors (the cascade's pyramid and crops, a 48x48 face): on this project's 2-core
-    machines a second thread made a 640x480 photo faster when the other core was idle (18 vs 27 ms),
-    but while it was busy every parallel region waited for a time slice (8 ms each, even for a
-    48x48 min-max) and a photo took 0.3-1.2 s.
-    """
-    if torch.device(device).type != "cpu":
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _halving_chain(x: Tensor, smallest: int = 24) -> list[Tensor]:

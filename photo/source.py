@@ -1,4 +1,5 @@
-"""A class-folder set of photos as faces: the source ``photos:DIR``.
+"""A class-folder set of photos as faces, the source ``photos:DIR``, and the occlusion that paints masks on
+those photos, ``photo-mask``: both registered into the core's tables (``SOURCES``, ``OCCLUSIONS``).
 
     faces = load_faces("photos:../shared/data/photos-wild")     # every command takes it like any source
 
@@ -16,30 +17,52 @@ since photos with background should be read with ``photos:``.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from torch import Tensor
 
-from ..classes import CLASSES
-from ..errors import DataError
+from unveil.classes import CLASSES
+from unveil.data.sources import SOURCES, RawFaces, Source, split_hint
+from unveil.errors import DataError, UnveilError
+from unveil.occlusion import MASK_STYLES, Occlusion
 
-__all__ = ["PREFIX", "MIN_FACE", "photo_fingerprint", "read_photo_set"]
+__all__ = ["PREFIX", "MIN_FACE", "PhotoSetSource", "PhotoMasks", "photo_fingerprint", "read_photo_set"]
 
 PREFIX = "photos:"
 MIN_FACE = 40     # px: as `unveil predict`, a smaller face holds too little for a 48x48 crop
 
 
 def _detector():
-    from ..photo import create_detector
+    from .detect import create_detector
 
     return create_detector()
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhotoSetSource(Source):
+    def fingerprint_parts(self) -> list:
+        return photo_fingerprint(Path(self.location), dict(self.aliases))
+
+    def read(self) -> RawFaces:
+        return read_photo_set(Path(self.location), dict(self.aliases))
+
+
+@SOURCES.register("photos")
+def photos_source(spec: str = "") -> PhotoSetSource:
+    """`photos:DIR`: a folder of class folders of photos."""
+    path = Path(spec).expanduser().resolve()
+    if not spec or not path.is_dir():
+        raise DataError(f"{spec}: not a folder (photos:DIR takes a folder of class folders of photos)")
+    return PhotoSetSource(kind="photos", location=str(path))
 
 
 def photo_fingerprint(root: Path, aliases: dict[str, str]) -> list:
     """Every photo's path and SHA-256, the detector's settings and the framing version: a changed photo,
     another detector or a changed aligner is never served from the cache."""
-    from ..photo.framing import FRAMING_VERSION, detector_settings
-    from ..photo.read import labelled_photos
+    from .framing import FRAMING_VERSION, detector_settings
+    from .read import labelled_photos
 
     parts: list = [FRAMING_VERSION, detector_settings(_detector()), MIN_FACE, sorted(aliases.items())]
     for path, label in labelled_photos(root, aliases):
@@ -52,9 +75,8 @@ def photo_fingerprint(root: Path, aliases: dict[str, str]) -> list:
 
 def read_photo_set(root: Path, aliases: dict[str, str]):
     """RawFaces of the photos with a usable face, with the skipped photos and their reasons."""
-    from ..photo.framing import frame_photos
-    from ..photo.read import labelled_photos
-    from .sources import RawFaces, split_hint
+    from .framing import frame_photos
+    from .read import labelled_photos
 
     photos = labelled_photos(root, aliases)
     framed = frame_photos([p for p, _ in photos], _detector(), min_size=MIN_FACE, what=root.name)
@@ -84,9 +106,9 @@ def photo_masked_faces(faces, styles: tuple[str, ...], seed: int) -> tuple:
     import cv2
     import torch
 
-    from ..photo.framing import frame_photos
-    from ..photo.masks import photo_masked
-    from ..photo.read import read_photo
+    from .framing import frame_photos
+    from .masks import photo_masked
+    from .read import read_photo
 
     if not faces.source.startswith(PREFIX):
         raise DataError(f"the photo-mask occlusion paints masks on the photos of a {PREFIX}DIR source; "
@@ -112,3 +134,20 @@ def _to_photo(points: np.ndarray, matrix: np.ndarray, cv2) -> np.ndarray:
     """Landmarks in the crop -> in the photo (the inverse of the face's alignment)."""
     inverse = cv2.invertAffineTransform(matrix)
     return points @ inverse[:, :2].T + inverse[:, 2]
+
+
+@dataclass(frozen=True)
+class PhotoMasks(Occlusion, kind="photo-mask"):
+    """A face mask painted on each face's full-resolution photo before alignment, as MaskTheFace does:
+    it needs the faces of a ``photos:`` source (`over_faces`), not bare crops."""
+
+    styles: tuple[str, ...] = MASK_STYLES
+    seed: int = 0
+
+    def __call__(self, images: Tensor, seed: int | None = None) -> tuple[Tensor, Tensor]:
+        raise UnveilError("the photo-mask occlusion paints masks on the source photos: it occludes the faces "
+                          "of a photos: source when they are scored (compare, eval-*), not crops in training "
+                          "batches (train with the mask occlusion)")
+
+    def over_faces(self, faces, seed: int | None = None) -> tuple[Tensor, Tensor]:
+        return photo_masked_faces(faces, self.styles, self._seed(seed))

@@ -31,11 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..checkpoint import load_checkpoint, load_model
-from ..errors import UnveilError
-from ..runtime import prepare_model
+from unveil.checkpoint import load_checkpoint, load_model
+from unveil.errors import UnveilError
+from unveil.runtime import prepare_model
 from .boxes import as_rgb, box_ops, nms_min
-from .mtcnn import Face, faces_from
+from .face import Face, faces_from
 
 __all__ = ["RetinaFaceNet", "RetinaFace"]
 
@@ -248,7 +248,7 @@ def load_detector_weights(spec: str | Path = "face_detector",
                           checkpoints: str | Path | None = None) -> tuple[RetinaFaceNet, dict]:
     """The RetinaFace network from a ``face_detector`` checkpoint (shipped name or path), in eval mode,
     and its sidecar."""
-    from ..shipped import resolve_checkpoint
+    from unveil.shipped import resolve_checkpoint
 
     path = resolve_checkpoint(spec, checkpoints)
     tensors, meta = load_checkpoint(path, "cpu", kind="face_detector")

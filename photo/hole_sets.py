@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import DataError
+from unveil.errors import DataError
 from .read import image_files
 
 __all__ = ["MASKED_FOLDERS", "BARE_FOLDERS", "SPLITS", "SPLIT_SHARES", "MaskedPhoto", "LabelledHole",

@@ -14,9 +14,10 @@ import cv2
 import numpy as np
 import torch
 
-from ..data.preprocess import SIZE, minmax_normalize
-from ..errors import UnveilError
-from .mtcnn import Face, one_cpu_thread
+from unveil.data.preprocess import SIZE, minmax_normalize
+from unveil.errors import UnveilError
+from unveil.runtime import one_cpu_thread
+from .face import Face
 
 __all__ = ["FER_LANDMARKS", "align_face", "fer_landmarks", "rgb_to_gray", "similarity_transform",
            "transform_points"]

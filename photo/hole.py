@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..data.preprocess import SIZE
-from ..errors import UnveilError
-from ..occlusion import lower_half
+from unveil.data.preprocess import SIZE
+from unveil.errors import UnveilError
+from unveil.occlusion import lower_half
 
 __all__ = ["lower_half_hole", "landmark_hole", "upright_landmarks"]
 

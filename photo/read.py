@@ -14,16 +14,16 @@ from typing import Union
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..data.preprocess import upright
-from ..data.sources import FOLDER_TO_SPLIT, IMAGE_EXTENSIONS, listing, walk_images
-from ..classes import canonical_label
-from ..errors import DataError
+from unveil.data.preprocess import upright
+from unveil.data.sources import FOLDER_TO_SPLIT, IMAGE_EXTENSIONS, listing, walk_images
+from unveil.classes import canonical_label
+from unveil.errors import DataError
 
-PhotoSource = Union[str, Path, np.ndarray, Image.Image]
+PhotoInput = Union[str, Path, np.ndarray, Image.Image]
 MAX_PIXELS = 64_000_000   # a larger image is refused instead of decoded (decompression bombs)
 
 
-def read_photo(source: PhotoSource) -> tuple[np.ndarray, str]:
+def read_photo(source: PhotoInput) -> tuple[np.ndarray, str]:
     """(RGB uint8 [H, W, 3], a name for messages) from a path, an array ([H, W] or [H, W, 3|4],
     uint8) or a PIL image. EXIF orientation is applied and 16-bit pictures scaled, as a photo viewer would."""
     if isinstance(source, np.ndarray):

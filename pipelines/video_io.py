@@ -23,7 +23,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ..errors import DataError
+from unveil.errors import DataError
 
 __all__ = ["VIDEO_EXTENSIONS", "Frame", "VideoFile", "Webcam", "H264Writer", "is_video", "check_encoder"]
 
