@@ -20,13 +20,20 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
+import torch
 from torch import Tensor
 
 from unveil.classes import CLASSES
 from unveil.data.sources import SOURCES, RawFaces, Source, split_hint
 from unveil.errors import DataError, UnveilError
 from unveil.occlusion import MASK_STYLES, Occlusion
+
+from .detect import create_detector
+from .framing import FRAMING_VERSION, detector_settings, frame_photos
+from .masks import photo_masked
+from .read import labelled_photos, read_photo
 
 __all__ = ["PREFIX", "MIN_FACE", "PhotoSetSource", "PhotoMasks", "photo_fingerprint", "read_photo_set"]
 
@@ -35,8 +42,6 @@ MIN_FACE = 40     # px: as `unveil predict`, a smaller face holds too little for
 
 
 def _detector():
-    from .detect import create_detector
-
     return create_detector()
 
 
@@ -54,16 +59,13 @@ def photos_source(spec: str = "") -> PhotoSetSource:
     """`photos:DIR`: a folder of class folders of photos."""
     path = Path(spec).expanduser().resolve()
     if not spec or not path.is_dir():
-        raise DataError(f"{spec}: not a folder (photos:DIR takes a folder of class folders of photos)")
+        raise DataError(f"{spec or repr(spec)}: not a folder (photos:DIR takes a folder of class folders of photos)")
     return PhotoSetSource(kind="photos", location=str(path))
 
 
 def photo_fingerprint(root: Path, aliases: dict[str, str]) -> list:
     """Every photo's path and SHA-256, the detector's settings and the framing version: a changed photo,
     another detector or a changed aligner is never served from the cache."""
-    from .framing import FRAMING_VERSION, detector_settings
-    from .read import labelled_photos
-
     parts: list = [FRAMING_VERSION, detector_settings(_detector()), MIN_FACE, sorted(aliases.items())]
     for path, label in labelled_photos(root, aliases):
         try:
@@ -75,9 +77,6 @@ def photo_fingerprint(root: Path, aliases: dict[str, str]) -> list:
 
 def read_photo_set(root: Path, aliases: dict[str, str]):
     """RawFaces of the photos with a usable face, with the skipped photos and their reasons."""
-    from .framing import frame_photos
-    from .read import labelled_photos
-
     photos = labelled_photos(root, aliases)
     framed = frame_photos([p for p, _ in photos], _detector(), min_size=MIN_FACE, what=root.name)
     keep = framed.found.numpy()
@@ -103,13 +102,6 @@ def photo_masked_faces(faces, styles: tuple[str, ...], seed: int) -> tuple:
     """Faces of a ``photos:`` source wearing masks painted on their photos (``photo_masked``): (occluded
     float [N, 1, 48, 48] in [0, 1], hole float [N, 1, 48, 48], 1 = hidden), on the CPU. Each face's mask
     is drawn from ``seed`` and the face's id, so it does not depend on which other faces are scored."""
-    import cv2
-    import torch
-
-    from .framing import frame_photos
-    from .masks import photo_masked
-    from .read import read_photo
-
     if not faces.source.startswith(PREFIX):
         raise DataError(f"the photo-mask occlusion paints masks on the photos of a {PREFIX}DIR source; "
                         f"{faces.source} has no photos (use the mask occlusion)")
