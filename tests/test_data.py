@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from unveil.classes import CLASSES, FER_CSV_ORDER
-from unveil.data import load_faces
+from unveil.data import load_faces, resolve_source
 from unveil.data.preprocess import minmax_normalize
 from unveil.errors import DataError
 
@@ -199,6 +199,21 @@ def test_unknown_class(tmp_path):
     Image.fromarray(np.zeros((48, 48), np.uint8)).save(tmp_path / "bored" / "a.png")
     with pytest.raises(DataError, match=r"a\.png: unknown class name 'bored'"):
         load_faces(str(tmp_path))
+
+
+def test_a_source_name_is_a_registered_kind_unless_a_folder_of_that_name_is_here(tmp_path, monkeypatch):
+    """`photos:DIR` and `synthetic` are named sources (the registry); a bare name that is also a folder here
+    is that folder, so a class-folder set called `photos` still reads as one."""
+    (tmp_path / "photos" / "happy").mkdir(parents=True)
+    Image.fromarray(np.full((48, 48), 128, np.uint8)).save(tmp_path / "photos" / "happy" / "a.png")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_source("photos").kind == "folder"
+    assert resolve_source("photos:photos").kind == "photos"
+    assert resolve_source("synthetic").kind == "synthetic"
+    with pytest.raises(DataError, match="not a folder"):
+        resolve_source("photos:")
+    with pytest.raises(DataError, match="no such file or folder"):
+        resolve_source("fer2013")
 
 
 def test_missing_source():

@@ -145,10 +145,14 @@ def content_key(path: Path) -> list:
 
 
 def resolve_source(text: str, aliases: dict[str, str] | None = None) -> Source:
-    """Turn a source string into a Source, or raise a DataError that says what was expected."""
+    """Turn a source string into a Source, or raise a DataError that says what was expected.
+
+    `NAME:SPEC` with a registered NAME is that source; so is a bare registered NAME (`synthetic`) unless a file
+    or folder of that name is here: a class folder set called `photos` is read as one."""
     text = str(text)
-    name, _, spec = text.partition(":")
-    named = re.fullmatch(r"[a-z][a-z0-9_-]*", name) and name in SOURCES
+    name, colon, spec = text.partition(":")
+    named = (re.fullmatch(r"[a-z][a-z0-9_-]*", name) and name in SOURCES
+             and (colon or not Path(text).expanduser().exists()))
     source = SOURCES.create(name, spec=spec) if named else _path_source(text)
     return replace(source, aliases=tuple(sorted((aliases or {}).items())))
 
