@@ -24,6 +24,7 @@ import torch.nn as nn
 
 from unveil.checkpoint import checkpoint_paths, load_checkpoint, load_model, save_checkpoint, weights_digest
 from unveil.classify import create_classifier, load_classifier
+from unveil.classify.fusion import input_record
 from unveil.classify.identity import same_classifier
 from unveil.classes import CLASSES
 from unveil.errors import UnveilError
@@ -188,11 +189,10 @@ def open_inpainter(spec: str, device: str | torch.device = "cpu", fit_faces: Cal
 
 def inpainter_record(spec: str, checkpoints: str | Path | None = None) -> dict:
     """What names the inpainter a fusion was fitted with: a baseline by name, a generator by its weights'
-    SHA-256 (as `classify.fusion.input_record` names the classifiers)."""
+    SHA-256, as `input_record` names the classifiers."""
     if spec in BASELINES:
         return {"name": spec, "weights_sha256": None}
-    path = resolve_checkpoint(spec, checkpoints)
-    return {"name": path.name, "weights_sha256": weights_digest(path)}
+    return input_record(resolve_checkpoint(spec, checkpoints))
 
 
 # --------------------------------------------------------------------------- checkpoints

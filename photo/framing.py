@@ -28,8 +28,9 @@ from unveil.data.cache import cache_dir, read_cache, write_cache
 from unveil.data.preprocess import SIZE
 from unveil.errors import UnveilError
 from unveil.logs import progress
-from .align import _warp, align_face, transform_points
 from unveil.runtime import one_cpu_thread
+
+from .align import _warp, align_face, transform_points
 from .face import Face
 from .pose import Pose, head_pose
 from .read import read_photo

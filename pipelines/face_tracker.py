@@ -21,9 +21,9 @@ import cv2
 import numpy as np
 import torch
 
+from unveil.photo import Face
 from unveil.photo.align import transform_points
 from unveil.photo.boxes import box_ops
-from unveil.photo import Face
 
 __all__ = ["DETECT_SIDE", "Track", "FaceTracker", "video_detector_settings", "follow_motion"]
 

@@ -13,12 +13,12 @@ from unveil.inpaint import BASELINES
 from unveil.io import check_replaceable, output_folder, write_json
 from unveil.photo import DEFAULT_DETECTOR, DETECTORS
 from unveil.photo.read import photos_in
-from .face_tracker import DETECT_SIDE
-from .video_io import VIDEO_EXTENSIONS, Webcam, check_encoder, is_video
 
+from .face_tracker import DETECT_SIDE
 from .options import add_max_yaw_argument, add_model_arguments, count, examples
 from .predict import HOLES, INPAINTER, MIN_USABLE_FACE, SEARCH_FACE, Predictor, photo_table, sample_photos
 from .video import EVERY, SMOOTH, VideoOptions, VideoReader, read_videos
+from .video_io import VIDEO_EXTENSIONS, Webcam, check_encoder, is_video
 
 log = logging.getLogger(__name__)
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from unveil.errors import UnveilError
 from unveil.inpaint import BASELINES
 from unveil.photo.read import read_photo
-from .video_io import VIDEO_EXTENSIONS, VideoFile, is_video
 from unveil.shipped import shipped_inpainters
 
 from .predict import CROPS, HOLES, INPAINTER, MAX_YAW, Predictor
 from .serve_page import PAGE
 from .video import VideoOptions, VideoReader
+from .video_io import VIDEO_EXTENSIONS, VideoFile, is_video
 
 MAX_BYTES = 20 * 2**20          # 20 MiB a file
 BODY_TIMEOUT = 60.0             # s an upload may stall (no byte arriving) before it is answered 408

@@ -37,10 +37,10 @@ from unveil.figures import save_png, timeline_chart
 from unveil.io import atomic_path
 from unveil.photo import DEFAULT_DETECTOR, create_detector
 from unveil.photo.framing import frame_face
-from .face_tracker import DETECT_SIDE, FaceTracker, video_detector_settings
-from .video_io import Frame, H264Writer, VideoFile
 
+from .face_tracker import DETECT_SIDE, FaceTracker, video_detector_settings
 from .predict import SEARCH_FACE, Predictor
+from .video_io import Frame, H264Writer, VideoFile
 
 READINGS = ("one_reading", "untouched", "occluded", "reconstructed", "upper_half_reader")   # the answer first
 POSE = ("yaw", "pitch", "roll")
